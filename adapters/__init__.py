@@ -1,0 +1,1 @@
+"""The edge: store selection, the command line (and, later, NATS)."""

@@ -1,0 +1,112 @@
+"""Ingest JSON Lines: each line on its own, committed in batches, reported in order."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+import msgspec
+
+from domain import messages as m
+from domain.service import NetworkService, Outcome
+
+MAX_LINE_BYTES = 1 << 20
+BATCH_LINES = 1000
+_AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<path>[^`]*)`$")
+
+
+class LineReport(msgspec.Struct, frozen=True):
+    """The --json line for one input line."""
+
+    line: int
+    id: str | None
+    outcome: str
+    position: int | None
+    code: str | None
+    message: str | None
+
+
+def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, content) for every non-blank line; None for one too long."""
+    number = 0
+    while True:
+        chunk = stream.readline(MAX_LINE_BYTES + 1)
+        if not chunk:
+            return
+        number += 1
+        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+            # Skip the rest of the oversized line without holding it in memory.
+            while chunk and not chunk.endswith(b"\n"):
+                chunk = stream.readline(MAX_LINE_BYTES)
+            yield number, None
+            continue
+        if chunk.strip():
+            yield number, chunk
+
+
+def explain(error: msgspec.DecodeError) -> str:
+    """msgspec's error, led by the field it concerns."""
+    text = str(error)
+    found = _AT_PATH.match(text)
+    if isinstance(error, msgspec.ValidationError):
+        if found:
+            return f"field `{found['path']}`: {found['reason']}"
+        return text
+    return f"not valid JSON: {text}"
+
+
+def _id_of(raw: bytes) -> str | None:
+    """The line's `id`, when it has a usable one, for reporting a rejection."""
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    found = value.get("id") if isinstance(value, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def parse(raw: bytes | None) -> m.Message | Outcome:
+    """Decode one line, or the `invalid` rejection that says why not (I1)."""
+    if raw is None:
+        return Outcome(
+            "rejected", code="invalid", message=f"line is longer than {MAX_LINE_BYTES} bytes"
+        )
+    try:
+        return m.decode(raw)
+    except msgspec.DecodeError as error:
+        return Outcome("rejected", code="invalid", message=explain(error))
+
+
+def ingest(
+    service: NetworkService,
+    stream: BinaryIO,
+    report: Callable[[LineReport], None],
+    batch_lines: int = BATCH_LINES,
+) -> None:
+    """Apply every line; report each one, in order, once its batch is durable."""
+    pending: list[tuple[int, bytes | None, m.Message | Outcome]] = []
+
+    def flush() -> None:
+        messages = [item for _, _, item in pending if not isinstance(item, Outcome)]
+        decided = iter(service.ingest(messages))
+        for number, raw, item in pending:
+            if isinstance(item, Outcome):
+                ident = _id_of(raw) if raw is not None else None
+                outcome = item
+            else:
+                ident = item.id
+                outcome = next(decided)
+            report(
+                LineReport(
+                    number, ident, outcome.outcome, outcome.position, outcome.code, outcome.message
+                )
+            )
+        pending.clear()
+
+    for number, raw in read_lines(stream):
+        pending.append((number, raw, parse(raw)))
+        if len(pending) >= batch_lines:
+            flush()
+    if pending:
+        flush()

@@ -1,0 +1,1 @@
+"""The ctilink model: inbound events, the mode machine, the network aggregate."""

@@ -1,0 +1,98 @@
+"""Stores the log's events and snapshots as compact msgspec JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import msgspec
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import get_topic, resolve_topic
+
+from domain import messages as m
+from domain.network import Installed, Network, Recorded, Snapshot
+from domain.state import NetworkState
+
+
+class StoredRecord(msgspec.Struct, frozen=True):
+    """What a log position holds: when it was received, and the event as sent."""
+
+    timestamp: datetime
+    message: m.Message
+
+
+class StoredSnapshot(msgspec.Struct, frozen=True):
+    """What a snapshot holds."""
+
+    timestamp: datetime
+    created_on: datetime
+    modified_on: datetime
+    state: NetworkState
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_record = msgspec.json.Decoder(StoredRecord).decode
+_decode_snapshot = msgspec.json.Decoder(StoredSnapshot).decode
+
+
+@cache
+def _topic_class(topic: str) -> type:
+    """Resolve a stored topic once."""
+    return resolve_topic(topic)
+
+
+_TOPICS = {cls: get_topic(cls) for cls in (Installed, Recorded, Snapshot)}
+_NETWORK_TOPIC = get_topic(Network)
+
+
+class NetworkMapper(Mapper[str]):
+    """A Mapper that encodes with msgspec instead of the generic JSON transcoder."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        """Encode a log event or a snapshot."""
+        cls = type(domain_event)
+        if cls is Snapshot:
+            state = domain_event.state
+            payload = _encode(
+                StoredSnapshot(
+                    timestamp=domain_event.timestamp,
+                    created_on=state["_created_on"],
+                    modified_on=state["_modified_on"],
+                    state=state["state"],
+                )
+            )
+        else:
+            payload = _encode(StoredRecord(domain_event.timestamp, domain_event.message))
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=_TOPICS[cls],
+            state=payload,
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        """Decode a log event or a snapshot."""
+        cls = _topic_class(stored_event.topic)
+        fields: dict[str, Any] = {
+            "originator_id": stored_event.originator_id,
+            "originator_version": stored_event.originator_version,
+        }
+        if cls is Snapshot:
+            snap = _decode_snapshot(stored_event.state)
+            fields["timestamp"] = snap.timestamp
+            fields["topic"] = _NETWORK_TOPIC
+            fields["state"] = {
+                "_created_on": snap.created_on,
+                "_modified_on": snap.modified_on,
+                "state": snap.state,
+            }
+        else:
+            record = _decode_record(stored_event.state)
+            fields["timestamp"] = record.timestamp
+            fields["message"] = record.message
+            if cls is Installed:
+                fields["originator_topic"] = _NETWORK_TOPIC
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", fields)
+        return event

@@ -1,0 +1,184 @@
+"""The inbound vocabulary of SPEC §2 as one tagged union of msgspec Structs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+# SPEC §1: names are safe as one NATS subject token.
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+# I8: one to four dot-separated numbers.
+Version = Annotated[str, msgspec.Meta(pattern=r"^[0-9]+(\.[0-9]+){0,3}$")]
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+
+Platform = Literal["linux_server_edition", "application_server_ip500v2", "windows", "ucm"]
+Role = Literal["primary", "secondary", "expansion"]
+SystemPlatform = Literal["linux", "ip500v2"]
+LinkKind = Literal["csta", "dsml"]
+
+
+class Entry(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """One system-directory entry."""
+
+    name: str
+    number: str
+    ex_directory: bool = False
+
+
+class PersonalEntry(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One personal-directory entry."""
+
+    name: str
+    number: str
+
+
+class Event(
+    msgspec.Struct,
+    tag_field="type",
+    forbid_unknown_fields=True,
+    frozen=True,
+    kw_only=True,
+    omit_defaults=True,
+):
+    """The envelope every inbound event carries."""
+
+    id: EventId
+    network: Name
+    at: Timestamp | None = None
+    actor: Text = "system"
+
+
+class PortalInstalled(Event, tag="portal_installed"):
+    platform: Platform
+    upgraded_from: Version | None = None
+    auto_provisioning: bool = True
+
+
+class PortalRestarted(Event, tag="portal_restarted"):
+    pass
+
+
+class CentralCtiLinkSet(Event, tag="central_cti_link_set"):
+    enabled: bool
+
+
+class AutoProvisioningSet(Event, tag="auto_provisioning_set"):
+    enabled: bool
+
+
+class ConvertedToCentral(Event, tag="converted_to_central"):
+    pass
+
+
+class ProviderConfigured(Event, tag="provider_configured"):
+    kind: LinkKind
+    system: Name
+
+
+class ProviderRemoved(Event, tag="provider_removed"):
+    kind: LinkKind
+    system: Name
+
+
+class SystemAdded(Event, tag="system_added"):
+    system: Name
+    role: Role
+    platform: SystemPlatform
+    address: Text
+
+
+class SystemRemoved(Event, tag="system_removed"):
+    system: Name
+
+
+class ResilienceSet(Event, tag="resilience_set"):
+    enabled: bool
+
+
+class Failover(Event, tag="failover"):
+    system: Name
+
+
+class Failback(Event, tag="failback"):
+    system: Name
+
+
+class LinkChanged(Event, tag="link_changed"):
+    system: Name
+    component: LinkKind
+    up: bool
+
+
+class VoicemailDiscovered(Event, tag="voicemail_discovered"):
+    address: Text
+    system: Name
+
+
+class UserHomed(Event, tag="user_homed"):
+    user: Text
+    system: Name
+
+
+class UserRemoved(Event, tag="user_removed"):
+    user: Text
+
+
+class DirectoryChanged(Event, tag="directory_changed"):
+    system: Name
+    entries: tuple[Entry, ...]
+
+
+class PersonalDirectoryChanged(Event, tag="personal_directory_changed"):
+    system: Name
+    user: Text
+    # D3's limit of 250 is a rule (too_many_entries), not a schema check.
+    entries: tuple[PersonalEntry, ...]
+
+
+Message = (
+    PortalInstalled
+    | PortalRestarted
+    | CentralCtiLinkSet
+    | AutoProvisioningSet
+    | ConvertedToCentral
+    | ProviderConfigured
+    | ProviderRemoved
+    | SystemAdded
+    | SystemRemoved
+    | ResilienceSet
+    | Failover
+    | Failback
+    | LinkChanged
+    | VoicemailDiscovered
+    | UserHomed
+    | UserRemoved
+    | DirectoryChanged
+    | PersonalDirectoryChanged
+)
+
+EVENT_TYPES: tuple[str, ...] = tuple(
+    cls.__struct_config__.tag
+    for cls in Message.__args__  # type: ignore[attr-defined]
+)
+
+_decoder = msgspec.json.Decoder(Message)
+_encoder = msgspec.json.Encoder()
+
+
+def decode(raw: bytes | str) -> Message:
+    """Decode and validate one event; raises msgspec.ValidationError or DecodeError."""
+    return _decoder.decode(raw)
+
+
+def encode(message: Message) -> bytes:
+    """Encode one event in the SPEC §2 form."""
+    return _encoder.encode(message)
+
+
+def type_of(message: Message) -> str:
+    """The event's `type` tag."""
+    return type(message).__struct_config__.tag  # type: ignore[return-value]

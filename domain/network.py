@@ -1,0 +1,83 @@
+"""The network aggregate: its event stream is the network's append-only log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import (
+    BaseAggregate,
+    CanInitAggregate,
+    CanMutateAggregate,
+    CanSnapshotAggregate,
+)
+
+from domain import messages as m
+from domain import rules
+from domain.state import NetworkState, evolve, install
+
+
+@dataclass(frozen=True)
+class Recorded(CanMutateAggregate[str]):
+    """One accepted inbound event at the next position of the network's log."""
+
+    originator_id: str
+    originator_version: int
+    timestamp: datetime  # when it was received
+    message: m.Message
+
+    def apply(self, aggregate: Network) -> None:
+        """Fold the event into the aggregate's state."""
+        evolve(aggregate.state, self.message)
+
+
+@dataclass(frozen=True)
+class Installed(CanInitAggregate[str]):
+    """Position 1: `portal_installed`, which creates the network."""
+
+    originator_id: str
+    originator_version: int
+    timestamp: datetime
+    originator_topic: str
+    message: m.PortalInstalled
+
+    def apply(self, aggregate: Network) -> None:
+        """Set up the initial state (M1)."""
+        aggregate.state = install(self.message)
+
+
+@dataclass(frozen=True)
+class Snapshot(CanSnapshotAggregate[str]):
+    """The network's state at one position, so loading stays fast."""
+
+    originator_id: str
+    originator_version: int
+    timestamp: datetime
+    topic: str
+    state: dict[str, Any]
+
+
+class Network(BaseAggregate[str]):
+    """One portal's network, identified by its name."""
+
+    Snapshot = Snapshot
+    state: NetworkState
+
+    def __init__(self, message: m.PortalInstalled) -> None:
+        """Created by the `Installed` event; its apply sets the state."""
+
+    @classmethod
+    def install(cls, message: m.PortalInstalled) -> Network:
+        """Create a network from its `portal_installed` event."""
+        return cls._create(Installed, id=message.network, message=message)
+
+    def record(self, message: m.Message) -> None:
+        """Check `message` against the rules, then append it (raises Rejected)."""
+        rules.check(self.state, message)
+        self.trigger_event(Recorded, message=message)
+
+
+def recorded_at(event: Recorded | Installed) -> datetime:
+    """When the event happened: its `at`, else when it was received."""
+    return event.message.at or event.timestamp

@@ -1,0 +1,104 @@
+"""The checks of SPEC §3–§7, in the order I2 gives: installation, systems, own rule."""
+
+from __future__ import annotations
+
+from domain import messages as m
+from domain.errors import Rejected
+from domain.mode import LEGACY, next_mode
+from domain.state import NetworkState, setting_trigger
+
+MAX_PERSONAL_ENTRIES = 250
+CENTRAL_PLATFORM = "linux_server_edition"
+UNIQUE_ROLES = ("primary", "secondary")
+
+
+def check_installation(state: NetworkState | None, message: m.Message) -> None:
+    """I5: everything but `portal_installed` needs an installed network; install once."""
+    if isinstance(message, m.PortalInstalled):
+        if state is not None:
+            raise Rejected("already_installed", f"network {message.network!r} is already installed")
+    elif state is None:
+        raise Rejected(
+            "not_installed", f"network {message.network!r} has no portal_installed event yet"
+        )
+
+
+def check_systems(state: NetworkState, message: m.Message) -> None:
+    """I6: named systems must exist; names are unique; one primary and one secondary."""
+    if isinstance(message, m.SystemAdded):
+        if message.system in state.systems:
+            raise Rejected(
+                "duplicate_system", f"system {message.system!r} is already in the network"
+            )
+        if message.role in UNIQUE_ROLES:
+            holder = state.role_holder(message.role)
+            if holder is not None:
+                raise Rejected(
+                    "role_taken", f"the network already has a {message.role}: {holder!r}"
+                )
+        return
+    if isinstance(message, m.ProviderRemoved):
+        return
+    system = message.system  # type: ignore[union-attr]
+    if system not in state.systems:
+        raise Rejected("unknown_system", f"system {system!r} is not in the network")
+
+
+def check_setting(state: NetworkState, message: m.Message) -> None:
+    """M2–M4: where Central CTI Link exists, what is shown, conversion once."""
+    enabling = isinstance(message, m.ConvertedToCentral) or (
+        isinstance(message, m.CentralCtiLinkSet) and message.enabled
+    )
+    if enabling and state.platform != CENTRAL_PLATFORM:
+        raise Rejected(
+            "central_not_available",
+            f"Central CTI Link exists only on {CENTRAL_PLATFORM}, not on {state.platform}",
+        )
+    if isinstance(message, m.ConvertedToCentral) and state.converted:
+        raise Rejected("already_converted", "the network was already converted to Central CTI Link")
+    if next_mode(state.configured, setting_trigger(message)) is None:
+        shown = "auto_provisioning" if state.configured in LEGACY else "central_cti_link"
+        raise Rejected(
+            "wrong_setting", f"{m.type_of(message)} does not apply while {shown} is shown"
+        )
+
+
+def check_user(state: NetworkState, message: m.Message) -> None:
+    """D3: personal directories come from the user's host, at most 250 entries."""
+    if message.user not in state.users:
+        raise Rejected("unknown_user", f"user {message.user!r} is not known in the network")
+    if isinstance(message, m.PersonalDirectoryChanged):
+        host = state.users[message.user]
+        if message.system != host:
+            raise Rejected(
+                "not_host_system",
+                f"user {message.user!r} is homed on {host!r}, not on {message.system!r}",
+            )
+        if len(message.entries) > MAX_PERSONAL_ENTRIES:
+            raise Rejected(
+                "too_many_entries",
+                f"a personal directory holds at most {MAX_PERSONAL_ENTRIES} entries, "
+                f"got {len(message.entries)}",
+            )
+
+
+SETTING_EVENTS = (m.CentralCtiLinkSet, m.AutoProvisioningSet, m.ConvertedToCentral)
+USER_EVENTS = (m.UserRemoved, m.PersonalDirectoryChanged)
+# Which systems check (I6) and which own rule each type needs, decided once per type.
+_NAMES_SYSTEM = {cls for cls in m.Message.__args__ if "system" in cls.__struct_fields__}
+_OWN_RULE = {cls: check_setting for cls in SETTING_EVENTS} | {
+    cls: check_user for cls in USER_EVENTS
+}
+
+
+def check(state: NetworkState | None, message: m.Message) -> None:
+    """Raise Rejected when `message` may not be appended to a network in `state`."""
+    check_installation(state, message)
+    if state is None:
+        return
+    cls = type(message)
+    if cls in _NAMES_SYSTEM:
+        check_systems(state, message)
+    own_rule = _OWN_RULE.get(cls)
+    if own_rule is not None:
+        own_rule(state, message)

@@ -1,0 +1,184 @@
+"""The application service: ingest with idempotency, and reads as of any position."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from datetime import UTC
+from typing import Any, Literal
+
+import msgspec
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
+
+from domain import messages as m
+from domain.codec import NetworkMapper
+from domain.errors import PositionOutOfRange, Rejected, UnknownNetwork
+from domain.network import Installed, Network, Recorded
+from domain.state import NetworkState
+
+LogEvent = Installed | Recorded
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What became of one inbound event."""
+
+    outcome: Literal["accepted", "duplicate", "rejected"]
+    position: int | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+def digest(message: m.Message) -> bytes:
+    """A fingerprint of the event's content as decoded (I3 compares contents)."""
+    if message.at is not None and message.at.utcoffset():
+        message = msgspec.structs.replace(message, at=message.at.astimezone(UTC))
+    return hashlib.blake2b(m.encode(message), digest_size=16).digest()
+
+
+class Loaded:
+    """A network held in memory for writing: its aggregate and its accepted ids."""
+
+    __slots__ = ("aggregate", "committed", "ids")
+
+    def __init__(self) -> None:
+        self.aggregate: Network | None = None
+        self.ids: dict[str, tuple[int, bytes]] = {}
+        self.committed = 0  # the position durable in the store
+
+    def accept(self, event: LogEvent) -> None:
+        """Fold one log event in and remember its id."""
+        self.aggregate = event.mutate(self.aggregate)
+        self.ids[event.message.id] = (event.originator_version, digest(event.message))
+
+
+class NetworkService(Application[str]):
+    """Keeps every network's log and answers for any position."""
+
+    name = "ctilink"
+    env = {"ORIGINATOR_ID_TYPE": "text", "IS_SNAPSHOTTING_ENABLED": "y"}
+    snapshot_interval = 50
+    max_cached_networks = 10_000
+    max_attempts = 10
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._cache: OrderedDict[str, Loaded] = OrderedDict()
+
+    def construct_mapper(self) -> Mapper[Any]:
+        """Encode with msgspec rather than the generic JSON transcoder."""
+        return NetworkMapper(transcoder=JSONTranscoder())
+
+    # --- writing ---------------------------------------------------------
+
+    def ingest(self, messages: Sequence[m.Message]) -> list[Outcome]:
+        """Apply events in order and commit the accepted ones in one transaction."""
+        for attempt in range(1, self.max_attempts + 1):
+            dirty: dict[str, Loaded] = {}
+            try:
+                outcomes = [self._submit(message, dirty) for message in messages]
+                self._commit(dirty)
+                return outcomes
+            except IntegrityError:
+                # Another writer got there first: reload from the store and redo.
+                self._forget(dirty)
+                if attempt == self.max_attempts:
+                    raise
+            except BaseException:
+                self._forget(dirty)
+                raise
+        raise AssertionError("unreachable")
+
+    def _submit(self, message: m.Message, dirty: dict[str, Loaded]) -> Outcome:
+        """Decide one event against the in-memory state; nothing is durable yet."""
+        loaded = self._load(message.network)
+        seen = loaded.ids.get(message.id)
+        fingerprint = digest(message)
+        if seen is not None:
+            position, known = seen
+            if known == fingerprint:
+                return Outcome("duplicate", position=position)
+            return Outcome(
+                "rejected",
+                code="id_conflict",
+                message=f"id {message.id!r} was accepted at position {position} "
+                "with different content",
+            )
+        try:
+            if loaded.aggregate is None:
+                if not isinstance(message, m.PortalInstalled):
+                    raise Rejected(
+                        "not_installed",
+                        f"network {message.network!r} has no portal_installed event yet",
+                    )
+                loaded.aggregate = Network.install(message)
+            else:
+                loaded.aggregate.record(message)
+        except Rejected as rejection:
+            return Outcome("rejected", code=rejection.code, message=rejection.message)
+        position = loaded.aggregate.version
+        loaded.ids[message.id] = (position, fingerprint)
+        dirty[message.network] = loaded
+        return Outcome("accepted", position=position)
+
+    def _commit(self, dirty: dict[str, Loaded]) -> None:
+        """Save every pending event in one transaction, then take due snapshots."""
+        aggregates = [loaded.aggregate for loaded in dirty.values()]
+        if not aggregates:
+            return
+        self.save(*aggregates)
+        snapshots = []
+        for loaded in dirty.values():
+            agg = loaded.aggregate
+            assert agg is not None
+            if agg.version // self.snapshot_interval > loaded.committed // self.snapshot_interval:
+                snapshots.append(Network.Snapshot.take(agg))
+            loaded.committed = agg.version
+        if snapshots and self.snapshots is not None:
+            self.snapshots.put(snapshots)
+
+    def _forget(self, dirty: dict[str, Loaded]) -> None:
+        """Drop networks whose in-memory state may be ahead of the store."""
+        for name in dirty:
+            self._cache.pop(name, None)
+
+    def _load(self, name: str) -> Loaded:
+        """The network's writable state, folded from its whole log once per process."""
+        loaded = self._cache.get(name)
+        if loaded is not None:
+            self._cache.move_to_end(name)
+            return loaded
+        loaded = Loaded()
+        for event in self.events.get(name):
+            loaded.accept(event)
+        loaded.committed = loaded.aggregate.version if loaded.aggregate else 0
+        self._cache[name] = loaded
+        if len(self._cache) > self.max_cached_networks:
+            self._cache.popitem(last=False)
+        return loaded
+
+    # --- reading ---------------------------------------------------------
+
+    def head(self, name: str) -> int:
+        """The network's last position; raises UnknownNetwork."""
+        last = self.recorder.select_events(name, desc=True, limit=1)
+        if not last:
+            raise UnknownNetwork(name)
+        return last[0].originator_version
+
+    def state_at(self, name: str, position: int | None = None) -> tuple[NetworkState, int]:
+        """The network's state right after `position` (default: the last one)."""
+        if position is not None:
+            head = self.head(name)
+            if not 1 <= position <= head:
+                raise PositionOutOfRange(name, position, head)
+        try:
+            network: Network = self.repository.get(name, version=position)
+        except AggregateNotFoundError:
+            raise UnknownNetwork(name) from None
+        return network.state, network.version
+
+    def log(self, name: str, upto: int | None = None) -> Iterator[LogEvent]:
+        """The network's log events in position order, up to `upto` inclusive."""
+        yield from self.events.get(name, lte=upto)

@@ -1,0 +1,1 @@
+"""Views derived from a network's log: provider set, component status, directory."""
