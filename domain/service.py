@@ -6,7 +6,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import UTC
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -57,7 +57,7 @@ class NetworkService(Application[str]):
     """Keeps every network's log and answers for any position."""
 
     name = "ctilink"
-    env = {"ORIGINATOR_ID_TYPE": "text", "IS_SNAPSHOTTING_ENABLED": "y"}
+    env: ClassVar[dict[str, str]] = {"ORIGINATOR_ID_TYPE": "text", "IS_SNAPSHOTTING_ENABLED": "y"}
     snapshot_interval = 50
     max_cached_networks = 10_000
     max_attempts = 10
