@@ -1,0 +1,65 @@
+"""Builders for inbound events and a given-when-then harness over a real store."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import msgspec
+
+from domain import messages as m
+from domain.service import NetworkService, Outcome
+from projections.directory import directory
+from projections.status import status
+
+_ids = itertools.count(1)
+
+
+def ev(type_: str, network: str = "acme", **fields: Any) -> dict[str, Any]:
+    """One inbound event as a JSON-ready dict, with a fresh id unless given."""
+    fields.setdefault("id", f"ev-{next(_ids)}")
+    return {"type": type_, "network": network, **fields}
+
+
+def decode(event: dict[str, Any]) -> m.Message:
+    """Decode a dict exactly as a JSON line would be."""
+    return m.decode(msgspec.json.encode(event))
+
+
+class Harness:
+    """Given past events, when one more arrives, then check outcome and views."""
+
+    def __init__(self, service: NetworkService) -> None:
+        self.service = service
+
+    def given(self, *events: dict[str, Any]) -> Harness:
+        """Apply events that must all be accepted."""
+        outcomes = self.service.ingest([decode(e) for e in events])
+        bad = [(e, o) for e, o in zip(events, outcomes, strict=True) if o.outcome != "accepted"]
+        assert not bad, f"given events were not accepted: {bad}"
+        return self
+
+    def when(self, event: dict[str, Any]) -> Outcome:
+        """Apply one event and return its outcome."""
+        return self.service.ingest([decode(event)])[0]
+
+    def status(self, network: str = "acme", at: int | None = None) -> dict[str, Any]:
+        """The SPEC §8 status document as plain JSON data."""
+        state, position = self.service.state_at(network, at)
+        return msgspec.to_builtins(status(state, position))
+
+    def directory(self, network: str = "acme", at: int | None = None) -> dict[str, Any]:
+        """The SPEC §8 directory document as plain JSON data."""
+        state, position = self.service.state_at(network, at)
+        return msgspec.to_builtins(directory(state, position))
+
+
+def installed(platform: str = "linux_server_edition", **fields: Any) -> dict[str, Any]:
+    """A portal_installed event."""
+    return ev("portal_installed", platform=platform, **fields)
+
+
+def system(name: str, role: str = "expansion", platform: str = "linux", **fields: Any) -> dict[str, Any]:
+    """A system_added event."""
+    return ev("system_added", system=name, role=role, platform=platform,
+              address=fields.pop("address", f"10.0.0.{abs(hash(name)) % 250 + 1}"), **fields)
