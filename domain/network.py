@@ -68,14 +68,23 @@ class Network(BaseAggregate[str]):
         """Created by the `Installed` event; its apply sets the state."""
 
     @classmethod
-    def install(cls, message: m.PortalInstalled) -> Network:
+    def install(cls, message: m.PortalInstalled, received: datetime) -> Network:
         """Create a network from its `portal_installed` event."""
-        return cls._create(Installed, id=message.network, message=message)
+        return cls._create(Installed, id=message.network, message=message, timestamp=received)
 
-    def record(self, message: m.Message) -> None:
+    def record(self, message: m.Message, received: datetime) -> None:
         """Check `message` against the rules, then append it (raises Rejected)."""
         rules.check(self.state, message)
-        self.trigger_event(Recorded, message=message)
+        # What trigger_event() does, minus its generic kwargs handling, which
+        # cost a third of the ingest time on the hot path.
+        event = Recorded(
+            originator_id=self.id,
+            originator_version=self.version + 1,
+            timestamp=received,
+            message=message,
+        )
+        event.mutate(self)
+        self.pending_events.append(event)
 
 
 def recorded_at(event: Recorded | Installed) -> datetime:

@@ -93,10 +93,10 @@ _OWN_RULE = {cls: check_setting for cls in SETTING_EVENTS} | {
 
 def check(state: NetworkState | None, message: m.Message) -> None:
     """Raise Rejected when `message` may not be appended to a network in `state`."""
-    check_installation(state, message)
-    if state is None:
-        return
     cls = type(message)
+    if state is None or cls is m.PortalInstalled:
+        check_installation(state, message)
+        return
     if cls in _NAMES_SYSTEM:
         check_systems(state, message)
     own_rule = _OWN_RULE.get(cls)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from domain.state import NetworkState
-from projections.providers import active_targets
-from projections.status import via
+from projections.providers import providers
+from projections.status import serving, via
 
 
 class SystemEntry(msgspec.Struct, frozen=True):
@@ -36,10 +36,10 @@ class Directory(msgspec.Struct, frozen=True):
 
 def system_entries(state: NetworkState) -> list[SystemEntry]:
     """D1, D2: entries of systems whose dsml row has a via, minus ex-directory ones."""
-    active = active_targets(state)
+    serve = serving(state, providers(state))
     entries = []
     for system, listed in state.directories.items():
-        served_by = via(state, system, "dsml", active)
+        served_by = via(serve, system, "dsml")
         if served_by is not None:
             entries += [
                 SystemEntry(e.name, e.number, system, served_by)

@@ -59,7 +59,3 @@ def providers(state: NetworkState) -> list[Provider]:
     result.sort()
     return result
 
-
-def active_targets(state: NetworkState) -> set[tuple[str, str]]:
-    """(kind, system) of every active csta/dsml provider."""
-    return {(p.kind, p.target) for p in providers(state) if p.kind in KINDS}

@@ -53,40 +53,54 @@ def mode_view(state: NetworkState) -> ModeView:
     )
 
 
-def _healthy(state: NetworkState, system: str | None) -> bool:
-    """The system is in the network and not failed over."""
-    return system is not None and system in state.systems and system not in state.failed
+class Serving(msgspec.Struct, frozen=True):
+    """What C2 needs to know once per network, not once per row."""
+
+    central: bool
+    primary: str | None
+    standby: str | None  # the secondary, when it can take over (resilience, healthy)
+    active: frozenset[tuple[str, str]]  # (kind, system) of active csta/dsml providers
+    failed: frozenset[str]
 
 
-def via(state: NetworkState, system: str, kind: str, active: set[tuple[str, str]]) -> str | None:
-    """C2: the system whose provider serves this row, or None."""
+def serving(state: NetworkState, provider_set: list[Provider]) -> Serving:
+    """Collect the facts that decide every row's `via`."""
     secondary = state.role_holder("secondary")
-    standby = secondary if state.resilience and _healthy(state, secondary) else None
-    if state.effective is Mode.CENTRAL:
-        primary = state.role_holder("primary")
-        if primary is None:
+    healthy = secondary is not None and secondary not in state.failed
+    return Serving(
+        central=state.effective is Mode.CENTRAL,
+        primary=state.role_holder("primary"),
+        standby=secondary if state.resilience and healthy else None,
+        active=frozenset((p.kind, p.target) for p in provider_set if p.kind in KINDS),
+        failed=frozenset(state.failed),
+    )
+
+
+def via(serve: Serving, system: str, kind: str) -> str | None:
+    """C2: the system whose provider serves this row, or None."""
+    if serve.central:
+        if serve.primary is None:
             return None
-        return primary if primary not in state.failed else standby
-    if (kind, system) not in active:
+        return serve.primary if serve.primary not in serve.failed else serve.standby
+    if (kind, system) not in serve.active:
         return None
-    if system not in state.failed:
+    if system not in serve.failed:
         return system
-    if standby is not None and (kind, standby) in active:
-        return standby
+    if serve.standby is not None and (kind, serve.standby) in serve.active:
+        return serve.standby
     return None
 
 
-def component_rows(state: NetworkState, active: set[tuple[str, str]]) -> list[ComponentRow]:
+def component_rows(state: NetworkState, serve: Serving) -> list[ComponentRow]:
     """C1–C3: one row per system and component, sorted by system then component."""
-    central = state.effective is Mode.CENTRAL
     rows = []
     for name in sorted(state.systems):
         role = state.systems[name].role
         for kind in KINDS:
-            served_by = via(state, name, kind, active)
+            served_by = via(serve, name, kind)
             if served_by is not None and state.links.get(served_by, {}).get(kind) is True:
                 row_state = "available"
-            elif not central and (kind, name) not in active:
+            elif not serve.central and (kind, name) not in serve.active:
                 row_state = "not_configured"
             else:
                 row_state = "unavailable"
@@ -97,11 +111,10 @@ def component_rows(state: NetworkState, active: set[tuple[str, str]]) -> list[Co
 def status(state: NetworkState, position: int) -> Status:
     """The status document right after `position`."""
     provider_set = providers(state)
-    active = {(p.kind, p.target) for p in provider_set if p.kind in KINDS}
     return Status(
         network=state.name,
         position=position,
         mode=mode_view(state),
         providers=provider_set,
-        components=component_rows(state, active),
+        components=component_rows(state, serving(state, provider_set)),
     )

@@ -59,7 +59,9 @@ def installed(platform: str = "linux_server_edition", **fields: Any) -> dict[str
     return ev("portal_installed", platform=platform, **fields)
 
 
-def system(name: str, role: str = "expansion", platform: str = "linux", **fields: Any) -> dict[str, Any]:
+def system(
+    name: str, role: str = "expansion", platform: str = "linux", **fields: Any
+) -> dict[str, Any]:
     """A system_added event."""
-    return ev("system_added", system=name, role=role, platform=platform,
-              address=fields.pop("address", f"10.0.0.{abs(hash(name)) % 250 + 1}"), **fields)
+    address = fields.pop("address", f"10.0.0.{sum(name.encode()) % 250 + 1}")
+    return ev("system_added", system=name, role=role, platform=platform, address=address, **fields)
