@@ -16,10 +16,22 @@ from domain.state import NetworkState
 
 
 class StoredRecord(msgspec.Struct, frozen=True):
-    """What a log position holds: when it was received, and the event as sent."""
+    """What a log position holds: when it was received, the event as sent, its digest."""
 
     timestamp: datetime
     message: m.Message
+    fingerprint: bytes
+
+
+class _IdOnly(msgspec.Struct):
+    id: str
+
+
+class _StoredId(msgspec.Struct):
+    """The part of a StoredRecord that idempotency needs; the rest is skipped unread."""
+
+    message: _IdOnly
+    fingerprint: bytes
 
 
 class StoredSnapshot(msgspec.Struct, frozen=True):
@@ -34,6 +46,13 @@ class StoredSnapshot(msgspec.Struct, frozen=True):
 _encode = msgspec.json.Encoder().encode
 _decode_record = msgspec.json.Decoder(StoredRecord).decode
 _decode_snapshot = msgspec.json.Decoder(StoredSnapshot).decode
+_decode_id = msgspec.json.Decoder(_StoredId).decode
+
+
+def stored_fingerprint(state: bytes) -> tuple[str, bytes]:
+    """(event id, fingerprint) of a stored log event, without decoding the event."""
+    found = _decode_id(state)
+    return found.message.id, found.fingerprint
 
 
 @cache
@@ -63,7 +82,9 @@ class NetworkMapper(Mapper[str]):
                 )
             )
         else:
-            payload = _encode(StoredRecord(domain_event.timestamp, domain_event.message))
+            payload = _encode(
+                StoredRecord(domain_event.timestamp, domain_event.message, domain_event.fingerprint)
+            )
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
@@ -91,6 +112,7 @@ class NetworkMapper(Mapper[str]):
             record = _decode_record(stored_event.state)
             fields["timestamp"] = record.timestamp
             fields["message"] = record.message
+            fields["fingerprint"] = record.fingerprint
             if cls is Installed:
                 fields["originator_topic"] = _NETWORK_TOPIC
         event = object.__new__(cls)

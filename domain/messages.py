@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -182,3 +183,11 @@ def encode(message: Message) -> bytes:
 def type_of(message: Message) -> str:
     """The event's `type` tag."""
     return type(message).__struct_config__.tag  # type: ignore[return-value]
+
+
+def fingerprint(message: Message) -> bytes:
+    """A digest of the event's content as decoded (I3 compares contents, not bytes)."""
+    if message.at is not None and message.at.utcoffset():
+        # The same instant in another offset is the same content.
+        message = msgspec.structs.replace(message, at=message.at.astimezone(UTC))
+    return hashlib.blake2b(_encoder.encode(message), digest_size=16).digest()

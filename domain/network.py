@@ -26,6 +26,7 @@ class Recorded(CanMutateAggregate[str]):
     originator_version: int
     timestamp: datetime  # when it was received
     message: m.Message
+    fingerprint: bytes  # of the message, for idempotency (I3)
 
     def apply(self, aggregate: Network) -> None:
         """Fold the event into the aggregate's state."""
@@ -41,6 +42,7 @@ class Installed(CanInitAggregate[str]):
     timestamp: datetime
     originator_topic: str
     message: m.PortalInstalled
+    fingerprint: bytes
 
     def apply(self, aggregate: Network) -> None:
         """Set up the initial state (M1)."""
@@ -68,11 +70,19 @@ class Network(BaseAggregate[str]):
         """Created by the `Installed` event; its apply sets the state."""
 
     @classmethod
-    def install(cls, message: m.PortalInstalled, received: datetime) -> Network:
+    def install(
+        cls, message: m.PortalInstalled, received: datetime, fingerprint: bytes
+    ) -> Network:
         """Create a network from its `portal_installed` event."""
-        return cls._create(Installed, id=message.network, message=message, timestamp=received)
+        return cls._create(
+            Installed,
+            id=message.network,
+            message=message,
+            timestamp=received,
+            fingerprint=fingerprint,
+        )
 
-    def record(self, message: m.Message, received: datetime) -> None:
+    def record(self, message: m.Message, received: datetime, fingerprint: bytes) -> None:
         """Check `message` against the rules, then append it (raises Rejected)."""
         rules.check(self.state, message)
         # What trigger_event() does, minus its generic kwargs handling, which
@@ -82,6 +92,7 @@ class Network(BaseAggregate[str]):
             originator_version=self.version + 1,
             timestamp=received,
             message=message,
+            fingerprint=fingerprint,
         )
         event.mutate(self)
         self.pending_events.append(event)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 import msgspec
@@ -13,7 +12,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 
 from domain import messages as m
-from domain.codec import NetworkMapper
+from domain.codec import NetworkMapper, stored_fingerprint
 from domain.errors import PositionOutOfRange, Rejected, UnknownNetwork
 from domain.network import Installed, Network, Recorded
 from domain.state import NetworkState
@@ -30,27 +29,15 @@ class Outcome(msgspec.Struct, frozen=True):
     message: str | None = None
 
 
-def digest(message: m.Message) -> bytes:
-    """A fingerprint of the event's content as decoded (I3 compares contents)."""
-    if message.at is not None and message.at.utcoffset():
-        message = msgspec.structs.replace(message, at=message.at.astimezone(UTC))
-    return hashlib.blake2b(m.encode(message), digest_size=16).digest()
-
-
 class Loaded:
     """A network held in memory for writing: its aggregate and its accepted ids."""
 
     __slots__ = ("aggregate", "committed", "ids")
 
-    def __init__(self) -> None:
-        self.aggregate: Network | None = None
-        self.ids: dict[str, tuple[int, bytes]] = {}
-        self.committed = 0  # the position durable in the store
-
-    def accept(self, event: LogEvent) -> None:
-        """Fold one log event in and remember its id."""
-        self.aggregate = event.mutate(self.aggregate)
-        self.ids[event.message.id] = (event.originator_version, digest(event.message))
+    def __init__(self, aggregate: Network | None, ids: dict[str, tuple[int, bytes]]) -> None:
+        self.aggregate = aggregate
+        self.ids = ids  # event id -> (position, fingerprint)
+        self.committed = aggregate.version if aggregate else 0  # durable in the store
 
 
 class NetworkService(Application[str]):
@@ -98,7 +85,7 @@ class NetworkService(Application[str]):
         """Decide one event against the in-memory state; nothing is durable yet."""
         loaded = self._load(message.network)
         seen = loaded.ids.get(message.id)
-        fingerprint = digest(message)
+        fingerprint = m.fingerprint(message)
         if seen is not None:
             position, known = seen
             if known == fingerprint:
@@ -116,9 +103,9 @@ class NetworkService(Application[str]):
                         "not_installed",
                         f"network {message.network!r} has no portal_installed event yet",
                     )
-                loaded.aggregate = Network.install(message, received)
+                loaded.aggregate = Network.install(message, received, fingerprint)
             else:
-                loaded.aggregate.record(message, received)
+                loaded.aggregate.record(message, received, fingerprint)
         except Rejected as rejection:
             return Outcome("rejected", code=rejection.code, message=rejection.message)
         position = loaded.aggregate.version
@@ -157,16 +144,23 @@ class NetworkService(Application[str]):
             self._cache.pop(name, None)
 
     def _load(self, name: str) -> Loaded:
-        """The network's writable state, folded from its whole log once per process."""
+        """The network's writable state: from its latest snapshot, plus every id."""
         loaded = self._cache.get(name)
         if loaded is not None:
             self._cache.move_to_end(name)
             return loaded
-        loaded = Loaded()
-        for event in self.events.get(name):
-            loaded.accept(event)
-        loaded.committed = loaded.aggregate.version if loaded.aggregate else 0
-        self._cache[name] = loaded
+        try:
+            aggregate: Network | None = self.repository.get(name)
+        except AggregateNotFoundError:
+            aggregate = None
+        ids: dict[str, tuple[int, bytes]] = {}
+        if aggregate is not None:
+            # Only up to the aggregate's version: a later event written meanwhile by
+            # someone else makes our save conflict, and we reload.
+            for stored in self.recorder.select_events(name, lte=aggregate.version):
+                event_id, fingerprint = stored_fingerprint(stored.state)
+                ids[event_id] = (stored.originator_version, fingerprint)
+        loaded = self._cache[name] = Loaded(aggregate, ids)
         if len(self._cache) > self.max_cached_networks:
             self._cache.popitem(last=False)
         return loaded
