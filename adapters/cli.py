@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -188,14 +189,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.run(service, args)
         finally:
             service.close()
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UnknownNetwork, PositionOutOfRange, StoreError, OSError) as error:
         print(f"ctilink: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ctilink: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":
