@@ -1,0 +1,123 @@
+"""The store: durable commits, snapshots, loading, and selection."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from adapters.store import StoreError, network_heads, open_service, persistence_env, resolve
+from domain.codec import stored_fingerprint
+from projections.log import fold
+from tests.support import Harness, decode, ev, installed, system
+
+
+def test_every_commit_is_synced_to_disk(service):
+    connection = service.recorder.datastore.pool.get_connection(is_writer=True)
+    try:
+        raw = connection._sqlite_conn
+        journal = raw.execute("PRAGMA journal_mode").fetchone()[0]
+        synchronous = raw.execute("PRAGMA synchronous").fetchone()[0]
+    finally:
+        service.recorder.datastore.pool.put_connection(connection)
+
+    # WAL with synchronous=FULL (2): a commit survives a crash of the machine.
+    assert (journal, synchronous) == ("wal", 2)
+
+
+def test_snapshots_are_written_every_interval_in_the_same_commit(service, store_path):
+    service.snapshot_interval = 10
+    events = [installed(), system("se-primary", role="primary")]
+    events += [ev("link_changed", system="se-primary", component="csta", up=i % 2 == 0)
+               for i in range(33)]
+
+    Harness(service).given(*events)
+
+    db = sqlite3.connect(store_path)
+    versions = [v for (v,) in db.execute(
+        "SELECT originator_version FROM stored_snapshots ORDER BY originator_version")]
+    assert versions == [35]  # one batch: one snapshot at its end
+    service.ingest([decode(ev("portal_restarted")) for _ in range(10)])
+    versions = [v for (v,) in db.execute(
+        "SELECT originator_version FROM stored_snapshots ORDER BY originator_version")]
+    assert versions == [35, 45]
+
+
+def test_status_from_a_snapshot_equals_status_from_the_whole_log(store_path):
+    events = [installed(), system("se-primary", role="primary"), system("exp-1")]
+    events += [ev("link_changed", system="exp-1", component="dsml", up=i % 3 == 0)
+               for i in range(120)]
+    with_snapshots = open_service(store_path)
+    Harness(with_snapshots).given(*events)
+    with_snapshots.close()
+
+    reader = open_service(store_path)
+    snapshot_state, position = reader.state_at("acme")
+    log_state = fold(e.message for e in reader.log("acme"))
+    reader.close()
+
+    assert position == 123
+    assert snapshot_state == log_state
+
+
+def test_a_new_process_keeps_idempotency_i3(store_path):
+    first = open_service(store_path)
+    event = installed(id="install-1")
+    assert first.ingest([decode(event)])[0].outcome == "accepted"
+    first.close()
+
+    second = open_service(store_path)
+    again = second.ingest([decode(event)])[0]
+    conflict = second.ingest([decode({**event, "platform": "windows"})])[0]
+    second.close()
+
+    assert (again.outcome, again.position) == ("duplicate", 1)
+    assert (conflict.outcome, conflict.code) == ("rejected", "id_conflict")
+
+
+def test_stored_events_carry_the_fingerprint_of_the_event_as_sent(service):
+    Harness(service).given(installed(id="first"))
+
+    stored = service.recorder.select_events("acme")[0]
+
+    assert stored_fingerprint(stored.state)[0] == "first"
+
+
+def test_two_services_on_one_store_never_double_an_event_i3_i4(store_path):
+    one, two = open_service(store_path), open_service(store_path)
+    Harness(one).given(installed())
+    # Both have loaded the network; `two` is then behind what `one` writes.
+    two.ingest([decode(ev("portal_restarted", id="r0"))])
+    one.ingest([decode(ev("portal_restarted", id="r1"))])
+
+    outcomes = two.ingest([decode(ev("portal_restarted", id="r1")),
+                           decode(ev("portal_restarted", id="r2"))])
+
+    assert [(o.outcome, o.position) for o in outcomes] == [("duplicate", 3), ("accepted", 4)]
+    assert [e.message.id for e in one.log("acme")][1:] == ["r0", "r1", "r2"]
+    one.close()
+    two.close()
+
+
+def test_network_heads_lists_every_network_sorted(service):
+    Harness(service).given(installed(network="zeta"), installed(network="alpha"),
+                           ev("portal_restarted", network="alpha"))
+
+    assert network_heads(service) == [("alpha", 2), ("zeta", 1)]
+
+
+def test_store_selection_prefers_the_flag_then_the_environment(monkeypatch):
+    monkeypatch.delenv("CTILINK_STORE", raising=False)
+    assert resolve(None) == "ctilink.db"
+    monkeypatch.setenv("CTILINK_STORE", "/tmp/env.db")
+    assert resolve(None) == "/tmp/env.db"
+    assert resolve("/tmp/flag.db") == "/tmp/flag.db"
+
+
+@pytest.mark.parametrize("store, reason", [
+    ("/nonexistent-dir/x.db", "does not exist"),
+    ("/tmp", "is a directory"),
+])
+def test_an_unusable_store_is_named_with_the_reason(store, reason):
+    with pytest.raises(StoreError, match=reason):
+        persistence_env(store)
