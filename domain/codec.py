@@ -21,6 +21,7 @@ class StoredRecord(msgspec.Struct, frozen=True):
     timestamp: datetime
     message: m.Message
     fingerprint: bytes
+    chain: bytes
 
 
 class _IdOnly(msgspec.Struct):
@@ -41,6 +42,7 @@ class StoredSnapshot(msgspec.Struct, frozen=True):
     created_on: datetime
     modified_on: datetime
     state: NetworkState
+    chain: bytes
 
 
 _encode = msgspec.json.Encoder().encode
@@ -79,11 +81,17 @@ class NetworkMapper(Mapper[str]):
                     created_on=state["_created_on"],
                     modified_on=state["_modified_on"],
                     state=state["state"],
+                    chain=state["chain"],
                 )
             )
         else:
             payload = _encode(
-                StoredRecord(domain_event.timestamp, domain_event.message, domain_event.fingerprint)
+                StoredRecord(
+                    domain_event.timestamp,
+                    domain_event.message,
+                    domain_event.fingerprint,
+                    domain_event.chain,
+                )
             )
         return StoredEvent(
             originator_id=domain_event.originator_id,
@@ -107,12 +115,14 @@ class NetworkMapper(Mapper[str]):
                 "_created_on": snap.created_on,
                 "_modified_on": snap.modified_on,
                 "state": snap.state,
+                "chain": snap.chain,
             }
         else:
             record = _decode_record(stored_event.state)
             fields["timestamp"] = record.timestamp
             fields["message"] = record.message
             fields["fingerprint"] = record.fingerprint
+            fields["chain"] = record.chain
             if cls is Installed:
                 fields["originator_topic"] = _NETWORK_TOPIC
         event = object.__new__(cls)

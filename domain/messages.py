@@ -191,3 +191,8 @@ def fingerprint(message: Message) -> bytes:
         # The same instant in another offset is the same content.
         message = msgspec.structs.replace(message, at=message.at.astimezone(UTC))
     return hashlib.blake2b(_encoder.encode(message), digest_size=16).digest()
+
+
+def canonical(message: Message, at: datetime) -> bytes:
+    """The event as the log keeps it, `at` filled in (UTC): what the hash chain covers."""
+    return _encoder.encode(msgspec.structs.replace(message, at=at.astimezone(UTC)))

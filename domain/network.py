@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,10 +28,12 @@ class Recorded(CanMutateAggregate[str]):
     timestamp: datetime  # when it was received
     message: m.Message
     fingerprint: bytes  # of the message, for idempotency (I3)
+    chain: bytes  # hash of the previous position's chain and this event (tamper evidence)
 
     def apply(self, aggregate: Network) -> None:
         """Fold the event into the aggregate's state."""
         evolve(aggregate.state, self.message)
+        aggregate.chain = self.chain
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,12 @@ class Installed(CanInitAggregate[str]):
     originator_topic: str
     message: m.PortalInstalled
     fingerprint: bytes
+    chain: bytes
 
     def apply(self, aggregate: Network) -> None:
         """Set up the initial state (M1)."""
         aggregate.state = install(self.message)
+        aggregate.chain = self.chain
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Network(BaseAggregate[str]):
 
     Snapshot = Snapshot
     state: NetworkState
+    chain: bytes  # the hash chain at the current position
 
     def __init__(self, message: m.PortalInstalled) -> None:
         """Created by the `Installed` event; its apply sets the state."""
@@ -80,6 +86,7 @@ class Network(BaseAggregate[str]):
             message=message,
             timestamp=received,
             fingerprint=fingerprint,
+            chain=link(GENESIS, message, received),
         )
 
     def record(self, message: m.Message, received: datetime, fingerprint: bytes) -> None:
@@ -93,6 +100,7 @@ class Network(BaseAggregate[str]):
             timestamp=received,
             message=message,
             fingerprint=fingerprint,
+            chain=link(self.chain, message, received),
         )
         event.mutate(self)
         self.pending_events.append(event)
@@ -101,3 +109,12 @@ class Network(BaseAggregate[str]):
 def recorded_at(event: Recorded | Installed) -> datetime:
     """When the event happened: its `at`, else when it was received."""
     return event.message.at or event.timestamp
+
+
+GENESIS = bytes(32)
+
+
+def link(previous: bytes, message: m.Message, received: datetime) -> bytes:
+    """The next hash of the chain: it covers the previous hash and the event as logged."""
+    at = message.at or received
+    return hashlib.blake2b(previous + m.canonical(message, at), digest_size=32).digest()

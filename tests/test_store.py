@@ -8,6 +8,7 @@ import pytest
 
 from adapters.store import StoreError, network_heads, open_service, persistence_env, resolve
 from domain.codec import stored_fingerprint
+from domain.network import GENESIS, link
 from projections.log import fold
 from tests.support import Harness, decode, ev, installed, system
 
@@ -121,3 +122,24 @@ def test_store_selection_prefers_the_flag_then_the_environment(monkeypatch):
 def test_an_unusable_store_is_named_with_the_reason(store, reason):
     with pytest.raises(StoreError, match=reason):
         persistence_env(store)
+
+
+def test_hash_chain_continues_across_snapshots_and_processes(store_path):
+    first = open_service(store_path)
+    first.snapshot_interval = 5
+    events = [installed(), system("se-primary", role="primary")]
+    events += [ev("link_changed", system="se-primary", component="csta", up=True)
+               for _ in range(12)]
+    Harness(first).given(*events)
+    first.close()
+    # A new process loads the writer from the snapshot and must continue the chain.
+    second = open_service(store_path)
+    Harness(second).given(*[ev("portal_restarted") for _ in range(3)])
+
+    previous = GENESIS
+    for event in second.log("acme"):
+        expected = link(previous, event.message, event.timestamp)
+        assert event.chain == expected, event.originator_version
+        previous = expected
+    second.close()
+    assert previous != GENESIS
