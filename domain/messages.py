@@ -22,6 +22,9 @@ SystemPlatform = Literal["linux", "ip500v2"]
 LinkKind = Literal["csta", "dsml"]
 
 
+DEFAULT_ACTOR = "system"
+
+
 class Entry(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
     """One system-directory entry."""
 
@@ -50,7 +53,14 @@ class Event(
     id: EventId
     network: Name
     at: Timestamp | None = None
-    actor: Text = "system"
+    actor: Text = DEFAULT_ACTOR
+
+    def __post_init__(self) -> None:
+        """Make a sent `"actor": "system"` the default object itself."""
+        # omit_defaults compares string defaults by identity, so without this the
+        # same content would encode two ways and I3 would call it a conflict.
+        if self.actor == DEFAULT_ACTOR and self.actor is not DEFAULT_ACTOR:
+            msgspec.structs.force_setattr(self, "actor", DEFAULT_ACTOR)
 
 
 class PortalInstalled(Event, tag="portal_installed"):
