@@ -12,7 +12,8 @@ from domain import messages as m
 from domain.service import NetworkService, Outcome
 
 MAX_LINE_BYTES = 1 << 20
-BATCH_LINES = 1000
+BATCH_LINES = 5000
+BATCH_BYTES = 8 << 20
 _AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<path>[^`]*)`$")
 
 
@@ -66,16 +67,21 @@ def _id_of(raw: bytes) -> str | None:
     return found if isinstance(found, str) else None
 
 
-def parse(raw: bytes | None) -> m.Message | Outcome:
-    """Decode one line, or the `invalid` rejection that says why not (I1)."""
+class Invalid(msgspec.Struct, frozen=True):
+    """A line that is no valid event (I1), with the id it named, if any."""
+
+    id: str | None
+    message: str
+
+
+def parse(raw: bytes | None) -> m.Message | Invalid:
+    """Decode one line, or say why it is `invalid` (I1)."""
     if raw is None:
-        return Outcome(
-            "rejected", code="invalid", message=f"line is longer than {MAX_LINE_BYTES} bytes"
-        )
+        return Invalid(None, f"line is longer than {MAX_LINE_BYTES} bytes")
     try:
         return m.decode(raw)
     except msgspec.DecodeError as error:
-        return Outcome("rejected", code="invalid", message=explain(error))
+        return Invalid(_id_of(raw), explain(error))
 
 
 def ingest(
@@ -83,30 +89,38 @@ def ingest(
     stream: BinaryIO,
     report: Callable[[LineReport], None],
     batch_lines: int = BATCH_LINES,
+    batch_bytes: int = BATCH_BYTES,
 ) -> None:
     """Apply every line; report each one, in order, once its batch is durable."""
-    pending: list[tuple[int, bytes | None, m.Message | Outcome]] = []
+    pending: list[tuple[int, m.Message | Invalid]] = []
+    pending_bytes = 0
 
     def flush() -> None:
-        messages = [item for _, _, item in pending if not isinstance(item, Outcome)]
-        decided = iter(service.ingest(messages))
-        for number, raw, item in pending:
-            if isinstance(item, Outcome):
-                ident = _id_of(raw) if raw is not None else None
-                outcome = item
+        decided = iter(service.ingest([i for _, i in pending if not isinstance(i, Invalid)]))
+        for number, item in pending:
+            if isinstance(item, Invalid):
+                report(LineReport(number, item.id, "rejected", None, "invalid", item.message))
             else:
-                ident = item.id
-                outcome = next(decided)
-            report(
-                LineReport(
-                    number, ident, outcome.outcome, outcome.position, outcome.code, outcome.message
+                outcome: Outcome = next(decided)
+                report(
+                    LineReport(
+                        number,
+                        item.id,
+                        outcome.outcome,
+                        outcome.position,
+                        outcome.code,
+                        outcome.message,
+                    )
                 )
-            )
         pending.clear()
 
     for number, raw in read_lines(stream):
-        pending.append((number, raw, parse(raw)))
-        if len(pending) >= batch_lines:
+        pending.append((number, parse(raw)))
+        pending_bytes += len(raw) if raw else 0
+        # Bounded by lines and by bytes, so a file of huge directories cannot
+        # hold gigabytes in memory before its first commit.
+        if len(pending) >= batch_lines or pending_bytes >= batch_bytes:
             flush()
+            pending_bytes = 0
     if pending:
         flush()

@@ -9,10 +9,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from adapters.ingest import BATCH_LINES, LineReport, ingest
+from adapters.ingest import LineReport, ingest
 from adapters.store import open_service
 from bench.machine import describe
 from bench.workload import interleaved_lines
+
+
+RAW_TRANSACTION = 1000
 
 
 def raw_sqlite(path: Path, lines: list[bytes]) -> float:
@@ -29,9 +32,9 @@ def raw_sqlite(path: Path, lines: list[bytes]) -> float:
         versions[stream] = versions.get(stream, 0) + 1
         rows.append((stream.decode(), versions[stream], line))
     start = time.perf_counter()
-    for i in range(0, len(rows), BATCH_LINES):
+    for i in range(0, len(rows), RAW_TRANSACTION):
         db.execute("BEGIN")
-        db.executemany("INSERT INTO log VALUES (?,?,?)", rows[i : i + BATCH_LINES])
+        db.executemany("INSERT INTO log VALUES (?,?,?)", rows[i : i + RAW_TRANSACTION])
         db.execute("COMMIT")
     elapsed = time.perf_counter() - start
     db.close()

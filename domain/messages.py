@@ -195,14 +195,23 @@ def type_of(message: Message) -> str:
     return type(message).__struct_config__.tag  # type: ignore[return-value]
 
 
-def fingerprint(message: Message) -> bytes:
-    """A digest of the event's content as decoded (I3 compares contents, not bytes)."""
-    if message.at is not None and message.at.utcoffset():
-        # The same instant in another offset is the same content.
-        message = msgspec.structs.replace(message, at=message.at.astimezone(UTC))
-    return hashlib.blake2b(_encoder.encode(message), digest_size=16).digest()
+class Content:
+    """An event's content in canonical form, encoded once for both of its digests."""
 
+    __slots__ = ("at", "body", "fingerprint")
 
-def canonical(message: Message, at: datetime) -> bytes:
-    """The event as the log keeps it, `at` filled in (UTC): what the hash chain covers."""
-    return _encoder.encode(msgspec.structs.replace(message, at=at.astimezone(UTC)))
+    def __init__(self, message: Message) -> None:
+        if message.at is None:
+            self.body = _encoder.encode(message)
+            self.at = b""
+        else:
+            # `at` apart and in UTC: the same instant in another offset is the same content.
+            self.body = _encoder.encode(msgspec.structs.replace(message, at=None))
+            self.at = _encoder.encode(message.at.astimezone(UTC))
+        # I3 compares contents as decoded: this digest stands for that comparison.
+        self.fingerprint = hashlib.blake2b(self.body + b"@" + self.at, digest_size=16).digest()
+
+    def logged(self, received: datetime) -> bytes:
+        """The event as the log keeps it, `at` filled in: what the hash chain covers."""
+        at = self.at or _encoder.encode(received.astimezone(UTC))
+        return self.body + b"@" + at

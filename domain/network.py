@@ -77,7 +77,7 @@ class Network(BaseAggregate[str]):
 
     @classmethod
     def install(
-        cls, message: m.PortalInstalled, received: datetime, fingerprint: bytes
+        cls, message: m.PortalInstalled, received: datetime, content: m.Content
     ) -> Network:
         """Create a network from its `portal_installed` event."""
         return cls._create(
@@ -85,11 +85,11 @@ class Network(BaseAggregate[str]):
             id=message.network,
             message=message,
             timestamp=received,
-            fingerprint=fingerprint,
-            chain=link(GENESIS, message, received),
+            fingerprint=content.fingerprint,
+            chain=link(GENESIS, content, received),
         )
 
-    def record(self, message: m.Message, received: datetime, fingerprint: bytes) -> None:
+    def record(self, message: m.Message, received: datetime, content: m.Content) -> None:
         """Check `message` against the rules, then append it (raises Rejected)."""
         rules.check(self.state, message)
         # What trigger_event() does, minus its generic kwargs handling, which
@@ -99,8 +99,8 @@ class Network(BaseAggregate[str]):
             originator_version=self.version + 1,
             timestamp=received,
             message=message,
-            fingerprint=fingerprint,
-            chain=link(self.chain, message, received),
+            fingerprint=content.fingerprint,
+            chain=link(self.chain, content, received),
         )
         event.mutate(self)
         self.pending_events.append(event)
@@ -114,7 +114,6 @@ def recorded_at(event: Recorded | Installed) -> datetime:
 GENESIS = bytes(32)
 
 
-def link(previous: bytes, message: m.Message, received: datetime) -> bytes:
+def link(previous: bytes, content: m.Content, received: datetime) -> bytes:
     """The next hash of the chain: it covers the previous hash and the event as logged."""
-    at = message.at or received
-    return hashlib.blake2b(previous + m.canonical(message, at), digest_size=32).digest()
+    return hashlib.blake2b(previous + content.logged(received), digest_size=32).digest()

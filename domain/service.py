@@ -85,7 +85,8 @@ class NetworkService(Application[str]):
         """Decide one event against the in-memory state; nothing is durable yet."""
         loaded = self._load(message.network)
         seen = loaded.ids.get(message.id)
-        fingerprint = m.fingerprint(message)
+        content = m.Content(message)
+        fingerprint = content.fingerprint
         if seen is not None:
             position, known = seen
             if known == fingerprint:
@@ -103,9 +104,9 @@ class NetworkService(Application[str]):
                         "not_installed",
                         f"network {message.network!r} has no portal_installed event yet",
                     )
-                loaded.aggregate = Network.install(message, received, fingerprint)
+                loaded.aggregate = Network.install(message, received, content)
             else:
-                loaded.aggregate.record(message, received, fingerprint)
+                loaded.aggregate.record(message, received, content)
         except Rejected as rejection:
             return Outcome("rejected", code=rejection.code, message=rejection.message)
         position = loaded.aggregate.version

@@ -8,6 +8,7 @@ import pytest
 
 from adapters.store import StoreError, network_heads, open_service, persistence_env, resolve
 from domain.codec import stored_fingerprint
+from domain.messages import Content
 from domain.network import GENESIS, link
 from projections.log import fold
 from tests.support import Harness, decode, ev, installed, system
@@ -138,7 +139,7 @@ def test_hash_chain_continues_across_snapshots_and_processes(store_path):
 
     previous = GENESIS
     for event in second.log("acme"):
-        expected = link(previous, event.message, event.timestamp)
+        expected = link(previous, Content(event.message), event.timestamp)
         assert event.chain == expected, event.originator_version
         previous = expected
     second.close()
