@@ -14,7 +14,6 @@ from adapters.store import open_service
 from bench.machine import describe
 from bench.workload import interleaved_lines
 
-
 RAW_TRANSACTION = 1000
 
 
