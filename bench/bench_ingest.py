@@ -9,12 +9,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import msgspec
+
 from adapters.ingest import LineReport, ingest
 from adapters.store import open_service
 from bench.machine import describe
 from bench.workload import interleaved_lines
 
 RAW_TRANSACTION = 1000
+encode = msgspec.json.Encoder().encode
 
 
 def raw_sqlite(path: Path, lines: list[bytes]) -> float:
@@ -22,8 +25,10 @@ def raw_sqlite(path: Path, lines: list[bytes]) -> float:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")  # the same durability as ctilink's store
-    db.execute("CREATE TABLE log (stream TEXT, version INTEGER, payload BLOB, "
-               "PRIMARY KEY (stream, version))")
+    db.execute(
+        "CREATE TABLE log (stream TEXT, version INTEGER, payload BLOB, "
+        "PRIMARY KEY (stream, version))"
+    )
     versions: dict[bytes, int] = {}
     rows = []
     for line in lines:
@@ -48,7 +53,7 @@ def ctilink_ingest(path: Path, lines: list[bytes]) -> tuple[float, dict[str, int
 
     def report(line: LineReport) -> None:
         counts[line.outcome] = counts.get(line.outcome, 0) + 1
-        sink.write(b"x")
+        sink.write(encode(line) + b"\n")  # what `ingest --json` prints
 
     stream = io.BytesIO(b"\n".join(lines) + b"\n")
     start = time.perf_counter()

@@ -24,8 +24,13 @@ def network_events(name: str, systems: int, rng: random.Random) -> Iterator[dict
     names = [f"ipo-{i:02d}" for i in range(systems)]
     roles = ["primary", "secondary"] + ["expansion"] * (systems - 2)
     for system, role in zip(names, roles, strict=True):
-        yield ev("system_added", system=system, role=role, platform="linux",
-                 address=f"10.{len(name) % 250}.0.{names.index(system) + 1}")
+        yield ev(
+            "system_added",
+            system=system,
+            role=role,
+            platform="linux",
+            address=f"10.{len(name) % 250}.0.{names.index(system) + 1}",
+        )
     yield ev("resilience_set", enabled=True, actor="admin")
     users = [f"user-{i}" for i in range(systems * 4)]
     for i, user in enumerate(users):
@@ -34,21 +39,30 @@ def network_events(name: str, systems: int, rng: random.Random) -> Iterator[dict
         roll = rng.random()
         system = rng.choice(names)
         if roll < 0.70:
-            yield ev("link_changed", system=system, component=rng.choice(("csta", "dsml")),
-                     up=rng.random() < 0.8)
+            yield ev(
+                "link_changed",
+                system=system,
+                component=rng.choice(("csta", "dsml")),
+                up=rng.random() < 0.8,
+            )
         elif roll < 0.80:
             entries = [{"name": f"Ext {system} {n}", "number": str(200 + n)} for n in range(5)]
             yield ev("directory_changed", system=system, entries=entries)
         elif roll < 0.88:
             i = rng.randrange(len(users))
             entries = [{"name": f"Contact {n}", "number": f"0{n:04d}"} for n in range(3)]
-            yield ev("personal_directory_changed", system=names[i % systems], user=users[i],
-                     entries=entries)
+            yield ev(
+                "personal_directory_changed",
+                system=names[i % systems],
+                user=users[i],
+                entries=entries,
+            )
         elif roll < 0.93:
             yield ev(rng.choice(("failover", "failback")), system=names[rng.randrange(2)])
         elif roll < 0.96:
-            yield ev("voicemail_discovered", address=f"10.9.9.{rng.randrange(1, 250)}",
-                     system=names[0])
+            yield ev(
+                "voicemail_discovered", address=f"10.9.9.{rng.randrange(1, 250)}", system=names[0]
+            )
         elif roll < 0.98:
             yield ev("central_cti_link_set", enabled=rng.random() < 0.7, actor="admin")
         else:

@@ -11,13 +11,15 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain import messages as m
-from domain.network import Installed, Network, Recorded, Snapshot
+from domain.network import Installed, Network, Recorded, Snapshot, build
 from domain.state import NetworkState
 
 
-class StoredRecord(msgspec.Struct, frozen=True):
-    """What a log position holds: when it was received, the event as sent, its digest."""
+class StoredRecord(msgspec.Struct, frozen=True, array_like=True):
+    """A log position: [received, event as sent, content digest, chain hash]."""
 
+    # A JSON array rather than an object: a fifth fewer bytes per row, and the
+    # insert costs grow with row size. New fields may only be appended.
     timestamp: datetime
     message: m.Message
     fingerprint: bytes
@@ -28,9 +30,10 @@ class _IdOnly(msgspec.Struct):
     id: str
 
 
-class _StoredId(msgspec.Struct):
+class _StoredId(msgspec.Struct, array_like=True):
     """The part of a StoredRecord that idempotency needs; the rest is skipped unread."""
 
+    timestamp: msgspec.Raw
     message: _IdOnly
     fingerprint: bytes
 
@@ -93,7 +96,8 @@ class NetworkMapper(Mapper[str]):
                     domain_event.chain,
                 )
             )
-        return StoredEvent(
+        return build(
+            StoredEvent,
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
             topic=_TOPICS[cls],
@@ -125,6 +129,4 @@ class NetworkMapper(Mapper[str]):
             fields["chain"] = record.chain
             if cls is Installed:
                 fields["originator_topic"] = _NETWORK_TOPIC
-        event = object.__new__(cls)
-        object.__setattr__(event, "__dict__", fields)
-        return event
+        return build(cls, **fields)

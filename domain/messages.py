@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Literal
 
 import msgspec
@@ -213,5 +214,10 @@ class Content:
 
     def logged(self, received: datetime) -> bytes:
         """The event as the log keeps it, `at` filled in: what the hash chain covers."""
-        at = self.at or _encoder.encode(received.astimezone(UTC))
-        return self.body + b"@" + at
+        return self.body + b"@" + (self.at or _utc_json(received))
+
+
+@lru_cache(maxsize=4)
+def _utc_json(moment: datetime) -> bytes:
+    """A time as JSON in UTC; cached, since a whole batch shares its receive time."""
+    return _encoder.encode(moment.astimezone(UTC))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from domain import messages as m
 from domain.errors import Rejected
 from domain.mode import LEGACY, next_mode
@@ -23,22 +26,18 @@ def check_installation(state: NetworkState | None, message: m.Message) -> None:
         )
 
 
-def check_systems(state: NetworkState, message: m.Message) -> None:
-    """I6: named systems must exist; names are unique; one primary and one secondary."""
-    if isinstance(message, m.SystemAdded):
-        if message.system in state.systems:
-            raise Rejected(
-                "duplicate_system", f"system {message.system!r} is already in the network"
-            )
-        if message.role in UNIQUE_ROLES:
-            holder = state.role_holder(message.role)
-            if holder is not None:
-                raise Rejected(
-                    "role_taken", f"the network already has a {message.role}: {holder!r}"
-                )
-        return
-    if isinstance(message, m.ProviderRemoved):
-        return
+def check_system_added(state: NetworkState, message: m.SystemAdded) -> None:
+    """I6: names are unique; one primary and one secondary."""
+    if message.system in state.systems:
+        raise Rejected("duplicate_system", f"system {message.system!r} is already in the network")
+    if message.role in UNIQUE_ROLES:
+        holder = state.role_holder(message.role)
+        if holder is not None:
+            raise Rejected("role_taken", f"the network already has a {message.role}: {holder!r}")
+
+
+def check_system_known(state: NetworkState, message: m.Message) -> None:
+    """I6: the system an event names must be in the network."""
     system = message.system  # type: ignore[union-attr]
     if system not in state.systems:
         raise Rejected("unknown_system", f"system {system!r} is not in the network")
@@ -82,13 +81,27 @@ def check_user(state: NetworkState, message: m.Message) -> None:
             )
 
 
+Check = Callable[[NetworkState, Any], None]
 SETTING_EVENTS = (m.CentralCtiLinkSet, m.AutoProvisioningSet, m.ConvertedToCentral)
 USER_EVENTS = (m.UserRemoved, m.PersonalDirectoryChanged)
-# Which systems check (I6) and which own rule each type needs, decided once per type.
-_NAMES_SYSTEM = {cls for cls in m.Message.__args__ if "system" in cls.__struct_fields__}
-_OWN_RULE = {cls: check_setting for cls in SETTING_EVENTS} | {
-    cls: check_user for cls in USER_EVENTS
-}
+
+
+def _checks_for(cls: type) -> tuple[Check, ...]:
+    """The checks an installed network runs for one event type, in I2's order."""
+    checks: list[Check] = []
+    if cls is m.SystemAdded:
+        checks.append(check_system_added)
+    elif "system" in cls.__struct_fields__ and cls is not m.ProviderRemoved:
+        checks.append(check_system_known)  # I6's exceptions: system_added, provider_removed
+    if cls in SETTING_EVENTS:
+        checks.append(check_setting)
+    if cls in USER_EVENTS:
+        checks.append(check_user)
+    return tuple(checks)
+
+
+# Decided once per type, so checking an event is a lookup and a few calls.
+CHECKS: dict[type, tuple[Check, ...]] = {cls: _checks_for(cls) for cls in m.Message.__args__}
 
 
 def check(state: NetworkState | None, message: m.Message) -> None:
@@ -97,8 +110,5 @@ def check(state: NetworkState | None, message: m.Message) -> None:
     if state is None or cls is m.PortalInstalled:
         check_installation(state, message)
         return
-    if cls in _NAMES_SYSTEM:
-        check_systems(state, message)
-    own_rule = _OWN_RULE.get(cls)
-    if own_rule is not None:
-        own_rule(state, message)
+    for rule in CHECKS[cls]:
+        rule(state, message)

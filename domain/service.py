@@ -45,7 +45,7 @@ class NetworkService(Application[str]):
 
     name = "ctilink"
     env: ClassVar[dict[str, str]] = {"ORIGINATOR_ID_TYPE": "text", "IS_SNAPSHOTTING_ENABLED": "y"}
-    snapshot_interval = 50
+    snapshot_interval = 100
     max_cached_networks = 10_000
     max_attempts = 10
 
