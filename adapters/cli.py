@@ -7,13 +7,14 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
 from adapters import ingest as ingesting
+from adapters.parallel import WorkerFailed, ingest_parallel
 from adapters.render import pairs, table
-from adapters.store import StoreError, network_heads, open_service
+from adapters.store import StoreError, network_heads, open_service, resolve
 from domain.errors import PositionOutOfRange, UnknownNetwork
 from domain.service import NetworkService
 from projections.directory import directory
@@ -46,7 +47,11 @@ def cmd_ingest(service: NetworkService, args: argparse.Namespace) -> int:
 
     stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     with stream:
-        ingesting.ingest(service, stream, report)
+        workers = worker_count(args.jobs, stream)
+        if workers > 1:
+            ingest_parallel(resolve(args.store), stream, report, workers)
+        else:
+            ingesting.ingest(service, stream, report)
     if progress:
         print("\r", end="", file=sys.stderr)
     if not args.json:
@@ -65,6 +70,23 @@ def cmd_ingest(service: NetworkService, args: argparse.Namespace) -> int:
                 )
             )
     return 1 if rejected else 0
+
+
+PARALLEL_FROM_BYTES = 4 << 20
+MAX_AUTO_WORKERS = 4
+
+
+def worker_count(jobs: int | None, stream: BinaryIO) -> int:
+    """--jobs, or by default one worker per core for files big enough to pay for them."""
+    if jobs is not None:
+        return max(1, jobs)
+    try:
+        size = os.fstat(stream.fileno()).st_size
+    except (OSError, ValueError):
+        return 1
+    if size < PARALLEL_FROM_BYTES:
+        return 1  # starting workers costs more than they would save
+    return max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
 
 
 def cmd_status(service: NetworkService, args: argparse.Namespace) -> int:
@@ -163,6 +185,13 @@ def parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("ingest", parents=[common], help="apply a JSON Lines file of events")
     p.add_argument("file", help="JSON Lines file, or - for standard input")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes, each owning a share of the networks "
+        "(default: one per core for files of 4 MiB or more, else 1)",
+    )
     p.set_defaults(run=cmd_ingest)
     for name, run, what in (
         ("status", cmd_status, "mode, providers, component status"),
@@ -194,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # /dev/null so the interpreter's final flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UnknownNetwork, PositionOutOfRange, StoreError, OSError) as error:
+    except (UnknownNetwork, PositionOutOfRange, StoreError, WorkerFailed, OSError) as error:
         print(f"ctilink: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 import msgspec
@@ -91,7 +91,18 @@ def ingest(
     batch_lines: int = BATCH_LINES,
     batch_bytes: int = BATCH_BYTES,
 ) -> None:
-    """Apply every line; report each one, in order, once its batch is durable."""
+    """Apply every line of a stream; report each one, in order, once it is durable."""
+    ingest_lines(service, read_lines(stream), report, batch_lines, batch_bytes)
+
+
+def ingest_lines(
+    service: NetworkService,
+    lines: Iterable[tuple[int, bytes | None]],
+    report: Callable[[LineReport], None],
+    batch_lines: int = BATCH_LINES,
+    batch_bytes: int = BATCH_BYTES,
+) -> None:
+    """Apply numbered lines; report each one, in order, once its batch is durable."""
     pending: list[tuple[int, m.Message | Invalid]] = []
     pending_bytes = 0
 
@@ -114,7 +125,7 @@ def ingest(
                 )
         pending.clear()
 
-    for number, raw in read_lines(stream):
+    for number, raw in lines:
         pending.append((number, parse(raw)))
         pending_bytes += len(raw) if raw else 0
         # Bounded by lines and by bytes, so a file of huge directories cannot

@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 
 from adapters.ingest import LineReport, ingest
+from adapters.parallel import ingest_parallel
 from adapters.store import open_service
 from bench.machine import describe
 from bench.workload import interleaved_lines
@@ -45,9 +46,9 @@ def raw_sqlite(path: Path, lines: list[bytes]) -> float:
     return elapsed
 
 
-def ctilink_ingest(path: Path, lines: list[bytes]) -> tuple[float, dict[str, int]]:
-    """Seconds for ctilink to ingest the lines (as `ingest --json`), and the outcomes."""
-    service = open_service(str(path))
+def ctilink_ingest(path: Path, lines: list[bytes], workers: int) -> tuple[float, dict[str, int]]:
+    """Seconds for ctilink to ingest the lines as `ingest --json` does, and the outcomes."""
+    service = open_service(str(path))  # creates the tables, as the CLI does
     counts: dict[str, int] = {}
     sink = io.BytesIO()
 
@@ -57,29 +58,39 @@ def ctilink_ingest(path: Path, lines: list[bytes]) -> tuple[float, dict[str, int
 
     stream = io.BytesIO(b"\n".join(lines) + b"\n")
     start = time.perf_counter()
-    ingest(service, stream, report)
+    if workers == 1:
+        ingest(service, stream, report)
+    else:
+        ingest_parallel(str(path), stream, report, workers)  # includes starting the workers
     elapsed = time.perf_counter() - start
     service.close()
     return elapsed, counts
 
 
 def main() -> None:
-    """Run both and print events/s and the ratio."""
+    """Run raw SQLite, then ctilink with one process and with workers; print events/s."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--networks", type=int, default=200)
     parser.add_argument("--systems", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     lines = interleaved_lines(args.events, args.networks, args.systems)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = raw_sqlite(Path(tmp) / "raw.db", lines)
-        ours, counts = ctilink_ingest(Path(tmp) / "ctilink.db", lines)
     n = len(lines)
     print(f"machine: {describe()}")
-    print(f"events: {n} over {args.networks} networks; outcomes {counts}")
-    print(f"raw sqlite executemany : {n / raw:10,.0f} events/s")
-    print(f"ctilink ingest         : {n / ours:10,.0f} events/s")
-    print(f"ratio raw/ctilink      : {raw and ours / raw:10.1f}x")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = raw_sqlite(Path(tmp) / "raw.db", lines)
+        print(f"events: {n} over {args.networks} networks, {args.systems} systems each")
+        print(f"raw sqlite executemany    : {n / raw:10,.0f} events/s")
+        for workers in sorted({1, args.workers}):
+            seconds, counts = ctilink_ingest(Path(tmp) / f"ctilink-{workers}.db", lines, workers)
+            assert counts == {"accepted": n}, counts
+            label = (
+                "ctilink ingest, 1 process"
+                if workers == 1
+                else f"ctilink ingest, {workers} workers"
+            )
+            print(f"{label:26s}: {n / seconds:10,.0f} events/s   raw/ctilink {seconds / raw:4.1f}x")
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ def write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
     return path
 
 
-def ingest_command(store: Path, events_file: Path) -> list[str]:
+def ingest_command(store: Path, events_file: Path, jobs: int = 1) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -164,6 +164,8 @@ def ingest_command(store: Path, events_file: Path) -> list[str]:
         "--store",
         str(store),
         "--json",
+        "--jobs",
+        str(jobs),
         str(events_file),
     ]
 
@@ -243,13 +245,16 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[
     return path, events
 
 
+@pytest.mark.parametrize("jobs", [1, 2], ids=["one-process", "two-workers"])
 @pytest.mark.parametrize("after_lines", [1, 12_000, 22_000], ids=["early", "midway", "late"])
 def test_rerun_after_sigkill_applies_every_event_exactly_once_i3_i4(
-    tmp_path: Path, big_file: tuple[Path, list[dict[str, Any]]], after_lines: int
+    tmp_path: Path, big_file: tuple[Path, list[dict[str, Any]]], after_lines: int, jobs: int
 ) -> None:
     events_file, events = big_file
     store = tmp_path / "store.db"
-    command = ingest_command(store, events_file)
+    # With workers, the kill leaves them orphaned: they may still commit the share
+    # in hand while the re-run starts, and nothing may be doubled all the same.
+    command = ingest_command(store, events_file, jobs)
 
     returncode, output = run_and_kill(command, tmp_path, after_lines)
     killed = parse_reports(output)
@@ -281,7 +286,7 @@ def test_rerun_after_sigkill_applies_every_event_exactly_once_i3_i4(
 def test_rerunning_a_completed_file_reports_every_line_duplicate_and_exits_0_i3(
     tmp_path: Path,
 ) -> None:
-    events = valid_events(seed=8, count=2_500)  # more than one batch of 1000 lines
+    events = valid_events(seed=8, count=12_000)  # more than one batch of 5000 lines
     events_file = write_jsonl(tmp_path / "events.jsonl", events)
     store = tmp_path / "store.db"
     command = ingest_command(store, events_file)
