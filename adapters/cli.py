@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 import msgspec
+from eventsourcing.persistence import PersistenceError
 
 from adapters import ingest as ingesting
 from adapters.parallel import WorkerFailed, ingest_parallel
@@ -225,6 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (UnknownNetwork, PositionOutOfRange, StoreError, WorkerFailed, OSError) as error:
         print(f"ctilink: {error}", file=sys.stderr)
+        return 2
+    except (sqlite3.Error, PersistenceError) as error:
+        # The store failed mid-command (disk full, locked too long): what was
+        # reported before this line is durable; nothing after it was applied.
+        print(f"ctilink: store error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ctilink: interrupted", file=sys.stderr)

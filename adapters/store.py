@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
+
+from eventsourcing.persistence import PersistenceError
 
 from domain.service import NetworkService
 
@@ -37,8 +40,12 @@ def persistence_env(store: str) -> dict[str, str]:
 
 
 def open_service(store: str | None = None) -> NetworkService:
-    """Open the application service on the selected store."""
-    return NetworkService(env=persistence_env(resolve(store)))
+    """Open the application service on the selected store; StoreError says why not."""
+    location = resolve(store)
+    try:
+        return NetworkService(env=persistence_env(location))
+    except (sqlite3.Error, PersistenceError) as error:
+        raise StoreError(f"store {location!r} cannot be opened: {error}") from None
 
 
 def network_heads(service: NetworkService) -> list[tuple[str, int]]:

@@ -30,25 +30,35 @@ def test_every_commit_is_synced_to_disk(service):
 def test_snapshots_are_written_every_interval_in_the_same_commit(service, store_path):
     service.snapshot_interval = 10
     events = [installed(), system("se-primary", role="primary")]
-    events += [ev("link_changed", system="se-primary", component="csta", up=i % 2 == 0)
-               for i in range(33)]
+    events += [
+        ev("link_changed", system="se-primary", component="csta", up=i % 2 == 0) for i in range(33)
+    ]
 
     Harness(service).given(*events)
 
     db = sqlite3.connect(store_path)
-    versions = [v for (v,) in db.execute(
-        "SELECT originator_version FROM stored_snapshots ORDER BY originator_version")]
+    versions = [
+        v
+        for (v,) in db.execute(
+            "SELECT originator_version FROM stored_snapshots ORDER BY originator_version"
+        )
+    ]
     assert versions == [35]  # one batch: one snapshot at its end
     service.ingest([decode(ev("portal_restarted")) for _ in range(10)])
-    versions = [v for (v,) in db.execute(
-        "SELECT originator_version FROM stored_snapshots ORDER BY originator_version")]
+    versions = [
+        v
+        for (v,) in db.execute(
+            "SELECT originator_version FROM stored_snapshots ORDER BY originator_version"
+        )
+    ]
     assert versions == [35, 45]
 
 
 def test_status_from_a_snapshot_equals_status_from_the_whole_log(store_path):
     events = [installed(), system("se-primary", role="primary"), system("exp-1")]
-    events += [ev("link_changed", system="exp-1", component="dsml", up=i % 3 == 0)
-               for i in range(120)]
+    events += [
+        ev("link_changed", system="exp-1", component="dsml", up=i % 3 == 0) for i in range(120)
+    ]
     with_snapshots = open_service(store_path)
     Harness(with_snapshots).given(*events)
     with_snapshots.close()
@@ -92,8 +102,9 @@ def test_two_services_on_one_store_never_double_an_event_i3_i4(store_path):
     two.ingest([decode(ev("portal_restarted", id="r0"))])
     one.ingest([decode(ev("portal_restarted", id="r1"))])
 
-    outcomes = two.ingest([decode(ev("portal_restarted", id="r1")),
-                           decode(ev("portal_restarted", id="r2"))])
+    outcomes = two.ingest(
+        [decode(ev("portal_restarted", id="r1")), decode(ev("portal_restarted", id="r2"))]
+    )
 
     assert [(o.outcome, o.position) for o in outcomes] == [("duplicate", 3), ("accepted", 4)]
     assert [e.message.id for e in one.log("acme")][1:] == ["r0", "r1", "r2"]
@@ -102,8 +113,11 @@ def test_two_services_on_one_store_never_double_an_event_i3_i4(store_path):
 
 
 def test_network_heads_lists_every_network_sorted(service):
-    Harness(service).given(installed(network="zeta"), installed(network="alpha"),
-                           ev("portal_restarted", network="alpha"))
+    Harness(service).given(
+        installed(network="zeta"),
+        installed(network="alpha"),
+        ev("portal_restarted", network="alpha"),
+    )
 
     assert network_heads(service) == [("alpha", 2), ("zeta", 1)]
 
@@ -116,10 +130,13 @@ def test_store_selection_prefers_the_flag_then_the_environment(monkeypatch):
     assert resolve("/tmp/flag.db") == "/tmp/flag.db"
 
 
-@pytest.mark.parametrize("store, reason", [
-    ("/nonexistent-dir/x.db", "does not exist"),
-    ("/tmp", "is a directory"),
-])
+@pytest.mark.parametrize(
+    "store, reason",
+    [
+        ("/nonexistent-dir/x.db", "does not exist"),
+        ("/tmp", "is a directory"),
+    ],
+)
 def test_an_unusable_store_is_named_with_the_reason(store, reason):
     with pytest.raises(StoreError, match=reason):
         persistence_env(store)
@@ -129,8 +146,9 @@ def test_hash_chain_continues_across_snapshots_and_processes(store_path):
     first = open_service(store_path)
     first.snapshot_interval = 5
     events = [installed(), system("se-primary", role="primary")]
-    events += [ev("link_changed", system="se-primary", component="csta", up=True)
-               for _ in range(12)]
+    events += [
+        ev("link_changed", system="se-primary", component="csta", up=True) for _ in range(12)
+    ]
     Harness(first).given(*events)
     first.close()
     # A new process loads the writer from the snapshot and must continue the chain.
@@ -144,3 +162,26 @@ def test_hash_chain_continues_across_snapshots_and_processes(store_path):
         previous = expected
     second.close()
     assert previous != GENESIS
+
+
+def test_a_file_that_is_no_database_is_a_one_line_error_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    store = tmp_path / "garbage.db"
+    store.write_bytes(b"this is not a SQLite database, just some bytes" * 100)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "status", "acme", "--store", str(store)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"ctilink: store {str(store)!r} cannot be opened: file is not a database"
+    ]
+    with pytest.raises(StoreError, match="file is not a database"):
+        open_service(str(store))
