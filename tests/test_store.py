@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -165,9 +167,6 @@ def test_hash_chain_continues_across_snapshots_and_processes(store_path):
 
 
 def test_a_file_that_is_no_database_is_a_one_line_error_not_a_traceback(tmp_path):
-    import subprocess
-    import sys
-
     store = tmp_path / "garbage.db"
     store.write_bytes(b"this is not a SQLite database, just some bytes" * 100)
 
