@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from adapters.cli import PARALLEL_FROM_BYTES, worker_count
+from adapters.commands.ingest import PARALLEL_FROM_BYTES, worker_count
 from adapters.ingest import LineReport, ingest
 from adapters.parallel import ingest_parallel, route
 from adapters.store import open_service

@@ -1,0 +1,1 @@
+"""One module per command group; each has `register(verbs, common)`, found by the CLI."""

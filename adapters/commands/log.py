@@ -1,0 +1,51 @@
+"""`ctilink log` and `ctilink networks`: the logs and what they hold."""
+
+from __future__ import annotations
+
+import argparse
+
+from adapters.output import emit_json, encode_json
+from adapters.render import table
+from adapters.store import network_heads
+from domain.service import NetworkService
+from projections.log import entry, fields
+
+
+def cmd_log(service: NetworkService, args: argparse.Namespace) -> int:
+    """Print the network's log, one position per line."""
+    service.head(args.network)  # unknown network -> exit 2
+    if args.json:
+        for event in service.log(args.network):
+            emit_json(entry(event))
+        return 0
+    rows = []
+    for event in service.log(args.network):
+        e = entry(event)
+        detail = " ".join(f"{k}={encode_json(v).decode()}" for k, v in fields(e.event).items())
+        rows.append(
+            (e.position, e.at.isoformat(timespec="seconds"), e.actor, e.type, e.event.id, detail)
+        )
+    print(table(("position", "at", "actor", "type", "id", "fields"), rows))
+    return 0
+
+
+def cmd_networks(service: NetworkService, args: argparse.Namespace) -> int:
+    """List every network with its position and effective mode."""
+    listing = []
+    for name, position in network_heads(service):
+        state, _ = service.state_at(name)
+        listing.append({"network": name, "position": position, "effective": state.effective.value})
+    if args.json:
+        emit_json(listing)
+    else:
+        print(table(("network", "position", "effective"), [tuple(n.values()) for n in listing]))
+    return 0
+
+
+def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add the commands to the parser."""
+    p = verbs.add_parser("log", parents=[common], help="the network's events")
+    p.add_argument("network")
+    p.set_defaults(run=cmd_log)
+    p = verbs.add_parser("networks", parents=[common], help="every network")
+    p.set_defaults(run=cmd_networks)

@@ -1,0 +1,76 @@
+"""`ctilink status` and `ctilink directory`: the SPEC §8 documents, now or as of a position."""
+
+from __future__ import annotations
+
+import argparse
+
+from adapters.output import emit_json
+from adapters.render import pairs, table
+from domain.service import NetworkService
+from projections.directory import directory
+from projections.status import status
+
+
+def cmd_status(service: NetworkService, args: argparse.Namespace) -> int:
+    """Print the status document (SPEC §8)."""
+    state, position = service.state_at(args.network, args.at)
+    doc = status(state, position)
+    if args.json:
+        emit_json(doc)
+        return 0
+    mode = doc.mode
+    print(
+        pairs(
+            [
+                ("network", doc.network),
+                ("position", doc.position),
+                ("setting shown", mode.setting),
+                ("configured mode", mode.configured),
+                ("effective mode", mode.effective),
+                ("restart pending", mode.restart_pending),
+                ("converted", mode.converted),
+                ("central available", mode.central_available),
+            ]
+        )
+    )
+    print("\nproviders")
+    print(
+        table(("kind", "target", "origin"), [(p.kind, p.target, p.origin) for p in doc.providers])
+    )
+    print("\ncomponents")
+    rows = [(c.system, c.role, c.component, c.state, c.via) for c in doc.components]
+    print(table(("system", "role", "component", "state", "via"), rows))
+    return 0
+
+
+def cmd_directory(service: NetworkService, args: argparse.Namespace) -> int:
+    """Print the directory document (SPEC §8)."""
+    state, position = service.state_at(args.network, args.at)
+    doc = directory(state, position)
+    if args.json:
+        emit_json(doc)
+        return 0
+    print(pairs([("network", doc.network), ("position", doc.position)]))
+    print("\nsystem directory")
+    print(
+        table(
+            ("system", "name", "number", "via"),
+            [(e.system, e.name, e.number, e.via) for e in doc.system],
+        )
+    )
+    for user, entries in doc.personal.items():
+        print(f"\npersonal directory of {user}")
+        print(table(("name", "number"), [(e.name, e.number) for e in entries]))
+    return 0
+
+
+def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add the commands to the parser."""
+    for name, run, what in (
+        ("status", cmd_status, "mode, providers, component status"),
+        ("directory", cmd_directory, "system and personal directories"),
+    ):
+        p = verbs.add_parser(name, parents=[common], help=what)
+        p.add_argument("network")
+        p.add_argument("--at", type=int, metavar="POSITION", help="as of this log position")
+        p.set_defaults(run=run)
