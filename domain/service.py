@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -78,6 +79,23 @@ class NetworkService(Application[str]):
                 self._forget(dirty)
                 raise
         raise AssertionError("unreachable")
+
+    def preview(
+        self, messages: Sequence[m.Message]
+    ) -> tuple[list[Outcome], dict[str, tuple[NetworkState, int]]]:
+        """What ingest would do, committing nothing: outcomes, and each touched network after."""
+        dirty: dict[str, Loaded] = {}
+        try:
+            received = Recorded.create_timestamp()
+            outcomes = [self._submit(message, received, dirty) for message in messages]
+            after = {
+                name: (copy.deepcopy(loaded.aggregate.state), loaded.aggregate.version)
+                for name, loaded in dirty.items()
+                if loaded.aggregate is not None
+            }
+            return outcomes, after
+        finally:
+            self._forget(dirty)  # the cached networks hold the uncommitted events
 
     def _submit(
         self, message: m.Message, received: datetime, dirty: dict[str, Loaded]

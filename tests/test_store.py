@@ -184,3 +184,17 @@ def test_a_file_that_is_no_database_is_a_one_line_error_not_a_traceback(tmp_path
     ]
     with pytest.raises(StoreError, match="file is not a database"):
         open_service(str(store))
+
+
+def test_preview_commits_nothing_and_reports_what_ingest_would(service):
+    Harness(service).given(installed(), system("se-primary", role="primary"))
+    events = [ev("resilience_set", enabled=True), ev("failover", system="ghost")]
+
+    outcomes, after = service.preview([decode(e) for e in events])
+
+    assert [(o.outcome, o.position, o.code) for o in outcomes] == [
+        ("accepted", 3, None), ("rejected", None, "unknown_system")]
+    assert after["acme"][1] == 3 and after["acme"][0].resilience is True
+    assert service.head("acme") == 2
+    # Nothing of the preview lingers: the same event is accepted at 3 for real.
+    assert service.ingest([decode(events[0])])[0].position == 3
