@@ -1,0 +1,109 @@
+"""The NATS micro service `ctilink`: status, directory, networks and ingest queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from nats.aio.client import Client
+from nats.micro import add_service
+from nats.micro.request import Request, ServiceError
+from nats.micro.service import Service
+
+from adapters.consumer import Ingestor
+from adapters.ingest import MAX_LINE_BYTES, explain
+from adapters.store import network_heads
+from adapters.wire import IngestReply, NetworkSummary, NoArguments, Query, encode
+from domain import messages as m
+from domain.errors import PositionOutOfRange, UnknownNetwork
+from projections.directory import directory
+from projections.status import status
+
+NAME = "ctilink"
+VERSION = "0.1.0"
+QUEUE_GROUP = "ctilink"
+
+_query = msgspec.json.Decoder(Query).decode
+_no_arguments = msgspec.json.Decoder(NoArguments).decode
+
+
+def _decode(decode: Any, data: bytes) -> Any:
+    """Decode a request, or a 400 error naming the field."""
+    try:
+        return decode(data or b"{}")
+    except msgspec.DecodeError as error:
+        raise ServiceError("400", f"bad request: {explain(error)}") from None
+
+
+class Api:
+    """Endpoint handlers over one ingestor (and its service)."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
+        self.service = ingestor.service
+
+    def _state(self, query: Query) -> tuple[Any, int]:
+        """The network's state as asked; 404/400 when it has none."""
+        try:
+            return self.service.state_at(query.network, query.at)
+        except UnknownNetwork as error:
+            raise ServiceError("404", str(error)) from None
+        except PositionOutOfRange as error:
+            raise ServiceError("400", str(error)) from None
+
+    async def status(self, request: Request) -> None:
+        """SPEC §8 status document."""
+        state, position = self._state(_decode(_query, request.data))
+        await request.respond(encode(status(state, position)))
+
+    async def directory(self, request: Request) -> None:
+        """SPEC §8 directory document."""
+        state, position = self._state(_decode(_query, request.data))
+        await request.respond(encode(directory(state, position)))
+
+    async def networks(self, request: Request) -> None:
+        """Every network with its position and effective mode."""
+        _decode(_no_arguments, request.data)
+        listing = []
+        for name, position in network_heads(self.service):
+            state, _ = self.service.state_at(name, position)
+            listing.append(NetworkSummary(name, position, state.effective.value))
+        await request.respond(encode(listing))
+
+    async def ingest(self, request: Request) -> None:
+        """Apply one event now and say what became of it."""
+        if len(request.data) > MAX_LINE_BYTES:
+            reply = IngestReply(
+                "rejected", None, "invalid", f"event is longer than {MAX_LINE_BYTES} bytes"
+            )
+        else:
+            try:
+                message = m.decode(request.data)
+            except msgspec.DecodeError as error:
+                reply = IngestReply("rejected", None, "invalid", explain(error))
+            else:
+                outcome = (await self.ingestor.ingest([message]))[0]
+                reply = IngestReply(
+                    outcome.outcome, outcome.position, outcome.code, outcome.message
+                )
+        await request.respond(encode(reply))
+
+
+async def start_api(nc: Client, ingestor: Ingestor) -> Service:
+    """Register the micro service and its endpoints, in the shared queue group."""
+    api = Api(ingestor)
+    service = await add_service(
+        nc,
+        name=NAME,
+        version=VERSION,
+        queue_group=QUEUE_GROUP,
+        description="CTI link state of one-X Portal networks",
+    )
+    for name, handler in (
+        ("status", api.status),
+        ("directory", api.directory),
+        ("networks", api.networks),
+        ("ingest", api.ingest),
+    ):
+        await service.add_endpoint(name=name, subject=f"ctilink.api.{name}", handler=handler)
+    return service

@@ -1,0 +1,148 @@
+"""Publishes the log to CTILINK_OUT after commit, exactly once, from a position it stores."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from eventsourcing.persistence import Tracking, TrackingRecorder
+from nats.js import JetStreamContext
+
+from adapters.wire import ProvidersChanged, PublishedEvent, StatusChanged, encode
+from domain import messages as m
+from domain.network import Installed, Recorded, recorded_at
+from domain.service import NetworkService
+from domain.state import NetworkState, evolve, install
+from projections.status import Status, status
+
+TRACKING_NAME = "ctilink.publisher"
+PAGE = 1000
+ACK_TIMEOUT = 10.0
+
+Outgoing = tuple[str, bytes, str]  # subject, payload, Nats-Msg-Id
+
+
+class Publisher:
+    """Turns each logged position into its outbound messages, in position order."""
+
+    def __init__(
+        self,
+        service: NetworkService,
+        js: JetStreamContext,
+        log: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.service = service
+        self.js = js
+        self.log = log
+        self.tracking: TrackingRecorder = service.factory.tracking_recorder()
+        self.states: dict[str, tuple[NetworkState, Status]] = {}
+        self.wake = asyncio.Event()
+
+    def position(self) -> int:
+        """The last notification id whose messages are all in CTILINK_OUT."""
+        return self.tracking.max_tracking_id(TRACKING_NAME) or 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish whatever is new, whenever woken, until stopped (then once more)."""
+        while not stop.is_set():
+            try:
+                await self.publish_pending()
+            except (TimeoutError, OSError) as error:
+                # NATS is away: the same messages go again, with the same ids, later.
+                self.log(f"publisher waiting for NATS ({type(error).__name__})")
+                await asyncio.sleep(0.5)
+                continue
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=0.5)
+        await self.publish_pending()
+
+    async def publish_pending(self) -> int:
+        """Publish every position after the stored one; returns how many."""
+        count = 0
+        while True:
+            start = self.position()
+            last, outgoing = await asyncio.to_thread(self._prepare, start)
+            if last is None:
+                return count
+            await self._send(outgoing)
+            # Recorded only after JetStream stored every message: a crash before
+            # this line republishes them, and the duplicate window drops the copies.
+            self.tracking.insert_tracking(Tracking(TRACKING_NAME, last))
+            count += 1
+
+    def _prepare(self, start: int) -> tuple[int | None, list[Outgoing]]:
+        """The messages of the next page of the log, and its last notification id."""
+        page = self.service.recorder.select_notifications(
+            start=start, limit=PAGE, inclusive_of_start=False
+        )
+        if not page:
+            return None, []
+        outgoing: list[Outgoing] = []
+        for notification in page:
+            event = self.service.mapper.to_domain_event(notification)
+            outgoing += self._messages(event)
+        return page[-1].id, outgoing
+
+    def _messages(self, event: Installed | Recorded) -> list[Outgoing]:
+        """The outbound messages for one log position."""
+        message = event.message
+        network, position = message.network, event.originator_version
+        key = f"{network}:{position}"
+        published = PublishedEvent(network, position, recorded_at(event), message.actor, message)
+        out = [(f"ctilink.events.{network}.{m.type_of(message)}", encode(published), key)]
+        state, before = self._state_before(network, position)
+        if state is None:
+            state = install(message)  # type: ignore[arg-type]
+        else:
+            evolve(state, message)
+        after = status(state, position)
+        self.states[network] = (state, after)
+        out += changes(network, position, before, after, key)
+        return out
+
+    def _state_before(
+        self, network: str, position: int
+    ) -> tuple[NetworkState | None, Status | None]:
+        """The network's state and status right before `position`."""
+        held = self.states.get(network)
+        if held is not None and held[1].position == position - 1:
+            return held
+        if position == 1:
+            return None, None
+        state, _ = self.service.state_at(network, position - 1)
+        return state, status(state, position - 1)
+
+    async def _send(self, outgoing: list[Outgoing]) -> None:
+        """Publish and wait until JetStream has stored (or deduplicated) every message."""
+        futures = [
+            await self.js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
+            for subject, payload, msg_id in outgoing
+        ]
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=ACK_TIMEOUT)
+
+
+def changes(
+    network: str, position: int, before: Status | None, after: Status, key: str
+) -> list[Outgoing]:
+    """The providers and status messages for a position, when it changed them."""
+    out: list[Outgoing] = []
+    old_providers = set(before.providers) if before else set()
+    new_providers = set(after.providers)
+    if old_providers != new_providers:
+        body = ProvidersChanged(
+            network,
+            position,
+            after.providers,
+            added=sorted(new_providers - old_providers),
+            removed=sorted(old_providers - new_providers),
+        )
+        out.append((f"ctilink.providers.{network}", encode(body), f"{key}:providers"))
+    old_rows = set(before.components) if before else set()
+    changed = [row for row in after.components if row not in old_rows]
+    gone = before is not None and len(before.components) != len(after.components)
+    if before is None or before.mode != after.mode or changed or gone:
+        body = StatusChanged(network, position, after.mode, after.components, changed)
+        out.append((f"ctilink.status.{network}", encode(body), f"{key}:status"))
+    return out

@@ -1,0 +1,49 @@
+"""The JetStream streams ctilink reads from and writes to."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+IN_STREAM = "CTILINK_IN"
+OUT_STREAM = "CTILINK_OUT"
+IN_SUBJECTS = ["ctilink.in.*"]
+OUT_SUBJECTS = [
+    "ctilink.events.*.*",
+    "ctilink.providers.*",
+    "ctilink.status.*",
+    "ctilink.rejected.*",
+]
+# Long enough that a publisher restarted after a crash republishes what it had
+# sent but not yet recorded inside the window, so JetStream drops the copies.
+DUPLICATE_WINDOW_SECONDS = 600.0
+
+
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+    """Both streams, file-backed."""
+    common = {
+        "storage": StorageType.FILE,
+        "num_replicas": replicas,
+        "duplicate_window": DUPLICATE_WINDOW_SECONDS,
+        "discard": DiscardPolicy.OLD,
+    }
+    return [
+        StreamConfig(
+            name=IN_STREAM, subjects=IN_SUBJECTS, retention=RetentionPolicy.WORK_QUEUE, **common
+        ),
+        StreamConfig(
+            name=OUT_STREAM, subjects=OUT_SUBJECTS, retention=RetentionPolicy.LIMITS, **common
+        ),
+    ]
+
+
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create the streams, or bring existing ones to this configuration."""
+    for config in stream_configs(replicas):
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)
