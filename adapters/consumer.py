@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import msgspec
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from adapters.ingest import MAX_LINE_BYTES, explain
 from adapters.streams import IN_STREAM
@@ -70,8 +72,19 @@ class Consumer:
         self.subscription = None
 
     async def start(self) -> None:
-        """Bind the durable consumer (created on first use)."""
-        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=50_000)
+        """Create the durable consumer afresh, so what a crashed run left unacked comes first."""
+        # CTILINK_IN is a work queue: what was acked is gone, what was not is still
+        # there. A new consumer delivers it at once and in order; the old one would
+        # hold it back until ack_wait ran out and deliver newer events first (I4).
+        with contextlib.suppress(NotFoundError):
+            await self.js.delete_consumer(IN_STREAM, DURABLE)
+        config = ConsumerConfig(
+            durable_name=DURABLE,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=60,
+            max_ack_pending=50_000,
+        )
         self.subscription = await self.js.pull_subscribe(
             "ctilink.in.*", durable=DURABLE, stream=IN_STREAM, config=config
         )

@@ -1,9 +1,13 @@
-"""`ctilink status` and `ctilink directory`: the SPEC §8 documents, now or as of a position."""
+"""`ctilink status` and `ctilink directory`: the SPEC §8 documents, now or as of a position.
+
+`--at-time` finds the position from the recorded times (adapters/commands/history.py).
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from adapters.commands.history import add_as_of, as_of, one_line_errors
 from adapters.output import emit_json
 from adapters.render import pairs, table
 from domain.service import NetworkService
@@ -11,9 +15,10 @@ from projections.directory import directory
 from projections.status import status
 
 
+@one_line_errors
 def cmd_status(service: NetworkService, args: argparse.Namespace) -> int:
     """Print the status document (SPEC §8)."""
-    state, position = service.state_at(args.network, args.at)
+    state, position = service.state_at(args.network, as_of(service, args))
     doc = status(state, position)
     if args.json:
         emit_json(doc)
@@ -43,9 +48,10 @@ def cmd_status(service: NetworkService, args: argparse.Namespace) -> int:
     return 0
 
 
+@one_line_errors
 def cmd_directory(service: NetworkService, args: argparse.Namespace) -> int:
     """Print the directory document (SPEC §8)."""
-    state, position = service.state_at(args.network, args.at)
+    state, position = service.state_at(args.network, as_of(service, args))
     doc = directory(state, position)
     if args.json:
         emit_json(doc)
@@ -72,5 +78,5 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     ):
         p = verbs.add_parser(name, parents=[common], help=what)
         p.add_argument("network")
-        p.add_argument("--at", type=int, metavar="POSITION", help="as of this log position")
+        add_as_of(p)
         p.set_defaults(run=run)

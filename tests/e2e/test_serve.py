@@ -1,0 +1,281 @@
+"""`ctilink serve` against a real nats-server: ingest, outbound subjects, queries, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from nats.errors import MaxPayloadError
+
+from adapters.consumer import check
+from adapters.ingest import MAX_LINE_BYTES
+from adapters.store import open_service
+from projections.status import status
+from tests.e2e.conftest import ROOT, network_of, scenario, stream_messages, wait_for
+
+EXPECTED = {
+    n: json.loads((ROOT / f"examples/expected-{n}-status.json").read_text())
+    for n in ("acme", "globex")
+}
+
+
+async def publish_all(nc, lines: list[bytes]) -> None:
+    """Publish each line to ctilink.in.<network> and wait for JetStream's ack."""
+    js = nc.jetstream()
+    for line in lines:
+        await js.publish(f"ctilink.in.{network_of(line)}", line)
+
+
+async def event_ids(nc) -> Counter:
+    """How many times each Nats-Msg-Id stands in CTILINK_OUT's event subjects."""
+    return Counter(
+        m.headers["Nats-Msg-Id"]
+        for m in await stream_messages(nc, "CTILINK_OUT", "ctilink.events.>")
+    )
+
+
+async def test_events_reach_every_outbound_subject_once_and_queries_answer_s8(nc, service):
+    lines = scenario()
+
+    await publish_all(nc, lines)
+
+    async def all_published() -> bool:
+        return sum((await event_ids(nc)).values()) >= len(lines)
+
+    await wait_for(all_published)
+    ids = await event_ids(nc)
+    assert len(ids) == len(lines) and set(ids.values()) == {1}
+    assert "acme:27" in ids and "globex:17" in ids
+    # The status endpoint answers exactly what the CLI answers (SPEC §8).
+    for network, expected in EXPECTED.items():
+        reply = await nc.request("ctilink.api.status", json.dumps({"network": network}).encode())
+        assert json.loads(reply.data) == expected
+    at = await nc.request("ctilink.api.status", b'{"network":"globex","at":16}')
+    assert json.loads(at.data)["mode"]["restart_pending"] is True
+    listing = json.loads((await nc.request("ctilink.api.networks", b"{}")).data)
+    assert listing == [
+        {"network": "acme", "position": 27, "effective": "central"},
+        {"network": "globex", "position": 17, "effective": "central"},
+        {"network": "initech", "position": 9, "effective": "manual"},
+    ]
+    directory = json.loads((await nc.request("ctilink.api.directory", b'{"network":"acme"}')).data)
+    assert directory["network"] == "acme" and directory["system"]
+    # Providers and status go out only for positions that changed them.
+    providers = await stream_messages(nc, "CTILINK_OUT", "ctilink.providers.globex")
+    last = json.loads(providers[-1].data)
+    assert last["position"] == 17 and last["providers"] == EXPECTED["globex"]["providers"]
+    statuses = await stream_messages(nc, "CTILINK_OUT", "ctilink.status.acme")
+    positions = [json.loads(m.data)["position"] for m in statuses]
+    assert positions == sorted(positions) and len(positions) < 27
+
+
+async def installed(nc, network: str) -> bool:
+    """True once the service answers for the network."""
+    reply = await nc.request("ctilink.api.status", json.dumps({"network": network}).encode())
+    return not reply.headers
+
+
+async def test_query_errors_come_back_as_400_and_404(nc, service):
+    await publish_all(nc, scenario()[:1])
+    await wait_for(lambda: installed(nc, "acme"))
+
+    unknown = await nc.request("ctilink.api.status", b'{"network":"nope"}')
+    bad = await nc.request("ctilink.api.status", b'{"network":"acme","extra":1}')
+    out_of_range = await nc.request("ctilink.api.directory", b'{"network":"acme","at":99}')
+    not_json = await nc.request("ctilink.api.networks", b"[")
+
+    assert unknown.headers["Nats-Service-Error-Code"] == "404"
+    assert bad.headers["Nats-Service-Error-Code"] == "400"
+    assert "extra" in bad.headers["Nats-Service-Error"]
+    assert out_of_range.headers["Nats-Service-Error-Code"] == "400"
+    assert not_json.headers["Nats-Service-Error-Code"] == "400"
+
+
+async def test_api_ingest_answers_at_once_as_the_cli_line_i3(nc, service):
+    event = b'{"type":"portal_installed","id":"i1","network":"solo","platform":"windows"}'
+
+    first = json.loads((await nc.request("ctilink.api.ingest", event)).data)
+    again = json.loads((await nc.request("ctilink.api.ingest", event)).data)
+    bad = json.loads((await nc.request("ctilink.api.ingest", b'{"type":"nope"}')).data)
+
+    assert first == {"outcome": "accepted", "position": 1, "code": None, "message": None}
+    assert again == {"outcome": "duplicate", "position": 1, "code": None, "message": None}
+    assert (bad["outcome"], bad["code"]) == ("rejected", "invalid")
+
+
+async def test_bad_inbound_messages_are_rejected_and_the_service_keeps_going_i1(nc, service):
+    js = nc.jetstream()
+    install = b'{"type":"portal_installed","id":"i1","network":"acme","platform":"windows"}'
+
+    await js.publish("ctilink.in.acme", b"garbage")
+    await js.publish("ctilink.in.other", install)  # the subject names another network
+    await js.publish("ctilink.in.acme", b'{"type":"portal_restarted","id":"r","network":"acme"}')
+    with pytest.raises(MaxPayloadError):  # NATS itself refuses what is over its 1 MiB limit
+        await js.publish("ctilink.in.acme", b'{"x":"' + b"y" * (1 << 20) + b'"}')
+    await js.publish("ctilink.in.acme", b'{"type":"portal_installed","id":7}')
+    await js.publish("ctilink.in.acme", install)
+
+    async def five_handled() -> bool:
+        rejected = await stream_messages(nc, "CTILINK_OUT", "ctilink.rejected.>")
+        return len(rejected) == 4 and bool(
+            await stream_messages(nc, "CTILINK_OUT", "ctilink.events.>")
+        )
+
+    await wait_for(five_handled)
+    rejected = [
+        (m.subject, json.loads(m.data))
+        for m in await stream_messages(nc, "CTILINK_OUT", "ctilink.rejected.>")
+    ]
+    assert [(s, r["code"]) for s, r in rejected] == [
+        ("ctilink.rejected.acme", "invalid"),
+        ("ctilink.rejected.other", "invalid"),
+        ("ctilink.rejected.acme", "not_installed"),
+        ("ctilink.rejected.acme", "invalid"),
+    ]
+    assert rejected[0][1]["payload"] == "garbage"
+    assert "subject" in rejected[1][1]["message"]
+    status_reply = json.loads((await nc.request("ctilink.api.status", b'{"network":"acme"}')).data)
+    assert status_reply["position"] == 1
+    assert service.stop() == 0
+
+
+def many_events(count: int, networks: int, seed: int) -> list[bytes]:
+    """Valid events over several networks: installs, then link changes and restarts."""
+    rng = random.Random(seed)
+    lines = []
+    for n in range(networks):
+        net = f"net-{n}"
+        lines.append(
+            json.dumps(
+                {
+                    "type": "portal_installed",
+                    "id": f"{net}-0",
+                    "network": net,
+                    "platform": "linux_server_edition",
+                }
+            ).encode()
+        )
+        lines.append(
+            json.dumps(
+                {
+                    "type": "system_added",
+                    "id": f"{net}-1",
+                    "network": net,
+                    "system": "pri",
+                    "role": "primary",
+                    "platform": "linux",
+                    "address": "10.0.0.1",
+                }
+            ).encode()
+        )
+    for i in range(count - len(lines)):
+        net = f"net-{rng.randrange(networks)}"
+        if rng.random() < 0.9:
+            event = {
+                "type": "link_changed",
+                "id": f"{net}-e{i}",
+                "network": net,
+                "system": "pri",
+                "component": rng.choice(["csta", "dsml"]),
+                "up": rng.random() < 0.5,
+            }
+        else:
+            event = {"type": "portal_restarted", "id": f"{net}-e{i}", "network": net}
+        lines.append(json.dumps(event).encode())
+    return lines
+
+
+def check_exactly_once(store: Path, lines: list[bytes], ids: Counter) -> None:
+    """Every event in the log once, positions contiguous, each position in CTILINK_OUT once."""
+    wanted: dict[str, list[str]] = {}
+    for line in lines:
+        event = json.loads(line)
+        wanted.setdefault(event["network"], []).append(event["id"])
+    service = open_service(str(store))
+    try:
+        expected_ids = set()
+        for network, event_ids_sent in wanted.items():
+            log = list(service.log(network))
+            assert [e.originator_version for e in log] == list(range(1, len(log) + 1))
+            assert [e.message.id for e in log] == event_ids_sent  # once each, in order (I4)
+            expected_ids |= {f"{network}:{p}" for p in range(1, len(log) + 1)}
+            state, position = service.state_at(network)
+            assert status(state, position).position == len(event_ids_sent)
+    finally:
+        service.close()
+    assert set(ids) == expected_ids
+    assert set(ids.values()) == {1}, [k for k, v in ids.items() if v > 1][:5]
+
+
+async def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(nc, service, tmp_path):
+    lines = many_events(3_000, networks=8, seed=1)
+    js = nc.jetstream()
+
+    publishing = asyncio.create_task(publish_all(nc, lines))
+    await wait_for(lambda: _log_has_events(service.store), timeout=30, every=0.02)
+    service.kill()
+    await publishing
+    service.start()
+
+    async def everything_out() -> bool:
+        return sum((await event_ids(nc)).values()) >= len(lines)
+
+    await wait_for(everything_out, timeout=60, every=0.3)
+    await asyncio.sleep(1)  # anything doubled would show up now
+    check_exactly_once(service.store, lines, await event_ids(nc))
+    inbound = await js.stream_info("CTILINK_IN")
+    assert inbound.state.messages == 0  # every inbound message acked (work queue)
+
+
+async def _log_has_events(store: Path) -> bool:
+    """True once the service has committed a few hundred events."""
+    if not store.exists():
+        return False
+    import sqlite3
+
+    with sqlite3.connect(store) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0] > 300
+        except sqlite3.OperationalError:
+            return False
+
+
+async def test_nats_restart_while_events_flow_loses_and_doubles_nothing(nc, service, nats_server):
+    lines = many_events(2_000, networks=5, seed=2)
+    first, second = lines[:1_000], lines[1_000:]
+
+    await publish_all(nc, first)
+    await wait_for(lambda: _log_has_events(service.store), timeout=30, every=0.02)
+    nats_server.kill()
+    await asyncio.sleep(1)
+    nats_server.start()  # same port, same store: streams and acks survive
+    await publish_all(nc, second)
+
+    async def everything_out() -> bool:
+        return sum((await event_ids(nc)).values()) >= len(lines)
+
+    await wait_for(everything_out, timeout=60, every=0.3)
+    await asyncio.sleep(1)
+    check_exactly_once(service.store, lines, await event_ids(nc))
+    assert "reconnected" in service.log.read_text()
+    assert service.stop() == 0
+
+
+class _Msg:
+    """Just what check() reads of a NATS message."""
+
+    def __init__(self, subject: str, data: bytes) -> None:
+        self.subject, self.data = subject, data
+
+
+def test_an_event_over_the_line_limit_is_invalid_even_if_nats_carried_it_i1():
+    # A server configured with a larger max_payload would deliver it.
+    big = b'{"type":"portal_restarted","id":"r","network":"acme","actor":"' + b"a" * MAX_LINE_BYTES
+
+    rejection = check(_Msg("ctilink.in.acme", big))
+
+    assert rejection.code == "invalid" and "longer than" in rejection.message
