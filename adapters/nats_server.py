@@ -33,9 +33,10 @@ def binary() -> str:
 class EmbeddedNats:
     """A nats-server on loopback, on a free port, with its data under `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int = -1) -> None:
+    def __init__(self, data_dir: Path, port: int = -1, config: Path | None = None) -> None:
         self.data_dir = data_dir
         self.port = port
+        self.config = config  # a configuration file; its listen port is overridden
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -46,9 +47,11 @@ class EmbeddedNats:
         for stale in ports_dir.glob("*.ports"):
             stale.unlink()
         log = (self.data_dir / "nats-server.log").open("ab")
+        config = ["-c", str(self.config)] if self.config else []
         self.process = subprocess.Popen(
             [
                 binary(),
+                *config,
                 "-js",
                 "-a",
                 "127.0.0.1",

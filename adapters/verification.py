@@ -32,6 +32,7 @@ from typing import Any, Literal
 import msgspec
 
 from domain import messages as m
+from domain.errors import UnknownNetwork
 from domain.network import GENESIS, Installed, Recorded, link
 from domain.service import NetworkService
 from domain.state import NetworkState, evolve, install
@@ -91,14 +92,9 @@ def parse_head(text: str) -> tuple[int, bytes]:
 
 def head(service: NetworkService, name: str) -> Head:
     """The network's last position and the hash stored there; raises UnknownNetwork."""
-    position = service.head(name)
-    (row,) = service.recorder.select_events(name, desc=True, limit=1)
-    try:
-        chain = service.mapper.to_domain_event(row).chain
-    except Exception as error:  # a tampered row can fail in many ways
-        raise Tampered(
-            f"the last position of {name!r} cannot be read ({error}); run `ctilink verify`"
-        ) from None
+    position, chain = _stored_head(service, name)
+    if chain is None:
+        raise Tampered(f"the last position of {name!r} cannot be read; run `ctilink verify`")
     return Head(name, position, chain.hex())
 
 
@@ -106,73 +102,81 @@ def verify(
     service: NetworkService, name: str, expected: tuple[int, bytes] | None = None
 ) -> Verdict:
     """Recompute one network's chain; `expected` is a (position, hash) kept elsewhere."""
-    walk = _Walk(service, name)
+    last, stored = _stored_head(service, name)
+    walk = _Walk(service, name, watch=expected[0] if expected else None)
     problem = walk.run()
     if problem is None and expected is not None:
         problem = walk.against(*expected)
-    last = walk.stored_head
     return Verdict(
         network=name,
         ok=problem is None,
-        position=last[0],
-        hash=last[1].hex() if last[1] is not None else None,
+        position=last,
+        hash=None if stored is None else stored.hex(),
         problem=problem,
     )
 
 
-class _Walk:
-    """One pass over a network's rows, keeping the recomputed chain at every position."""
+def _stored_head(service: NetworkService, name: str) -> tuple[int, bytes | None]:
+    """The last row's position and the hash stored there (None when it cannot be read)."""
+    rows = service.recorder.select_events(name, desc=True, limit=1)
+    if not rows:
+        raise UnknownNetwork(name)
+    try:
+        return rows[0].originator_version, service.mapper.to_domain_event(rows[0]).chain
+    except Exception:  # a tampered row can fail in many ways
+        return rows[0].originator_version, None
 
-    def __init__(self, service: NetworkService, name: str) -> None:
+
+class _Walk:
+    """One pass over a network's rows, recomputing the chain as it goes."""
+
+    def __init__(self, service: NetworkService, name: str, watch: int | None) -> None:
         self.service = service
         self.name = name
+        self.watch = watch  # a position whose recomputed hash is wanted afterwards
+        self.watched: bytes | None = None
         self.chain = GENESIS
         self.position = 0  # the last position checked and found good
         self.state: NetworkState | None = None
-        self.hashes: dict[int, bytes] = {}  # recomputed, only where a snapshot or head needs it
-        self.stored_head: tuple[int, bytes | None] = (0, None)
         self.snapshots = self._snapshots()
 
     def run(self) -> Problem | None:
         """Check every row in position order; the first problem, or None."""
         for row in self._rows():
-            self.stored_head = (row.originator_version, None)
             problem = self._check(row)
             if problem is not None:
-                self._find_stored_head()
                 return problem
-        for version in sorted(self.snapshots):
-            if version > self.position:
-                return Problem(
-                    self.position + 1,
-                    "truncated",
-                    f"a snapshot exists at position {version} but the log ends at "
-                    f"{self.position}",
-                )
+        beyond = [version for version in self.snapshots if version > self.position]
+        if beyond:
+            return Problem(
+                self.position + 1,
+                "truncated",
+                f"a snapshot exists at position {max(beyond)} but the log ends at "
+                f"{self.position}",
+            )
         return None
 
     def against(self, position: int, digest: bytes) -> Problem | None:
-        """Compare the (intact) log with a head kept elsewhere."""
+        """Compare the log, found intact, with a head kept elsewhere."""
         if position > self.position:
             return Problem(
                 self.position + 1,
                 "truncated",
                 f"the log ends at position {self.position}; the head given is at {position}",
             )
-        if self.hashes.get(position, self.chain if position == self.position else None) is None:
-            self._rehash_upto(position)
-        if self.hashes[position] != digest:
+        if self.watched != digest:
             return Problem(
                 position,
                 "head",
                 f"the hash at position {position} is not the one given: the log up to "
-                f"{position} was rewritten",
+                "there was rewritten",
             )
         return None
 
     # --- one row -------------------------------------------------------------------
 
     def _check(self, row: Any) -> Problem | None:
+        """Check the row for the next position; on success, advance the walk."""
         expected = self.position + 1
         if row.originator_version != expected:
             return Problem(
@@ -184,7 +188,6 @@ class _Walk:
             event = self._decode(row)
         except Exception as error:  # a tampered row can fail in many ways
             return Problem(expected, "unreadable", f"the row cannot be decoded: {error}")
-        self.stored_head = (expected, event.chain)
         content = m.Content(event.message)
         chain = link(self.chain, content, event.timestamp)
         if chain != event.chain:
@@ -206,24 +209,25 @@ class _Walk:
             )
         self.chain = chain
         self.position = expected
+        if expected == self.watch:
+            self.watched = chain
         return self._check_snapshot(expected)
 
     def _decode(self, row: Any) -> Installed | Recorded:
         """The row as a log event, of the class its position needs."""
         event = self.service.mapper.to_domain_event(row)
-        first = row.originator_version == 1
-        if first and not (type(event) is Installed and isinstance(event.message, m.PortalInstalled)):
-            raise ValueError("position 1 must hold the portal_installed record")
-        if not first and type(event) is not Recorded:
+        if row.originator_version == 1:
+            if type(event) is not Installed or not isinstance(event.message, m.PortalInstalled):
+                raise ValueError("position 1 must hold the portal_installed record")
+        elif type(event) is not Recorded:
             raise ValueError(f"expected a recorded event, found {type(event).__name__}")
         return event
 
     def _check_snapshot(self, position: int) -> Problem | None:
         """A snapshot at this position must be the folded state and carry this hash."""
-        if position not in self.snapshots:
+        stored = self.snapshots.get(position)
+        if stored is None:
             return None
-        self.hashes[position] = self.chain
-        stored = self.snapshots[position]
         if isinstance(stored, Exception):
             return Problem(position, "snapshot", f"the snapshot cannot be decoded: {stored}")
         if stored.get("chain") != self.chain:
@@ -250,7 +254,7 @@ class _Walk:
             after = page[-1].originator_version
 
     def _snapshots(self) -> dict[int, dict[str, Any] | Exception]:
-        """Stored snapshots by position: their state dict, or why it cannot be read."""
+        """Stored snapshots by position: their state, or why it cannot be read."""
         store = self.service.snapshots
         if store is None:
             return {}
@@ -258,22 +262,6 @@ class _Walk:
         for row in store.recorder.select_events(self.name):
             try:
                 found[row.originator_version] = self.service.mapper.to_domain_event(row).state
-            except Exception as error:
+            except Exception as error:  # a tampered row can fail in many ways
                 found[row.originator_version] = error
         return found
-
-    def _find_stored_head(self) -> None:
-        """The last row's position and stored hash, when a problem stopped the walk early."""
-        (row,) = self.service.recorder.select_events(self.name, desc=True, limit=1)
-        try:
-            chain = self.service.mapper.to_domain_event(row).chain
-        except Exception:
-            chain = None
-        self.stored_head = (row.originator_version, chain)
-
-    def _rehash_upto(self, position: int) -> None:
-        """Recompute the chain to `position` again (the walk keeps only its end)."""
-        chain = GENESIS
-        for event in self.service.log(self.name, upto=position):
-            chain = link(chain, m.Content(event.message), event.timestamp)
-        self.hashes[position] = chain

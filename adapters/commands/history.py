@@ -232,9 +232,7 @@ def cmd_audit(service: NetworkService, args: argparse.Namespace) -> int:
         return 0
     rows = []
     for item in found:
-        detail = " ".join(
-            f"{k}={encode_json(v).decode()}" for k, v in fields(item.event).items()
-        )
+        detail = " ".join(f"{k}={encode_json(v).decode()}" for k, v in fields(item.event).items())
         rows.append(
             (
                 item.position,
