@@ -80,7 +80,7 @@ class Consumer:
             await self.js.delete_consumer(IN_STREAM, DURABLE)
         config = ConsumerConfig(
             durable_name=DURABLE,
-            ack_policy=AckPolicy.EXPLICIT,
+            ack_policy=AckPolicy.EXPLICIT,  # what a work-queue stream requires
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=60,
             max_ack_pending=50_000,

@@ -7,8 +7,9 @@ import contextlib
 from collections.abc import Callable
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
-from nats.js import JetStreamContext
+from nats.aio.client import Client
 
+from adapters.jetstream_batch import BatchPublisher
 from adapters.wire import ProvidersChanged, PublishedEvent, StatusChanged, encode
 from domain import messages as m
 from domain.network import Installed, Recorded, recorded_at
@@ -29,15 +30,16 @@ class Publisher:
     def __init__(
         self,
         service: NetworkService,
-        js: JetStreamContext,
+        nc: Client,
         log: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.service = service
-        self.js = js
+        self.nc = nc
         self.log = log
         self.tracking: TrackingRecorder = service.factory.tracking_recorder()
         self.states: dict[str, tuple[NetworkState, Status]] = {}
         self.wake = asyncio.Event()
+        self.batch: BatchPublisher | None = None
 
     def position(self) -> int:
         """The last notification id whose messages are all in CTILINK_OUT."""
@@ -116,11 +118,10 @@ class Publisher:
 
     async def _send(self, outgoing: list[Outgoing]) -> None:
         """Publish and wait until JetStream has stored (or deduplicated) every message."""
-        futures = [
-            await self.js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
-            for subject, payload, msg_id in outgoing
-        ]
-        await asyncio.wait_for(asyncio.gather(*futures), timeout=ACK_TIMEOUT)
+        if self.batch is None:
+            self.batch = BatchPublisher(self.nc)
+            await self.batch.start()
+        await self.batch.publish(outgoing, timeout=ACK_TIMEOUT)
 
 
 def changes(

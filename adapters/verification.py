@@ -2,8 +2,9 @@
 
 Every log position stores chain_n = BLAKE2b-256(chain_{n-1} || the event as logged),
 chain_0 = GENESIS (domain/network.py `link`). Verifying a network reads its rows
-in position order, straight from the recorder (no snapshot, no cache), and stops
-at the first position that is not what an untouched log would hold:
+in position order straight from the recorder (never through a snapshot or a
+cache), checks its snapshots against them, and stops at the first position that
+is not what an untouched log would hold:
 
 - `unreadable`: the row cannot be decoded, or is not the record its position
   needs (position 1 is `portal_installed`, every later one a recorded event);
@@ -151,8 +152,7 @@ class _Walk:
             return Problem(
                 self.position + 1,
                 "truncated",
-                f"a snapshot exists at position {max(beyond)} but the log ends at "
-                f"{self.position}",
+                f"a snapshot exists at position {max(beyond)} but the log ends at {self.position}",
             )
         return None
 
@@ -195,9 +195,7 @@ class _Walk:
                 expected, "chain", "the stored hash differs from the one recomputed from the log"
             )
         if content.fingerprint != event.fingerprint:
-            return Problem(
-                expected, "fingerprint", "the stored digest (I3) is not the event's own"
-            )
+            return Problem(expected, "fingerprint", "the stored digest (I3) is not the event's own")
         try:
             if self.state is None:
                 self.state = install(event.message)

@@ -68,4 +68,3 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     p.add_argument("network", nargs="?", help="one network (default: every network, by name)")
     p.set_defaults(run=cmd_export)
-

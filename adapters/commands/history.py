@@ -15,7 +15,6 @@ from adapters.output import emit_json, encode_json
 from adapters.render import table
 from domain import messages as m
 from domain.errors import PositionOutOfRange
-from domain.network import recorded_at
 from domain.service import NetworkService
 from projections.changes import (
     AUDITED,
@@ -64,19 +63,81 @@ def rfc3339(text: str) -> datetime:
         ) from None
 
 
-PAGE = 1000
+# --- reading the log fast ------------------------------------------------------
+#
+# `service.log` builds an eventsourcing domain event per position (about 65,000
+# a second here); replay and the time lookup read the stored rows themselves
+# and decode only what they use: twice to five times as fast. The two structs
+# below read the first slots of domain.codec.StoredRecord, [received, event, ...];
+# tests/test_history.py checks them against `service.log`.
+
+PAGE = 5000
+FIRST_PAGE = 100  # newest first
+LAST = 2**63 - 1  # SQLite's largest integer
+
+
+class _Logged(msgspec.Struct, array_like=True):
+    received: msgspec.Raw  # skipped unparsed
+    message: m.Message
+
+
+class _At(msgspec.Struct):
+    at: datetime | None = None  # the event's other fields are skipped
+
+
+class _Times(msgspec.Struct, array_like=True):
+    received: datetime
+    message: _At
+
+
+_decode_logged = msgspec.json.Decoder(_Logged).decode
+_decode_times = msgspec.json.Decoder(_Times).decode
+
+
+def _pages(
+    service: NetworkService, network: str, upto: int | None, newest_first: bool
+) -> Iterator[list[Any]]:
+    """Rows (position, stored record) of positions 1..upto, one query per page."""
+    recorder = service.recorder
+    table = recorder.events_table_name  # type: ignore[attr-defined]
+    statement = (
+        f"SELECT originator_version, state FROM {table} WHERE originator_id=? "
+        "AND originator_version BETWEEN ? AND ? "
+        f"ORDER BY originator_version {'DESC' if newest_first else 'ASC'} LIMIT ?"
+    )
+    low, high = 1, (upto if upto is not None else LAST)
+    # From the end, the answer is often in the first rows: start small.
+    size = min(PAGE, FIRST_PAGE) if newest_first else PAGE
+    while low <= high:
+        with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            cursor.execute(statement, (network, low, high, size))
+            page = cursor.fetchall()
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        size = min(PAGE, size * 4)
+        if newest_first:
+            high = page[-1][0] - 1
+        else:
+            low = page[-1][0] + 1
+
+
+def logged_messages(
+    service: NetworkService, network: str, upto: int | None = None
+) -> Iterator[tuple[int, m.Message]]:
+    """(position, event as accepted) from position 1 up to `upto` (default: the last)."""
+    for page in _pages(service, network, upto, newest_first=False):
+        for position, record in page:
+            yield position, _decode_logged(record).message
 
 
 def recorded_times(service: NetworkService, network: str) -> Iterator[tuple[int, datetime]]:
-    """(position, recorded time) from the last position down, read a page at a time."""
-    upto: int | None = None
-    while True:
-        page = list(service.events.get(network, lte=upto, desc=True, limit=PAGE))
-        for event in page:
-            yield event.originator_version, recorded_at(event)
-        if len(page) < PAGE:
-            return
-        upto = page[-1].originator_version - 1
+    """(position, recorded time) from the last position down: `at`, else when received."""
+    for page in _pages(service, network, None, newest_first=True):
+        for position, record in page:
+            times = _decode_times(record)
+            yield position, times.message.at or times.received
 
 
 def position_at(service: NetworkService, network: str, moment: datetime) -> int:
@@ -196,7 +257,7 @@ def cmd_replay(service: NetworkService, args: argparse.Namespace) -> int:
     upto = head if args.to is None else args.to
     if not 1 <= upto <= head:
         raise PositionOutOfRange(args.network, upto, head)
-    log = ((event.originator_version, event.message) for event in service.log(args.network, upto))
+    log = logged_messages(service, args.network, upto)
     progress = Progress.maybe(upto)
     out = sys.stdout.buffer
     width = len(str(upto))

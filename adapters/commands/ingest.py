@@ -9,6 +9,7 @@ from collections import Counter
 from typing import BinaryIO
 
 from adapters import ingest as ingesting
+from adapters.dry_run import cmd_dry_run
 from adapters.output import encode_json
 from adapters.parallel import ingest_parallel
 from adapters.render import pairs, table
@@ -18,6 +19,8 @@ from domain.service import NetworkService
 
 def cmd_ingest(service: NetworkService, args: argparse.Namespace) -> int:
     """Apply a JSON Lines file; exit 1 when any line was rejected."""
+    if args.dry_run:
+        return cmd_dry_run(service, args)
     counts: Counter[str] = Counter()
     rejected: list[ingesting.LineReport] = []
     out = sys.stdout.buffer
@@ -86,5 +89,11 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         metavar="N",
         help="worker processes, each owning a share of the networks "
         "(default: one per core for files of 4 MiB or more, else 1)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="commit nothing: print what would change per network and which lines "
+        "would be rejected",
     )
     p.set_defaults(run=cmd_ingest)
