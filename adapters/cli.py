@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors are one line on stderr, never a traceback."""
     args = parser().parse_args(argv)
     try:
-        service = open_service(args.store)
+        service = open_service(args.store, create=getattr(args, "creates_store", False))
         try:
             return args.run(service, args)
         finally:

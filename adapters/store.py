@@ -39,9 +39,12 @@ def persistence_env(store: str) -> dict[str, str]:
     }
 
 
-def open_service(store: str | None = None) -> NetworkService:
+def open_service(store: str | None = None, *, create: bool = True) -> NetworkService:
     """Open the application service on the selected store; StoreError says why not."""
     location = resolve(store)
+    if not create and location != ":memory:" and not Path(location).exists():
+        # Reading must not leave an empty store file behind as a side effect.
+        raise StoreError(f"store {location!r} does not exist (nothing was ingested there)")
     try:
         return NetworkService(env=persistence_env(location))
     except (sqlite3.Error, PersistenceError) as error:

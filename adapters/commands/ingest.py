@@ -96,4 +96,4 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="commit nothing: print what would change per network and which lines "
         "would be rejected",
     )
-    p.set_defaults(run=cmd_ingest)
+    p.set_defaults(run=cmd_ingest, creates_store=True)

@@ -59,4 +59,4 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "(without --nats: starts its own nats-server)",
     )
     add_connection_arguments(p)
-    p.set_defaults(run=cmd_serve)
+    p.set_defaults(run=cmd_serve, creates_store=True)
