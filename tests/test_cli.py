@@ -714,8 +714,11 @@ def test_store_comes_from_env_unless_store_is_given(tmp_path):
     listed = ctilink("networks", "--json", env=env, cwd=tmp_path)
     assert listed.json() == [{"network": "envnet", "position": 1, "effective": "manual"}]
 
+    # --store wins over the environment; reading a store that does not exist is an
+    # error, and creates no file.
     overridden = ctilink("networks", "--json", env=env, cwd=tmp_path, store=flag_store)
-    assert (overridden.rc, overridden.json()) == (0, [])
+    assert overridden.rc == 2 and "does not exist" in overridden.err
+    assert not flag_store.exists()
     assert not (tmp_path / "ctilink.db").exists()
 
 
