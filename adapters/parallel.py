@@ -6,7 +6,9 @@ import contextlib
 import heapq
 import itertools
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from typing import BinaryIO
@@ -118,18 +120,25 @@ def ingest_parallel(
 ) -> None:
     """Like ingest(), with the networks shared out among `workers` processes."""
     pool = Workers(store, workers)
+    # Chunks go out from their own thread: a worker busy sending a large reply
+    # does not read, and a parent blocked sending to it would never read that
+    # reply (both pipes full: a deadlock). One chunk is kept queued ahead.
+    sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-send")
     try:
-        in_flight = 0
+        sent: deque[Future[None]] = deque()
         for chunk in _chunks(read_lines(stream), BATCH_LINES * workers):
-            pool.send(chunk)
-            in_flight += 1
-            # Keep one chunk queued ahead, so workers never wait for the parent.
-            if in_flight == 2:
-                for line in pool.receive():
-                    report(line)
-                in_flight -= 1
-        for _ in range(in_flight):
-            for line in pool.receive():
-                report(line)
+            sent.append(sender.submit(pool.send, chunk))
+            if len(sent) == 2:
+                _report(pool, sent.popleft(), report)
+        while sent:
+            _report(pool, sent.popleft(), report)
     finally:
+        sender.shutdown(wait=False, cancel_futures=True)
         pool.close()
+
+
+def _report(pool: Workers, sending: Future[None], report: Callable[[LineReport], None]) -> None:
+    """Report the oldest chunk's lines, in order, once its workers have answered."""
+    for line in pool.receive():
+        report(line)
+    sending.result()  # surfaces an error of the send itself

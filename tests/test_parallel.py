@@ -16,7 +16,7 @@ from adapters.commands.ingest import PARALLEL_FROM_BYTES, worker_count
 from adapters.ingest import LineReport, ingest
 from adapters.parallel import ingest_parallel, route
 from adapters.store import open_service
-from bench.workload import interleaved_lines
+from bench.workload import interleaved_lines, single_network_lines
 from projections.directory import directory
 from projections.status import status
 
@@ -163,3 +163,15 @@ def test_cli_uses_workers_for_big_files_and_agrees_with_one_process(tmp_path: Pa
 
     assert outputs[0] == outputs[1]
     assert outputs[0].count(b"\n") == 40_000
+
+
+def test_a_share_and_a_reply_bigger_than_the_pipes_do_not_deadlock_i4(tmp_path: Path):
+    # One network: one worker gets every line, and its reply fills the pipe while
+    # the next chunk is being sent to it.
+    data = b"\n".join(single_network_lines(25_000, systems=4)) + b"\n"
+
+    reports = run(str(tmp_path / "one.db"), data, 2)
+
+    assert [r.line for r in reports] == list(range(1, 25_001))
+    assert {r.outcome for r in reports} == {"accepted"}
+    assert reports[-1].position == 25_000
