@@ -5,12 +5,11 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
 
 from domain import messages as m
 from domain.codec import NetworkMapper, stored_fingerprint
@@ -42,12 +41,23 @@ def project(aggregate: Any, events: Iterable[Any]) -> Any:
 class Loaded:
     """A network held in memory for writing: its aggregate and its accepted ids."""
 
-    __slots__ = ("aggregate", "committed", "ids")
+    __slots__ = ("aggregate", "ids")
 
     def __init__(self, aggregate: Network | None, ids: dict[str, tuple[int, bytes]]) -> None:
         self.aggregate = aggregate
         self.ids = ids  # event id -> (position, fingerprint)
-        self.committed = aggregate.version if aggregate else 0  # durable in the store
+
+
+class Batch:
+    """What one ingest call has decided but not yet committed."""
+
+    __slots__ = ("networks", "received", "snapshots")
+
+    def __init__(self) -> None:
+        # One receive time per batch: reading the clock per event is not free.
+        self.received = Recorded.create_timestamp()
+        self.networks: dict[str, Loaded] = {}
+        self.snapshots: list[StoredEvent] = []  # encoded when taken: the state moves on
 
 
 class NetworkService(Application[str]):
@@ -72,20 +82,18 @@ class NetworkService(Application[str]):
     def ingest(self, messages: Sequence[m.Message]) -> list[Outcome]:
         """Apply events in order and commit the accepted ones in one transaction."""
         for attempt in range(1, self.max_attempts + 1):
-            dirty: dict[str, Loaded] = {}
+            batch = Batch()
             try:
-                # One receive time per batch: reading the clock per event is not free.
-                received = Recorded.create_timestamp()
-                outcomes = [self._submit(message, received, dirty) for message in messages]
-                self._commit(dirty)
+                outcomes = [self._submit(message, batch) for message in messages]
+                self._commit(batch)
                 return outcomes
             except IntegrityError:
                 # Another writer got there first: reload from the store and redo.
-                self._forget(dirty)
+                self._forget(batch)
                 if attempt == self.max_attempts:
                     raise
             except BaseException:
-                self._forget(dirty)
+                self._forget(batch)
                 raise
         raise AssertionError("unreachable")
 
@@ -93,22 +101,19 @@ class NetworkService(Application[str]):
         self, messages: Sequence[m.Message]
     ) -> tuple[list[Outcome], dict[str, tuple[NetworkState, int]]]:
         """What ingest would do, committing nothing: outcomes, and each touched network after."""
-        dirty: dict[str, Loaded] = {}
+        batch = Batch()
         try:
-            received = Recorded.create_timestamp()
-            outcomes = [self._submit(message, received, dirty) for message in messages]
+            outcomes = [self._submit(message, batch) for message in messages]
             after = {
                 name: (copy.deepcopy(loaded.aggregate.state), loaded.aggregate.version)
-                for name, loaded in dirty.items()
+                for name, loaded in batch.networks.items()
                 if loaded.aggregate is not None
             }
             return outcomes, after
         finally:
-            self._forget(dirty)  # the cached networks hold the uncommitted events
+            self._forget(batch)  # the cached networks hold the uncommitted events
 
-    def _submit(
-        self, message: m.Message, received: datetime, dirty: dict[str, Loaded]
-    ) -> Outcome:
+    def _submit(self, message: m.Message, batch: Batch) -> Outcome:
         """Decide one event against the in-memory state; nothing is durable yet."""
         loaded = self._load(message.network)
         seen = loaded.ids.get(message.id)
@@ -131,44 +136,36 @@ class NetworkService(Application[str]):
                         "not_installed",
                         f"network {message.network!r} has no portal_installed event yet",
                     )
-                loaded.aggregate = Network.install(message, received, content)
+                loaded.aggregate = Network.install(message, batch.received, content)
             else:
-                loaded.aggregate.record(message, received, content)
+                loaded.aggregate.record(message, batch.received, content)
         except Rejected as rejection:
             return Outcome("rejected", code=rejection.code, message=rejection.message)
         position = loaded.aggregate.version
         loaded.ids[message.id] = (position, fingerprint)
-        dirty[message.network] = loaded
+        batch.networks[message.network] = loaded
+        if position % self.snapshot_interval == 0:
+            snapshot = Network.Snapshot.take(loaded.aggregate)
+            batch.snapshots.append(self.mapper.to_stored_event(snapshot))
         return Outcome("accepted", position=position)
 
-    def _commit(self, dirty: dict[str, Loaded]) -> None:
-        """Save every pending event, and the snapshots due, in one transaction."""
-        events = [e for loaded in dirty.values() for e in loaded.aggregate.collect_events()]
+    def _commit(self, batch: Batch) -> None:
+        """Save every pending event, and the snapshots taken, in one transaction."""
+        events = [e for n in batch.networks.values() for e in n.aggregate.collect_events()]
         if not events:
             return
-        snapshots = [
-            Network.Snapshot.take(loaded.aggregate)
-            for loaded in dirty.values()
-            if self._snapshot_due(loaded.committed, loaded.aggregate.version)
-        ]
         # EventStore.put is one transaction (Application.save would add runtime
         # Protocol isinstance checks per aggregate that cost more than the insert).
         if getattr(self.recorder, "inserts_snapshots", False):
-            self.events.put(events, snapshots=[self.mapper.to_stored_event(s) for s in snapshots])
+            self.events.put(events, snapshots=batch.snapshots)
         else:
             self.events.put(events)
-            if snapshots and self.snapshots is not None:
-                self.snapshots.put(snapshots)
-        for loaded in dirty.values():
-            loaded.committed = loaded.aggregate.version
+            if batch.snapshots and self.snapshots is not None:
+                self.snapshots.recorder.insert_events(batch.snapshots)
 
-    def _snapshot_due(self, before: int, after: int) -> bool:
-        """A snapshot every `snapshot_interval` positions."""
-        return after // self.snapshot_interval > before // self.snapshot_interval
-
-    def _forget(self, dirty: dict[str, Loaded]) -> None:
+    def _forget(self, batch: Batch) -> None:
         """Drop networks whose in-memory state may be ahead of the store."""
-        for name in dirty:
+        for name in batch.networks:
             self._cache.pop(name, None)
 
     def _load(self, name: str) -> Loaded:
