@@ -4,7 +4,7 @@ The whole file is decided in one `NetworkService.preview` (the same checks, the
 same order as ingest, on in-memory copies of the networks), so it is held in
 memory; `--jobs` does not apply. Each network's status before (`state_at`, none
 when it is not installed yet) is compared with its status after
-(projections/diffing.py).
+(projections/changes.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from adapters.render import pairs, table
 from domain.errors import UnknownNetwork
 from domain.service import NetworkService
 from domain.state import NetworkState
-from projections.diffing import NO_CHANGES, Changes, ProviderChanges, RowChange, compare
+from projections.changes import NO_CHANGES, Changes, ProviderChanges, RowChange, compare
 from projections.status import status
 
 
@@ -30,7 +30,7 @@ class NetworkPreview(msgspec.Struct, frozen=True):
     """`ingest --dry-run --json`: one network named in the file, and what would change.
 
     `from`/`to`: its position now and after the file (null: not installed).
-    `mode`, `providers`, `components`: as projections.diffing.Changes. `lines`:
+    `mode`, `providers`, `components`: as projections.changes.Changes. `lines`:
     the reports of the lines naming this network, as `ingest --json` would print them.
     """
 

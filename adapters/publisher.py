@@ -9,12 +9,13 @@ from collections.abc import Callable
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from nats.aio.client import Client
 
-from adapters.jetstream_batch import BatchPublisher
+from adapters.jetstream_batch import BatchPublisher, PublishFailed
 from adapters.wire import ProvidersChanged, PublishedEvent, StatusChanged, encode
 from domain import messages as m
 from domain.network import Installed, Recorded, recorded_at
 from domain.service import NetworkService
 from domain.state import NetworkState, evolve, install
+from projections.changes import compare
 from projections.status import Status, status
 
 TRACKING_NAME = "ctilink.publisher"
@@ -50,7 +51,7 @@ class Publisher:
         while not stop.is_set():
             try:
                 await self.publish_pending()
-            except (TimeoutError, OSError) as error:
+            except (PublishFailed, TimeoutError, OSError) as error:
                 # NATS is away: the same messages go again, with the same ids, later.
                 self.log(f"publisher waiting for NATS ({type(error).__name__})")
                 await asyncio.sleep(0.5)
@@ -58,7 +59,10 @@ class Publisher:
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=0.5)
-        await self.publish_pending()
+        try:
+            await self.publish_pending()
+        except (PublishFailed, TimeoutError, OSError):
+            self.log("publisher stopped with positions left to publish at the next start")
 
     async def publish_pending(self) -> int:
         """Publish every position after the stored one; returns how many."""
@@ -129,21 +133,14 @@ def changes(
 ) -> list[Outgoing]:
     """The providers and status messages for a position, when it changed them."""
     out: list[Outgoing] = []
-    old_providers = set(before.providers) if before else set()
-    new_providers = set(after.providers)
-    if old_providers != new_providers:
+    changed = compare(before, after)
+    if changed.providers.added or changed.providers.removed:
         body = ProvidersChanged(
-            network,
-            position,
-            after.providers,
-            added=sorted(new_providers - old_providers),
-            removed=sorted(old_providers - new_providers),
+            network, position, after.providers, changed.providers.added, changed.providers.removed
         )
         out.append((f"ctilink.providers.{network}", encode(body), f"{key}:providers"))
-    old_rows = set(before.components) if before else set()
-    changed = [row for row in after.components if row not in old_rows]
-    gone = before is not None and len(before.components) != len(after.components)
-    if before is None or before.mode != after.mode or changed or gone:
-        body = StatusChanged(network, position, after.mode, after.components, changed)
+    if changed.mode or changed.components:
+        rows = [row.after for row in changed.components if row.after is not None]
+        body = StatusChanged(network, position, after.mode, after.components, rows)
         out.append((f"ctilink.status.{network}", encode(body), f"{key}:status"))
     return out

@@ -64,6 +64,7 @@ class Changes(msgspec.Struct, frozen=True):
 
 
 NO_PROVIDER_CHANGES = ProviderChanges([], [])
+NO_CHANGES = Changes({}, NO_PROVIDER_CHANGES, [])
 
 
 def mode_changes(before: ModeView | None, after: ModeView) -> ModeChanges:

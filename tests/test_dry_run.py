@@ -19,7 +19,7 @@ import pytest
 
 from adapters.cli import main
 from adapters.store import open_service
-from projections.diffing import compare
+from projections.changes import compare
 from projections.providers import Provider
 from projections.status import ComponentRow, ModeView, Status, status
 
@@ -236,7 +236,7 @@ def test_a_dry_run_reads_standard_input(capsys, store, monkeypatch):
     assert [json.loads(text)["network"] for text in out.splitlines()] == ["acme"]
 
 
-# --- comparing two status documents (projections/diffing.py) --------------------------
+# --- comparing two status documents (projections/changes.py) --------------------------
 
 
 def doc(position: int, providers: list[Provider], rows: list[ComponentRow], **mode: Any) -> Status:
