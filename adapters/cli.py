@@ -14,6 +14,7 @@ from eventsourcing.persistence import PersistenceError
 
 from adapters import commands
 from adapters.parallel import WorkerFailed
+from adapters.remote import RemoteError
 from adapters.store import StoreError, open_service
 from domain.errors import PositionOutOfRange, UnknownNetwork
 
@@ -36,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors are one line on stderr, never a traceback."""
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "nats", None) and args.command != "serve":
+            return args.run(None, args)  # a query answered by a running service
         service = open_service(args.store, create=getattr(args, "creates_store", False))
         try:
             return args.run(service, args)
@@ -46,7 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # /dev/null so the interpreter's final flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UnknownNetwork, PositionOutOfRange, StoreError, WorkerFailed, OSError) as error:
+    except (
+        UnknownNetwork,
+        PositionOutOfRange,
+        StoreError,
+        WorkerFailed,
+        RemoteError,
+        OSError,
+    ) as error:
         print(f"ctilink: {error}", file=sys.stderr)
         return 2
     except (sqlite3.Error, PersistenceError) as error:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from adapters.commands.serve import add_connection_arguments, nats_options
 from adapters.output import emit_json, encode_json
+from adapters.remote import ask
 from adapters.render import table
 from adapters.store import network_heads
+from adapters.wire import NetworkSummary, NoArguments
 from domain.service import NetworkService
 from projections.log import entry, fields
 
@@ -29,16 +32,22 @@ def cmd_log(service: NetworkService, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_networks(service: NetworkService, args: argparse.Namespace) -> int:
+def cmd_networks(service: NetworkService | None, args: argparse.Namespace) -> int:
     """List every network with its position and effective mode."""
-    listing = []
-    for name, position in network_heads(service):
-        state, _ = service.state_at(name)
-        listing.append({"network": name, "position": position, "effective": state.effective.value})
+    if service is None:
+        _, listing = ask(
+            args.nats, "networks", NoArguments(), nats_options(args), list[NetworkSummary]
+        )
+    else:
+        listing = []
+        for name, position in network_heads(service):
+            state, _ = service.state_at(name)
+            listing.append(NetworkSummary(name, position, state.effective.value))
     if args.json:
         emit_json(listing)
     else:
-        print(table(("network", "position", "effective"), [tuple(n.values()) for n in listing]))
+        rows = [(n.network, n.position, n.effective) for n in listing]
+        print(table(("network", "position", "effective"), rows))
     return 0
 
 
@@ -48,4 +57,5 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("network")
     p.set_defaults(run=cmd_log)
     p = verbs.add_parser("networks", parents=[common], help="every network")
+    add_connection_arguments(p, "ask a running `ctilink serve` instead of the store")
     p.set_defaults(run=cmd_networks)

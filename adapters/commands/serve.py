@@ -38,9 +38,10 @@ def cmd_serve(service: NetworkService, args: argparse.Namespace) -> int:
     return asyncio.run(serve(args.store, url, nats_options(args)))
 
 
-def add_connection_arguments(p: argparse.ArgumentParser) -> None:
+def add_connection_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
     """--nats and the credential options."""
-    p.add_argument("--nats", metavar="URL", help=f"NATS server (default: ${URL_ENV})")
+    default = f"NATS server (default: ${URL_ENV})"
+    p.add_argument("--nats", metavar="URL", help=what or default)
     p.add_argument("--creds", help="NATS credentials file")
     p.add_argument("--user", help="NATS user")
     p.add_argument("--password", help="NATS password (or $CTILINK_NATS_PASSWORD)")

@@ -6,22 +6,47 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
 from adapters.commands.history import add_as_of, as_of, one_line_errors
+from adapters.commands.serve import add_connection_arguments, nats_options
 from adapters.output import emit_json
+from adapters.remote import RemoteError, ask
 from adapters.render import pairs, table
+from adapters.wire import Query
 from domain.service import NetworkService
-from projections.directory import directory
-from projections.status import status
+from projections.directory import Directory, directory
+from projections.status import Status, status
+
+
+def fetch(
+    service: NetworkService | None, args: argparse.Namespace, endpoint: str, answer: type
+) -> tuple[bytes | None, Any]:
+    """The document from the store, or from a running service with --nats."""
+    if service is None:
+        if args.at_time is not None:
+            raise RemoteError("--at-time reads the store; use --at with --nats")
+        return ask(args.nats, endpoint, Query(args.network, args.at), nats_options(args), answer)
+    state, position = service.state_at(args.network, as_of(service, args))
+    project = status if endpoint == "status" else directory
+    return None, project(state, position)
+
+
+def show_json(raw: bytes | None, doc: Any) -> None:
+    """The document exactly: as the service sent it, or encoded here."""
+    if raw is not None:
+        sys.stdout.buffer.write(raw + b"\n")
+    else:
+        emit_json(doc)
 
 
 @one_line_errors
-def cmd_status(service: NetworkService, args: argparse.Namespace) -> int:
+def cmd_status(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Print the status document (SPEC §8)."""
-    state, position = service.state_at(args.network, as_of(service, args))
-    doc = status(state, position)
+    raw, doc = fetch(service, args, "status", Status)
     if args.json:
-        emit_json(doc)
+        show_json(raw, doc)
         return 0
     mode = doc.mode
     print(
@@ -49,12 +74,11 @@ def cmd_status(service: NetworkService, args: argparse.Namespace) -> int:
 
 
 @one_line_errors
-def cmd_directory(service: NetworkService, args: argparse.Namespace) -> int:
+def cmd_directory(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Print the directory document (SPEC §8)."""
-    state, position = service.state_at(args.network, as_of(service, args))
-    doc = directory(state, position)
+    raw, doc = fetch(service, args, "directory", Directory)
     if args.json:
-        emit_json(doc)
+        show_json(raw, doc)
         return 0
     print(pairs([("network", doc.network), ("position", doc.position)]))
     print("\nsystem directory")
@@ -79,4 +103,5 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         p = verbs.add_parser(name, parents=[common], help=what)
         p.add_argument("network")
         add_as_of(p)
+        add_connection_arguments(p, "ask a running `ctilink serve` instead of the store")
         p.set_defaults(run=run)

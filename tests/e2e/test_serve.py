@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -279,3 +281,38 @@ def test_an_event_over_the_line_limit_is_invalid_even_if_nats_carried_it_i1():
     rejection = check(_Msg("ctilink.in.acme", big))
 
     assert rejection.code == "invalid" and "longer than" in rejection.message
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ctilink CLI."""
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+async def test_cli_queries_a_running_service_with_nats_flag_s8(nc, service, tmp_path):
+    await publish_all(nc, scenario())
+    await wait_for(lambda: installed(nc, "initech"))
+    await wait_for(lambda: installed(nc, "globex"))
+    url = service.url
+    missing_store = str(tmp_path / "no-store-here.db")
+
+    status_run = cli("status", "acme", "--json", "--nats", url, "--store", missing_store)
+    human = cli("status", "globex", "--at", "16", "--nats", url)
+    networks = cli("networks", "--json", "--nats", url)
+    unknown = cli("directory", "nope", "--nats", url)
+    nobody = cli("status", "acme", "--nats", "nats://127.0.0.1:1")
+
+    assert status_run.returncode == 0, status_run.stderr
+    assert json.loads(status_run.stdout) == EXPECTED["acme"]
+    assert not Path(missing_store).exists()  # the store is not touched
+    assert human.returncode == 0 and "restart pending    yes" in human.stdout
+    assert [n["network"] for n in json.loads(networks.stdout)] == ["acme", "globex", "initech"]
+    assert unknown.returncode == 2 and unknown.stderr.strip() == "ctilink: unknown network 'nope'"
+    assert nobody.returncode == 2 and "Traceback" not in nobody.stderr
+    assert nobody.stderr.startswith("ctilink: cannot connect to NATS")
