@@ -269,15 +269,9 @@ AUDITED: tuple[str, ...] = (
 )
 
 
-class AuditEntry(msgspec.Struct, frozen=True):
+class AuditEntry(LogEntry, frozen=True):
     """`audit --json`: a `log --json` line plus the modes before and after it."""
 
-    network: str
-    position: int
-    at: datetime
-    actor: str
-    type: str
-    event: m.Message
     configured: tuple[str | None, str]  # (before, after); before is None at position 1
     effective: tuple[str | None, str]
 
