@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors are one line on stderr, never a traceback."""
     args = parser().parse_args(argv)
     try:
-        if getattr(args, "nats", None) and args.command != "serve":
+        if getattr(args, "nats", None) and getattr(args, "asks_service", False):
             return args.run(None, args)  # a query answered by a running service
         service = open_service(args.store, create=getattr(args, "creates_store", False))
         try:

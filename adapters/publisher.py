@@ -33,6 +33,7 @@ class Publisher:
         service: NetworkService,
         nc: Client,
         log: Callable[[str], None] = lambda _: None,
+        poll: float = 0.5,
     ) -> None:
         self.service = service
         self.nc = nc
@@ -40,6 +41,7 @@ class Publisher:
         self.tracking: TrackingRecorder = service.factory.tracking_recorder()
         self.states: dict[str, tuple[NetworkState, Status]] = {}
         self.wake = asyncio.Event()
+        self.poll = poll  # how long to wait for a wake before looking anyway
         self.batch: BatchPublisher | None = None
 
     def position(self) -> int:
@@ -58,7 +60,7 @@ class Publisher:
                 continue
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=0.5)
+                await asyncio.wait_for(self.wake.wait(), timeout=self.poll)
         try:
             await self.publish_pending()
         except (PublishFailed, TimeoutError, OSError):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
+import os
 import signal
 import sys
 from pathlib import Path
@@ -24,7 +27,7 @@ def say(line: str) -> None:
     print(f"ctilink serve: {line}", file=sys.stderr, flush=True)
 
 
-def connect_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
+def connect_options(url: str, options: dict[str, Any], name: str = "ctilink") -> dict[str, Any]:
     """nats.connect() keywords: reconnect forever, one log line per event."""
 
     async def disconnected() -> None:
@@ -40,7 +43,7 @@ def connect_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
 
     return {
         "servers": [url],
-        "name": "ctilink",
+        "name": name,
         "reconnect_time_wait": 0.5,
         "max_reconnect_attempts": -1,
         "disconnected_cb": disconnected,
@@ -64,7 +67,99 @@ async def run_until_stopped(stop: asyncio.Event, *jobs: Any) -> BaseException | 
     return failure
 
 
-async def serve(store: str | None, url: str | None, options: dict[str, Any]) -> int:
+async def supervise(command: list[str], env: dict[str, str], stop: asyncio.Event) -> None:
+    """Run the publisher process until `stop`; its unexpected end is an error."""
+    child = await asyncio.create_subprocess_exec(
+        *command, env={**env, PARENT_ENV: str(os.getpid())}
+    )
+    exited = asyncio.ensure_future(child.wait())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([exited, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if not stop.is_set():
+        stopping.cancel()
+        raise RuntimeError(f"the publisher process ended (status {child.returncode})")
+    if child.returncode is None:
+        child.terminate()  # it publishes what is committed, then exits
+        try:
+            await asyncio.wait_for(exited, 30)
+        except TimeoutError:
+            child.kill()
+            await exited
+
+
+ORPHAN_GRACE_SECONDS = 5.0
+PR_SET_PDEATHSIG = 1
+PARENT_ENV = "CTILINK_SERVE_PID"
+
+
+def die_with_parent() -> None:
+    """On Linux, have the kernel kill this process when the serving process dies."""
+    # Safe at any moment: a position is recorded only once JetStream acknowledged
+    # it, so whatever was in flight is published again, deduplicated, next time.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+async def stop_when_orphaned(stop: asyncio.Event) -> None:
+    """Set `stop` once the parent process is gone (killed without telling us)."""
+    # The serving process names itself: it may be gone before this line runs.
+    parent = int(os.environ.get(PARENT_ENV, os.getppid()))
+    while os.getppid() == parent:
+        await asyncio.sleep(0.5)
+    say("the serving process is gone; publisher stopping")
+    stop.set()
+    # NATS may be gone too: whatever is unpublished is published by the next
+    # start (positions are recorded only once acknowledged), so do not linger.
+    await asyncio.sleep(ORPHAN_GRACE_SECONDS)
+    os._exit(0)
+
+
+async def publish_forever(store: str | None, url: str, options: dict[str, Any]) -> int:
+    """The publisher process: CTILINK_OUT from the store's log until SIGTERM or orphaned."""
+    die_with_parent()
+    service = open_service(store)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    watching = asyncio.ensure_future(stop_when_orphaned(stop))
+    try:
+        nc = await connect_or_stop(url, options, stop, name="ctilink-publisher")
+        if nc is None:
+            return 0
+        await ensure_streams(nc.jetstream())
+        # Nobody wakes this process: it looks for new positions every few ms.
+        await Publisher(service, nc, log=say, poll=0.02).run(stop)
+        with contextlib.suppress(Exception):  # NATS may be gone as well
+            await asyncio.wait_for(nc.drain(), 5)
+    finally:
+        watching.cancel()
+        service.close()
+    return 0
+
+
+async def connect_or_stop(
+    url: str, options: dict[str, Any], stop: asyncio.Event, name: str = "ctilink"
+) -> Any:
+    """Connect to NATS, however long it takes, unless `stop` comes first (then None)."""
+    # nats-py keeps retrying a first connection that fails; a signal still stops us.
+    connecting = asyncio.ensure_future(nats.connect(**connect_options(url, options, name)))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        return None
+    return connecting.result()
+
+
+async def serve(
+    store: str | None,
+    url: str | None,
+    options: dict[str, Any],
+    publisher: tuple[list[str], dict[str, str]] | None = None,
+) -> int:
     """Run until SIGINT or SIGTERM; finish the batch in hand, drain, exit 0."""
     location = resolve(store)
     embedded = None
@@ -80,30 +175,30 @@ async def serve(store: str | None, url: str | None, options: dict[str, Any]) -> 
         loop.add_signal_handler(signum, stop.set)
     try:
         say(f"connecting to NATS at {url}")
-        # nats-py keeps retrying a first connection that fails; a signal still stops us.
-        connecting = asyncio.ensure_future(nats.connect(**connect_options(url, options)))
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not connecting.done():
-            connecting.cancel()
-            say("stopped before NATS answered")
-            return 0
         try:
-            nc = connecting.result()
+            nc = await connect_or_stop(url, options, stop)
         except Exception as error:
             say(f"cannot connect to NATS at {url}: {error or type(error).__name__}")
             return 2
+        if nc is None:
+            say("stopped before NATS answered")
+            return 0
         say(f"connected to NATS at {url}; store {location}")
         js = nc.jetstream()
         await ensure_streams(js)
         ingestor = Ingestor(service)
-        publisher = Publisher(service, nc, log=say)
-        consumer = Consumer(ingestor, js, committed=publisher.wake.set, log=say)
+        if publisher is None:  # in this process
+            in_process = Publisher(service, nc, log=say)
+            consumer = Consumer(ingestor, js, committed=in_process.wake.set, log=say)
+            publishing = in_process.run(stop)
+        else:  # in a process of its own, on the other core
+            command, env = publisher
+            consumer = Consumer(ingestor, js, committed=lambda: None, log=say)
+            publishing = supervise([*command, "--nats", url], env, stop)
         await consumer.start()
         api = await start_api(nc, ingestor)
         say("ready: consuming ctilink.in.*, answering ctilink.api.*")
-        failure = await run_until_stopped(stop, consumer.run(stop), publisher.run(stop))
+        failure = await run_until_stopped(stop, consumer.run(stop), publishing)
         say("stopping" if failure is None else f"stopping after an error: {failure}")
         await api.stop()
         await consumer.close()

@@ -97,6 +97,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--networks", type=int, default=100)
     parser.add_argument("--queries", type=int, default=2_000)
+    parser.add_argument(
+        "--publisher-in-process",
+        action="store_true",
+        help="run the service with its publisher in its own process",
+    )
     args = parser.parse_args()
     lines = interleaved_lines(args.events, args.networks, systems=10)
     print(f"machine: {describe()}")
@@ -114,6 +119,7 @@ def main() -> None:
                 url,
                 "--store",
                 str(Path(tmp) / "ctilink.db"),
+                *(["--publisher-in-process"] if args.publisher_in_process else []),
             ],
             stdout=log,
             stderr=log,

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import os
 import ssl
+import sys
 
-from adapters.server import serve
+from adapters.remote import RemoteError
+from adapters.server import publish_forever, serve
 from domain.service import NetworkService
 
 URL_ENV = "CTILINK_NATS_URL"
@@ -31,11 +33,39 @@ def nats_options(args: argparse.Namespace) -> dict[str, object]:
     return options
 
 
+def connection_argv(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The connection options as arguments for a child process (password in its env)."""
+    argv: list[str] = []
+    for flag in ("creds", "user", "token", "tls_ca", "tls_cert", "tls_key"):
+        value = getattr(args, flag)
+        if value:
+            argv += [f"--{flag.replace('_', '-')}", value]
+    env = dict(os.environ)
+    if args.password:
+        env["CTILINK_NATS_PASSWORD"] = args.password
+    return argv, env
+
+
 def cmd_serve(service: NetworkService, args: argparse.Namespace) -> int:
     """Run the service until SIGINT or SIGTERM."""
     service.close()  # the server opens its own
     url = args.nats or os.environ.get(URL_ENV)
-    return asyncio.run(serve(args.store, url, nats_options(args)))
+    publisher = None
+    if not args.publisher_in_process:
+        argv, env = connection_argv(args)
+        store = ["--store", args.store] if args.store else []
+        command = [sys.executable, "-m", "adapters.cli", "publish", *store, *argv]
+        publisher = (command, env)
+    return asyncio.run(serve(args.store, url, nats_options(args), publisher))
+
+
+def cmd_publish(service: NetworkService, args: argparse.Namespace) -> int:
+    """Publish the store's log to CTILINK_OUT until SIGINT or SIGTERM."""
+    service.close()
+    url = args.nats or os.environ.get(URL_ENV)
+    if not url:
+        raise RemoteError("publish needs --nats URL (or $CTILINK_NATS_URL)")
+    return asyncio.run(publish_forever(args.store, url, nats_options(args)))
 
 
 def add_connection_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
@@ -60,4 +90,16 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "(without --nats: starts its own nats-server)",
     )
     add_connection_arguments(p)
+    p.add_argument(
+        "--publisher-in-process",
+        action="store_true",
+        help="publish from this process rather than a second one (one core only)",
+    )
     p.set_defaults(run=cmd_serve, creates_store=True)
+    p = verbs.add_parser(
+        "publish",
+        parents=[common],
+        help="publish the store's log to CTILINK_OUT (serve runs this in a second process)",
+    )
+    add_connection_arguments(p)
+    p.set_defaults(run=cmd_publish, creates_store=True)

@@ -49,8 +49,9 @@ async def nc(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
 class Service:
     """`ctilink serve` in its own process, so that it can be killed."""
 
-    def __init__(self, store: Path, url: str, log: Path) -> None:
+    def __init__(self, store: Path, url: str, log: Path, extra: list[str] | None = None) -> None:
         self.store, self.url, self.log = store, url, log
+        self.extra = extra or []
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -66,6 +67,7 @@ class Service:
                     str(self.store),
                     "--nats",
                     self.url,
+                    *self.extra,
                 ],
                 stdout=out,
                 stderr=out,

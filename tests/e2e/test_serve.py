@@ -17,7 +17,7 @@ from adapters.consumer import check
 from adapters.ingest import MAX_LINE_BYTES
 from adapters.store import open_service
 from projections.status import status
-from tests.e2e.conftest import ROOT, network_of, scenario, stream_messages, wait_for
+from tests.e2e.conftest import ROOT, Service, network_of, scenario, stream_messages, wait_for
 
 EXPECTED = {
     n: json.loads((ROOT / f"examples/expected-{n}-status.json").read_text())
@@ -316,3 +316,24 @@ async def test_cli_queries_a_running_service_with_nats_flag_s8(nc, service, tmp_
     assert unknown.returncode == 2 and unknown.stderr.strip() == "ctilink: unknown network 'nope'"
     assert nobody.returncode == 2 and "Traceback" not in nobody.stderr
     assert nobody.stderr.startswith("ctilink: cannot connect to NATS")
+
+
+async def test_a_publisher_in_the_service_process_publishes_every_event_once(
+    nc, tmp_path, nats_server
+):
+    svc = Service(
+        tmp_path / "p.db", nats_server.url, tmp_path / "p.log", extra=["--publisher-in-process"]
+    )
+    svc.start()
+    lines = scenario()
+    await publish_all(nc, lines)
+
+    async def all_published() -> bool:
+        return sum((await event_ids(nc)).values()) >= len(lines)
+
+    await wait_for(all_published)
+    await asyncio.sleep(0.5)
+    ids = await event_ids(nc)
+
+    assert len(ids) == len(lines) and set(ids.values()) == {1}
+    assert svc.stop() == 0
