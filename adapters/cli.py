@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from eventsourcing.persistence import PersistenceError
 
 from adapters import commands
+from adapters.commands.history import HistoryError
 from adapters.parallel import WorkerFailed
 from adapters.remote import RemoteError
 from adapters.store import StoreError, open_service
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         StoreError,
         WorkerFailed,
         RemoteError,
+        HistoryError,
         OSError,
     ) as error:
         print(f"ctilink: {error}", file=sys.stderr)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -29,25 +28,9 @@ from projections.changes import (
 from projections.log import entry, fields
 from projections.status import ComponentRow, status
 
-Command = Callable[[NetworkService, argparse.Namespace], int]
-
 
 class HistoryError(Exception):
     """A history question with no answer (exit 2, one line)."""
-
-
-def one_line_errors(run: Command) -> Command:
-    """Report a HistoryError as the CLI reports its other errors: one line, exit 2."""
-
-    @functools.wraps(run)
-    def wrapped(service: NetworkService, args: argparse.Namespace) -> int:
-        try:
-            return run(service, args)
-        except HistoryError as error:
-            print(f"ctilink: {error}", file=sys.stderr)
-            return 2
-
-    return wrapped
 
 
 # --- time ---------------------------------------------------------------------
@@ -250,7 +233,6 @@ class Progress:
 # --- replay -----------------------------------------------------------------------
 
 
-@one_line_errors
 def cmd_replay(service: NetworkService, args: argparse.Namespace) -> int:
     """Fold the log position by position and print what each one changed."""
     head = service.head(args.network)
@@ -281,7 +263,6 @@ def cmd_replay(service: NetworkService, args: argparse.Namespace) -> int:
 # --- audit --------------------------------------------------------------------------
 
 
-@one_line_errors
 def cmd_audit(service: NetworkService, args: argparse.Namespace) -> int:
     """Settings, conversions, restarts, provider records and topology, with the modes."""
     service.head(args.network)  # unknown network -> exit 2
@@ -318,7 +299,6 @@ def _before_after(pair: tuple[str | None, str]) -> str:
 # --- diff -----------------------------------------------------------------------------
 
 
-@one_line_errors
 def cmd_diff(service: NetworkService, args: argparse.Namespace) -> int:
     """What differs in the status document between two positions."""
     before = status(*service.state_at(args.network, args.a))

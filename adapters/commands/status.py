@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from adapters.commands.history import add_as_of, as_of, one_line_errors
+from adapters.commands.history import add_as_of, as_of
 from adapters.commands.serve import add_connection_arguments, nats_options
 from adapters.output import emit_json
 from adapters.remote import RemoteError, ask
@@ -41,7 +41,6 @@ def show_json(raw: bytes | None, doc: Any) -> None:
         emit_json(doc)
 
 
-@one_line_errors
 def cmd_status(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Print the status document (SPEC §8)."""
     raw, doc = fetch(service, args, "status", Status)
@@ -73,7 +72,6 @@ def cmd_status(service: NetworkService | None, args: argparse.Namespace) -> int:
     return 0
 
 
-@one_line_errors
 def cmd_directory(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Print the directory document (SPEC §8)."""
     raw, doc = fetch(service, args, "directory", Directory)
