@@ -17,6 +17,7 @@ from adapters.commands.history import HistoryError
 from adapters.parallel import WorkerFailed
 from adapters.remote import RemoteError
 from adapters.store import StoreError, open_service
+from adapters.streams import SettingError
 from domain.errors import PositionOutOfRange, UnknownNetwork
 
 
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         WorkerFailed,
         RemoteError,
         HistoryError,
+        SettingError,
         OSError,
     ) as error:
         print(f"ctilink: {error}", file=sys.stderr)

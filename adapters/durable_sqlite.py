@@ -50,7 +50,28 @@ class BatchInsertRecorder(SQLiteApplicationRecorder):
             c.executemany(SNAPSHOT_INSERT, _rows(snapshots))
         return None
 
+    def heads(self) -> list[tuple[str, int]]:
+        """Every network with its last position, sorted by name."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(HEADS)
+            return sorted((row[0], row[1]) for row in cursor.fetchall())
 
+    def records(
+        self, network: str, low: int, high: int, limit: int, *, desc: bool = False
+    ) -> list[tuple[int, bytes]]:
+        """(position, stored record) of the network's positions low..high, at most `limit`."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(RECORDS[desc], (network, low, high, limit))
+            return [(row[0], row[1]) for row in cursor.fetchall()]
+
+
+HEADS = "SELECT originator_id, MAX(originator_version) FROM stored_events GROUP BY originator_id"
+RECORDS = {
+    desc: "SELECT originator_version, state FROM stored_events WHERE originator_id=? "
+    "AND originator_version BETWEEN ? AND ? "
+    f"ORDER BY originator_version {'DESC' if desc else 'ASC'} LIMIT ?"
+    for desc in (False, True)
+}
 SNAPSHOT_INSERT = "INSERT INTO stored_snapshots VALUES (?,?,?,?)"
 
 

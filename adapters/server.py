@@ -18,7 +18,7 @@ from adapters.api import start_api
 from adapters.consumer import Consumer, Ingestor
 from adapters.nats_server import EmbeddedNats
 from adapters.publisher import Publisher
-from adapters.store import open_service, resolve
+from adapters.store import open_service, redact, resolve
 from adapters.streams import ensure_streams
 
 
@@ -183,7 +183,7 @@ async def serve(
         if nc is None:
             say("stopped before NATS answered")
             return 0
-        say(f"connected to NATS at {url}; store {location}")
+        say(f"connected to NATS at {url}; store {redact(location)}")
         js = nc.jetstream()
         await ensure_streams(js)
         ingestor = Ingestor(service)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -18,13 +20,26 @@ OUT_SUBJECTS = [
 # Long enough that a publisher restarted after a crash republishes what it had
 # sent but not yet recorded inside the window, so JetStream drops the copies.
 DUPLICATE_WINDOW_SECONDS = 600.0
+REPLICAS_ENV = "CTILINK_STREAM_REPLICAS"
 
 
-def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+class SettingError(ValueError):
+    """An environment setting has a value ctilink cannot use."""
+
+
+def replicas() -> int:
+    """How many copies a NATS cluster keeps of each stream: $CTILINK_STREAM_REPLICAS, else 1."""
+    text = os.environ.get(REPLICAS_ENV, "1")
+    if not text.isdigit() or not 1 <= int(text) <= 5:
+        raise SettingError(f"{REPLICAS_ENV}={text!r}: a number of replicas from 1 to 5 is needed")
+    return int(text)
+
+
+def stream_configs(copies: int = 1) -> list[StreamConfig]:
     """Both streams, file-backed."""
     common = {
         "storage": StorageType.FILE,
-        "num_replicas": replicas,
+        "num_replicas": copies,
         "duplicate_window": DUPLICATE_WINDOW_SECONDS,
         "discard": DiscardPolicy.OLD,
     }
@@ -38,9 +53,9 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     ]
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+async def ensure_streams(js: JetStreamContext, copies: int | None = None) -> None:
     """Create the streams, or bring existing ones to this configuration."""
-    for config in stream_configs(replicas):
+    for config in stream_configs(copies or replicas()):
         try:
             await js.stream_info(config.name)
         except NotFoundError:

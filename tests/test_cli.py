@@ -48,7 +48,7 @@ class Run:
 
 def ctilink(
     *args: str,
-    store: Path | None = None,
+    store: Path | str | None = None,
     stdin: bytes | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
@@ -65,7 +65,7 @@ def ctilink(
     return Run(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
 
-def query(store: Path, *args: str) -> Any:
+def query(store: Path | str, *args: str) -> Any:
     """A `--json` query that must succeed quietly."""
     run = ctilink(*args, "--json", store=store)
     assert (run.rc, run.err) == (0, ""), run
@@ -105,7 +105,7 @@ def padded(text: str, size: int) -> str:
 class Scenario:
     """The example scenario, ingested once into a module-wide store."""
 
-    store: Path
+    store: Path | str
     run: Run
     events: list[dict[str, Any]]
     reports: list[dict[str, Any]]
@@ -121,8 +121,8 @@ class Scenario:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    store = tmp_path_factory.mktemp("scenario") / "ctilink.db"
+def scenario(new_store) -> Scenario:  # type: ignore[no-untyped-def]
+    store = new_store()
     run = ctilink("ingest", str(SCENARIO), "--json", store=store)
     events = [json.loads(text) for text in SCENARIO.read_text().splitlines() if text.strip()]
     return Scenario(store, run, events, run.json_lines())
@@ -336,7 +336,7 @@ def test_status_at_head_equals_status(scenario):
 # --- as of an earlier position ---------------------------------------------------
 
 
-def test_status_at_position_is_what_it_was_then(tmp_path, scenario):
+def test_status_at_position_is_what_it_was_then(tmp_path, scenario, new_store):
     """§8: asked as of P, the answer is exactly what it was right after P was applied."""
     cuts = {"acme": scenario.position("acme-023"), "globex": scenario.position("globex-016")}
     prefix = [
@@ -344,7 +344,7 @@ def test_status_at_position_is_what_it_was_then(tmp_path, scenario):
         for e in scenario.events
         if e["network"] in cuts and scenario.position(e["id"]) <= cuts[e["network"]]
     ]
-    store = tmp_path / "grow.db"
+    store = new_store()
     first = ctilink("ingest", str(write(tmp_path / "prefix.jsonl", prefix)), store=store)
     assert first.rc == 0, first
     then = {
@@ -507,7 +507,7 @@ BLANK_AFTER = {"install": ["", "   ", "\t"], "json_string": ["\r"], "missing_id"
 class Mixed:
     """One ingest run over CASES: its process and each case's report and line number."""
 
-    store: Path
+    store: Path | str
     run: Run
     numbers: dict[str, int]
     reports: list[dict[str, Any]]
@@ -632,17 +632,19 @@ def test_oversized_last_line_without_newline_is_rejected(tmp_path):
     assert [(r["line"], r["code"]) for r in run.json_lines()] == [(1, None), (2, "invalid")]
 
 
-def test_only_rule_rejections_still_exit_1_i2_i5(tmp_path):
+def test_only_rule_rejections_still_exit_1_i2_i5(tmp_path, new_store):
+    store = new_store()
     file = write(tmp_path / "early.jsonl", [line("failover", "early", id="e-1", system="x")])
-    run = ctilink("ingest", str(file), "--json", store=tmp_path / "e.db")
+    run = ctilink("ingest", str(file), "--json", store=store)
 
     assert run.rc == 1
     (report,) = run.json_lines()
     assert (report["outcome"], report["code"]) == ("rejected", "not_installed")
-    assert query(tmp_path / "e.db", "networks") == []
+    assert query(store, "networks") == []
 
 
-def test_reports_stay_in_order_across_many_lines_i4(tmp_path):
+def test_reports_stay_in_order_across_many_lines_i4(tmp_path, new_store):
+    store = new_store()
     lines = [
         line("portal_installed", "many", id="m-0", platform="linux_server_edition"),
         line(
@@ -666,9 +668,7 @@ def test_reports_stay_in_order_across_many_lines_i4(tmp_path):
                     "link_changed", "many", id=f"m-{n}", system="p", component="csta", up=n % 2 == 0
                 )
             )
-    run = ctilink(
-        "ingest", str(write(tmp_path / "many.jsonl", lines)), "--json", store=tmp_path / "m.db"
-    )
+    run = ctilink("ingest", str(write(tmp_path / "many.jsonl", lines)), "--json", store=store)
     reports = run.json_lines()
 
     nonblank = [i for i, text in enumerate(lines, start=1) if text.strip()]
@@ -676,11 +676,11 @@ def test_reports_stay_in_order_across_many_lines_i4(tmp_path):
     accepted = [r["position"] for r in reports if r["outcome"] == "accepted"]
     assert accepted == list(range(1, len(accepted) + 1))
     assert {r["code"] for r in reports if r["outcome"] == "rejected"} == {"invalid"}
-    assert query(tmp_path / "m.db", "status", "many")["position"] == len(accepted)
+    assert query(store, "status", "many")["position"] == len(accepted)
 
 
-def test_ingesting_the_same_file_again_gives_only_duplicates_i3(tmp_path, scenario):
-    store = tmp_path / "again.db"
+def test_ingesting_the_same_file_again_gives_only_duplicates_i3(scenario, new_store):
+    store = new_store()
     first = ctilink("ingest", str(SCENARIO), "--json", store=store)
     again = ctilink("ingest", str(SCENARIO), "--json", store=store)
 

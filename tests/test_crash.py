@@ -248,10 +248,14 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[
 @pytest.mark.parametrize("jobs", [1, 2], ids=["one-process", "two-workers"])
 @pytest.mark.parametrize("after_lines", [1, 12_000, 22_000], ids=["early", "midway", "late"])
 def test_rerun_after_sigkill_applies_every_event_exactly_once_i3_i4(
-    tmp_path: Path, big_file: tuple[Path, list[dict[str, Any]]], after_lines: int, jobs: int
+    tmp_path: Path,
+    big_file: tuple[Path, list[dict[str, Any]]],
+    after_lines: int,
+    jobs: int,
+    new_store,  # type: ignore[no-untyped-def]
 ) -> None:
     events_file, events = big_file
-    store = tmp_path / "store.db"
+    store = new_store()
     # With workers, the kill leaves them orphaned: they may still commit the share
     # in hand while the re-run starts, and nothing may be doubled all the same.
     command = ingest_command(store, events_file, jobs)
@@ -285,10 +289,11 @@ def test_rerun_after_sigkill_applies_every_event_exactly_once_i3_i4(
 
 def test_rerunning_a_completed_file_reports_every_line_duplicate_and_exits_0_i3(
     tmp_path: Path,
+    new_store,  # type: ignore[no-untyped-def]
 ) -> None:
     events = valid_events(seed=8, count=12_000)  # more than one batch of 5000 lines
     events_file = write_jsonl(tmp_path / "events.jsonl", events)
-    store = tmp_path / "store.db"
+    store = new_store()
     command = ingest_command(store, events_file)
 
     returncode, first = run_to_completion(command, tmp_path)

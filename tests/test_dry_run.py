@@ -293,4 +293,3 @@ def test_with_nothing_before_everything_after_is_new():
     assert all(old is None for old, _ in changes.mode.values())
     assert changes.providers.added == [Provider("csta", "p", "central")]
     assert [(c.before, c.after) for c in changes.components] == [(None, CSTA)]
-

@@ -44,7 +44,7 @@ def scenario_without_some_at() -> list[bytes]:
     return lines
 
 
-def ingested(path: Path, lines: list[bytes], batch: int = 20) -> Path:
+def ingested(path: Path | str, lines: list[bytes], batch: int = 20) -> Path | str:
     """A store holding `lines`, ingested in a few batches (so receive times differ)."""
     service = open_service(str(path))
     for start in range(0, len(lines), batch):
@@ -76,21 +76,21 @@ def ctilink(*args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 @pytest.fixture(scope="module", params=["scenario", "scenario without some at"])
-def original(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def original(request: pytest.FixtureRequest, new_store) -> Path | str:  # type: ignore[no-untyped-def]
     """The example scenario in a store, as sent, or with `at` left out of some events."""
     lines = SCENARIO.read_bytes().splitlines()
     if request.param != "scenario":
         lines = scenario_without_some_at()
-    return ingested(tmp_path_factory.mktemp("original") / "ctilink.db", lines)
+    return ingested(new_store(), lines)
 
 
-def test_ingesting_the_export_into_an_empty_store_gives_the_same_log(original, tmp_path):
+def test_ingesting_the_export_into_an_empty_store_gives_the_same_log(original, tmp_path, new_store):
     exported = tmp_path / "export.jsonl"
     run = ctilink("export", "--store", str(original))
     assert (run.returncode, run.stderr) == (0, b"")
     exported.write_bytes(run.stdout)
 
-    copy = tmp_path / "copy.db"
+    copy = new_store()
     run = ctilink("ingest", str(exported), "--json", "--store", str(copy))
     assert run.returncode == 0
     assert {json.loads(line)["outcome"] for line in run.stdout.splitlines()} == {"accepted"}

@@ -49,9 +49,9 @@ def json_lines(capsys: pytest.CaptureFixture[str], store: str, *args: str) -> li
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> str:
+def scenario(new_store) -> str:  # type: ignore[no-untyped-def]
     """A store holding the example scenario (acme 27, globex 17, initech 9 positions)."""
-    path = str(tmp_path_factory.mktemp("history") / "ctilink.db")
+    path = new_store()
     service = open_service(path)
     with SCENARIO.open("rb") as stream:
         ingest(service, stream, lambda report: None)

@@ -66,11 +66,11 @@ def answers(store: str) -> dict[str, tuple[bytes, bytes, list[str]]]:
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[list[LineReport], str]]:
+def both(new_store) -> dict[int, tuple[list[LineReport], str]]:  # type: ignore[no-untyped-def]
     data = mixed_file()
     runs = {}
     for workers in (1, 3):
-        store = str(tmp_path_factory.mktemp(f"w{workers}") / "ctilink.db")
+        store = new_store()
         runs[workers] = (run(store, data, workers), store)
     return runs
 

@@ -208,7 +208,7 @@ def ingest_events(
                 scenario.live[(network, head)] = documents(state, head)
 
 
-def build(path: Path, seed: int, count: int, interval: int, batch_max: int) -> Scenario:
+def build(path: Path | str, seed: int, count: int, interval: int, batch_max: int) -> Scenario:
     service = open_service(str(path))
     service.snapshot_interval = interval
     scenario = Scenario(service, defaultdict(list), {})
@@ -252,9 +252,12 @@ def snapshot_versions(service: NetworkService, network: str) -> list[int]:
     ids=["every-5", "every-13", "every-50"],
 )
 def test_status_and_directory_at_every_position_equal_fold_of_log_prefix_s8(
-    tmp_path: Path, seed: int, interval: int, batch_max: int
+    new_store,  # type: ignore[no-untyped-def]
+    seed: int,
+    interval: int,
+    batch_max: int,
 ) -> None:
-    scenario = build(tmp_path / "store.db", seed, 660, interval, batch_max)
+    scenario = build(new_store(), seed, 660, interval, batch_max)
     try:
         heads = {network: len(kept) for network, kept in scenario.kept.items()}
         # The generated logs cross several snapshot boundaries in every network.
@@ -269,10 +272,10 @@ def test_status_and_directory_at_every_position_equal_fold_of_log_prefix_s8(
 
 
 def test_as_of_answer_is_the_answer_right_after_that_position_was_applied_s8(
-    tmp_path: Path,
+    new_store,  # type: ignore[no-untyped-def]
 ) -> None:
     # One event per batch, so the live answer was taken right after every position.
-    scenario = build(tmp_path / "store.db", seed=4, count=240, interval=7, batch_max=1)
+    scenario = build(new_store(), seed=4, count=240, interval=7, batch_max=1)
     try:
         positions = {(n, p) for n, kept in scenario.kept.items() for p in range(1, len(kept) + 1)}
         assert set(scenario.live) == positions
@@ -282,9 +285,9 @@ def test_as_of_answer_is_the_answer_right_after_that_position_was_applied_s8(
 
 
 def test_reopened_store_gives_the_same_answers_and_carries_on_from_its_snapshots_s8_i3(
-    tmp_path: Path,
+    new_store,  # type: ignore[no-untyped-def]
 ) -> None:
-    path = tmp_path / "store.db"
+    path = new_store()
     scenario = build(path, seed=5, count=500, interval=6, batch_max=10)
     before = check_every_position(scenario)
     scenario.service.close()

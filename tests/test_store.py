@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 
@@ -16,7 +15,16 @@ from projections.log import fold
 from tests.support import Harness, decode, ev, installed, system
 
 
-def test_every_commit_is_synced_to_disk(service):
+def test_every_commit_is_synced_to_disk(service, store_kind):
+    if store_kind == "postgresql":
+        with service.recorder.datastore.transaction() as cursor:
+            settings = {
+                name: cursor.execute(f"SHOW {name}").fetchone()[name]
+                for name in ("fsync", "synchronous_commit")
+            }
+        # A commit returns once its WAL record is flushed: it survives a crash.
+        assert settings == {"fsync": "on", "synchronous_commit": "on"}
+        return
     connection = service.recorder.datastore.pool.get_connection(is_writer=True)
     try:
         raw = connection._sqlite_conn
@@ -29,7 +37,7 @@ def test_every_commit_is_synced_to_disk(service):
     assert (journal, synchronous) == ("wal", 2)
 
 
-def test_snapshots_are_written_every_interval_in_the_same_commit(service, store_path):
+def test_snapshots_are_written_every_interval_in_the_same_commit(service):
     service.snapshot_interval = 10
     events = [installed(), system("se-primary", role="primary")]
     events += [
@@ -38,22 +46,12 @@ def test_snapshots_are_written_every_interval_in_the_same_commit(service, store_
 
     Harness(service).given(*events)
 
-    db = sqlite3.connect(store_path)
-    versions = [
-        v
-        for (v,) in db.execute(
-            "SELECT originator_version FROM stored_snapshots ORDER BY originator_version"
-        )
-    ]
-    assert versions == [10, 20, 30]  # every interval, even within one batch
+    def snapshot_positions() -> list[int]:
+        return [s.originator_version for s in service.snapshots.recorder.select_events("acme")]
+
+    assert snapshot_positions() == [10, 20, 30]  # every interval, even within one batch
     service.ingest([decode(ev("portal_restarted")) for _ in range(10)])
-    versions = [
-        v
-        for (v,) in db.execute(
-            "SELECT originator_version FROM stored_snapshots ORDER BY originator_version"
-        )
-    ]
-    assert versions == [10, 20, 30, 40]
+    assert snapshot_positions() == [10, 20, 30, 40]
 
 
 def test_status_from_a_snapshot_equals_status_from_the_whole_log(store_path):
@@ -193,8 +191,39 @@ def test_preview_commits_nothing_and_reports_what_ingest_would(service):
     outcomes, after = service.preview([decode(e) for e in events])
 
     assert [(o.outcome, o.position, o.code) for o in outcomes] == [
-        ("accepted", 3, None), ("rejected", None, "unknown_system")]
+        ("accepted", 3, None),
+        ("rejected", None, "unknown_system"),
+    ]
     assert after["acme"][1] == 3 and after["acme"][0].resilience is True
     assert service.head("acme") == 2
     # Nothing of the preview lingers: the same event is accepted at 3 for real.
     assert service.ingest([decode(events[0])])[0].position == 3
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql://postgres@127.0.0.1:5432/", "names no database"),
+        ("postgresql://postgres@127.0.0.1:port/db", "port is not a number"),
+        ("postgresql://postgres@127.0.0.1/db?schema=Not-A-Name", "not a lower-case SQL name"),
+        ("postgresql://postgres@127.0.0.1/db?sslmode=x", "unknown option"),
+    ],
+)
+def test_a_malformed_postgresql_url_is_named_with_the_reason(url, reason):
+    with pytest.raises(StoreError, match=reason):
+        persistence_env(url)
+
+
+def test_an_unreachable_postgresql_is_a_one_line_error_without_the_password():
+    store = "postgresql://someone:s3cret@127.0.0.1:1/ctilink"
+    run = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "networks", "--store", store],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith("ctilink: store 'postgresql://someone:***@127.0.0.1:1/ctilink'")
+    assert "s3cret" not in run.stderr
+    assert len(run.stderr.splitlines()) == 1, run.stderr

@@ -81,20 +81,12 @@ def _pages(
     service: NetworkService, network: str, upto: int | None, newest_first: bool
 ) -> Iterator[list[Any]]:
     """Rows (position, stored record) of positions 1..upto, one query per page."""
-    recorder = service.recorder
-    table = recorder.events_table_name  # type: ignore[attr-defined]
-    statement = (
-        f"SELECT originator_version, state FROM {table} WHERE originator_id=? "
-        "AND originator_version BETWEEN ? AND ? "
-        f"ORDER BY originator_version {'DESC' if newest_first else 'ASC'} LIMIT ?"
-    )
+    recorder: Any = service.recorder  # adapters' recorders answer `records`
     low, high = 1, (upto if upto is not None else LAST)
     # From the end, the answer is often in the first rows: start small.
     size = min(PAGE, FIRST_PAGE) if newest_first else PAGE
     while low <= high:
-        with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
-            cursor.execute(statement, (network, low, high, size))
-            page = cursor.fetchall()
+        page = recorder.records(network, low, high, size, desc=newest_first)
         if page:
             yield page
         if len(page) < size:

@@ -1,0 +1,83 @@
+"""eventsourcing's PostgreSQL persistence with a batch's snapshots in its transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import Environment, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+
+class BatchInsertRecorder(PostgresApplicationRecorder):
+    """Inserts a batch's events, and its snapshots, in one transaction."""
+
+    inserts_snapshots = True
+
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        table = Identifier(events_table_name)
+        snapshots = Identifier(events_table_name.removesuffix("_events") + "_snapshots")
+        self.snapshot_insert = SQL("INSERT INTO {}.{} VALUES (%s, %s, %s, %s)").format(
+            schema, snapshots
+        )
+        self.heads_statement = SQL(
+            "SELECT originator_id, MAX(originator_version) AS head FROM {}.{} "
+            "GROUP BY originator_id"
+        ).format(schema, table)
+        self.records_statements = {
+            desc: SQL(
+                "SELECT originator_version, state FROM {}.{} WHERE originator_id = %s "
+                "AND originator_version BETWEEN %s AND %s "
+                f"ORDER BY originator_version {'DESC' if desc else 'ASC'} LIMIT %s"
+            ).format(schema, table)
+            for desc in (False, True)
+        }
+
+    def _insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        *,
+        snapshots: Sequence[StoredEvent] = (),
+        **_: Any,
+    ) -> None:
+        # Runs inside the events' transaction, before their insert: one commit
+        # makes the events and the snapshots taken among them durable together.
+        if snapshots:
+            curs.executemany(
+                self.snapshot_insert,
+                [(s.originator_id, s.originator_version, s.topic, s.state) for s in snapshots],
+            )
+
+    def heads(self) -> list[tuple[str, int]]:
+        """Every network with its last position, sorted by name."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self.heads_statement)
+            return sorted((row["originator_id"], row["head"]) for row in cursor.fetchall())
+
+    def records(
+        self, network: str, low: int, high: int, limit: int, *, desc: bool = False
+    ) -> list[tuple[int, bytes]]:
+        """(position, stored record) of the network's positions low..high, at most `limit`."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self.records_statements[desc], (network, low, high, limit))
+            return [(row["originator_version"], bytes(row["state"])) for row in cursor]
+
+
+class Factory(PostgresFactory):
+    """PostgresFactory with batched snapshots, in a schema it creates when missing."""
+
+    application_recorder_class = BatchInsertRecorder
+
+    def __init__(self, env: Environment | dict[str, Any] | None) -> None:
+        super().__init__(env)
+        if self.datastore.schema != "public" and self.env_create_table():
+            with self.datastore.transaction(commit=True) as cursor:
+                cursor.execute(
+                    SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.datastore.schema))
+                )
