@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from eventsourcing.persistence import Environment, StoredEvent
@@ -69,6 +70,10 @@ class BatchInsertRecorder(PostgresApplicationRecorder):
             return [(row["originator_version"], bytes(row["state"])) for row in cursor]
 
 
+# Any bigint: the advisory lock that serialises creating tables across processes.
+CREATION_LOCK = 0x6374_696C_696E_6B  # "ctilink"
+
+
 class Factory(PostgresFactory):
     """PostgresFactory with batched snapshots, in a schema it creates when missing."""
 
@@ -77,7 +82,34 @@ class Factory(PostgresFactory):
     def __init__(self, env: Environment | dict[str, Any] | None) -> None:
         super().__init__(env)
         if self.datastore.schema != "public" and self.env_create_table():
-            with self.datastore.transaction(commit=True) as cursor:
+            with self._creating(), self.datastore.transaction(commit=True) as cursor:
                 cursor.execute(
                     SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.datastore.schema))
                 )
+
+    @contextmanager
+    def _creating(self) -> Iterator[None]:
+        """Hold the creation lock while creating tables."""
+        # Instances starting together would race on the catalogue ("tuple
+        # concurrently updated"), IF NOT EXISTS notwithstanding.
+        with self.datastore.get_connection() as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (CREATION_LOCK,))
+            try:
+                yield
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (CREATION_LOCK,))
+
+    def application_recorder(self) -> Any:
+        """The events recorder, its tables created under the creation lock."""
+        with self._creating():
+            return super().application_recorder()
+
+    def aggregate_recorder(self, purpose: str = "events") -> Any:
+        """The snapshots recorder, its table created under the creation lock."""
+        with self._creating():
+            return super().aggregate_recorder(purpose)
+
+    def tracking_recorder(self, tracking_recorder_class: Any = None) -> Any:
+        """The tracking recorder, its table created under the creation lock."""
+        with self._creating():
+            return super().tracking_recorder(tracking_recorder_class)

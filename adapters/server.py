@@ -16,9 +16,11 @@ import nats
 
 from adapters.api import start_api
 from adapters.consumer import Consumer, Ingestor
+from adapters.leading import publish_while_leading
+from adapters.locks import open_roles
 from adapters.nats_server import EmbeddedNats
 from adapters.publisher import Publisher
-from adapters.store import open_service, redact, resolve
+from adapters.store import is_postgres, open_service, redact, resolve
 from adapters.streams import ensure_streams
 
 
@@ -42,7 +44,7 @@ def connect_options(url: str, options: dict[str, Any], name: str = "ctilink") ->
             say(f"NATS error: {e}")
 
     return {
-        "servers": [url],
+        "servers": [server.strip() for server in url.split(",") if server.strip()],
         "name": name,
         "reconnect_time_wait": 0.5,
         "max_reconnect_attempts": -1,
@@ -119,6 +121,7 @@ async def publish_forever(store: str | None, url: str, options: dict[str, Any]) 
     """The publisher process: CTILINK_OUT from the store's log until SIGTERM or orphaned."""
     die_with_parent()
     service = open_service(store)
+    roles = open_roles(resolve(store), member=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -130,11 +133,14 @@ async def publish_forever(store: str | None, url: str, options: dict[str, Any]) 
             return 0
         await ensure_streams(nc.jetstream())
         # Nobody wakes this process: it looks for new positions every few ms.
-        await Publisher(service, nc, log=say, poll=0.02).run(stop)
+        await publish_while_leading(
+            roles, lambda: Publisher(service, nc, log=say, poll=0.02), stop, say
+        )
         with contextlib.suppress(Exception):  # NATS may be gone as well
             await asyncio.wait_for(nc.drain(), 5)
     finally:
         watching.cancel()
+        roles.close()
         service.close()
     return 0
 
@@ -164,10 +170,13 @@ async def serve(
     location = resolve(store)
     embedded = None
     if url is None:
-        embedded = EmbeddedNats(Path(location).resolve().parent / f"{Path(location).name}.nats")
+        # Its data beside a SQLite store, or in the working directory for PostgreSQL.
+        beside = Path.cwd() / "ctilink" if is_postgres(location) else Path(location).resolve()
+        embedded = EmbeddedNats(beside.parent / f"{beside.name}.nats")
         url = await asyncio.to_thread(embedded.start)
         say(f"started embedded nats-server at {url}")
     service = open_service(location)
+    roles = open_roles(location)
     stop = asyncio.Event()
     failure: BaseException | None = None
     loop = asyncio.get_running_loop()
@@ -188,9 +197,15 @@ async def serve(
         await ensure_streams(js)
         ingestor = Ingestor(service)
         if publisher is None:  # in this process
-            in_process = Publisher(service, nc, log=say)
-            consumer = Consumer(ingestor, js, committed=in_process.wake.set, log=say)
-            publishing = in_process.run(stop)
+            wake = asyncio.Event()
+
+            def in_process() -> Publisher:
+                made = Publisher(service, nc, log=say)
+                made.wake = wake  # the consumer wakes whichever publisher is current
+                return made
+
+            consumer = Consumer(ingestor, js, committed=wake.set, log=say)
+            publishing = publish_while_leading(roles, in_process, stop, say)
         else:  # in a process of its own, on the other core
             command, env = publisher
             consumer = Consumer(ingestor, js, committed=lambda: None, log=say)
@@ -204,6 +219,7 @@ async def serve(
         await consumer.close()
         await nc.drain()
     finally:
+        roles.close()
         service.close()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)

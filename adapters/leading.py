@@ -1,0 +1,62 @@
+"""Publishing by whichever instance holds the publisher role, one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from eventsourcing.persistence import IntegrityError
+
+from adapters.locks import PUBLISHER, Roles
+from adapters.publisher import Publisher
+
+CHECK_SECONDS = 1.0
+
+
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, but wake at once when `stop` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def watch(roles: Roles, role: int, stop: asyncio.Event, lost: asyncio.Event) -> None:
+    """Set `lost` when `stop` is set or the role is no longer held."""
+    while not stop.is_set():
+        if not await asyncio.to_thread(roles.holds, role):
+            break
+        await wait_or_stop(stop, CHECK_SECONDS)
+    lost.set()
+
+
+async def publish_while_leading(
+    roles: Roles,
+    make_publisher: Callable[[], Publisher],
+    stop: asyncio.Event,
+    log: Callable[[str], None],
+) -> None:
+    """Stand by until this instance takes the publisher role, publish while it holds it."""
+    standing_by = False
+    while not stop.is_set():
+        if not await asyncio.to_thread(roles.take, PUBLISHER):
+            if not standing_by:
+                log("publisher standing by: another instance publishes")
+                standing_by = True
+            await wait_or_stop(stop, CHECK_SECONDS)
+            continue
+        standing_by = False
+        log("publishing: this instance holds the publisher role")
+        lost = asyncio.Event()
+        watching = asyncio.ensure_future(watch(roles, PUBLISHER, stop, lost))
+        try:
+            # A fresh publisher starts from the stored position: what the previous
+            # holder sent but did not record goes again, and JetStream drops it.
+            await make_publisher().run(lost)
+        except IntegrityError:
+            # Another holder recorded a later position meanwhile: ours is stale.
+            log("publisher role moved to another instance")
+        finally:
+            watching.cancel()
+            await asyncio.to_thread(roles.give_up, PUBLISHER)
+        if not stop.is_set():
+            log("publisher role lost; standing by")
