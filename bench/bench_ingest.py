@@ -67,14 +67,19 @@ def ctilink_ingest(path: Path, lines: list[bytes], workers: int) -> tuple[float,
     return elapsed, counts
 
 
-def main() -> None:
-    """Run raw SQLite, then ctilink with one process and with workers; print events/s."""
-    parser = argparse.ArgumentParser(description=__doc__)
+def ingest_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The workload and worker options the ingest benchmarks share."""
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--networks", type=int, default=200)
     parser.add_argument("--systems", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    """Run raw SQLite, then ctilink with one process and with workers; print events/s."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    args = ingest_arguments(parser).parse_args()
     lines = interleaved_lines(args.events, args.networks, args.systems)
     n = len(lines)
     print(f"machine: {describe()}")

@@ -8,7 +8,7 @@ import uuid
 
 import psycopg
 
-from bench.bench_ingest import RAW_TRANSACTION, ctilink_ingest
+from bench.bench_ingest import RAW_TRANSACTION, ctilink_ingest, ingest_arguments
 from bench.machine import describe
 from bench.workload import interleaved_lines
 
@@ -54,11 +54,7 @@ def main() -> None:
     """Print events/s: raw executemany, raw COPY, ctilink ingest (1 process, workers)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--server", default=SERVER, help="PostgreSQL server URL, no database")
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--networks", type=int, default=200)
-    parser.add_argument("--systems", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
+    args = ingest_arguments(parser).parse_args()
     lines = interleaved_lines(args.events, args.networks, args.systems)
     n = len(lines)
     database = f"ctilink_bench_{uuid.uuid4().hex[:8]}"
