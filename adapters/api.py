@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -13,6 +14,7 @@ from nats.micro.service import Service
 from adapters.consumer import Ingestor
 from adapters.ingest import MAX_LINE_BYTES, explain
 from adapters.store import network_heads
+from adapters.waiting import STORE_AWAY, first_line
 from adapters.wire import IngestReply, NetworkSummary, NoArguments, Query, encode
 from domain import messages as m
 from domain.errors import PositionOutOfRange, UnknownNetwork
@@ -33,6 +35,21 @@ def _decode(decode: Any, data: bytes) -> Any:
         return decode(data or b"{}")
     except msgspec.DecodeError as error:
         raise ServiceError("400", f"bad request: {explain(error)}") from None
+
+
+Handler = Callable[[Request], Awaitable[None]]
+
+
+def store_errors_as_503(handler: Handler) -> Handler:
+    """A store that is away answers 503 with the reason, not 500 with a repr."""
+
+    async def answer(request: Request) -> None:
+        try:
+            await handler(request)
+        except STORE_AWAY as error:
+            raise ServiceError("503", f"the store is unavailable: {first_line(error)}") from None
+
+    return answer
 
 
 class Api:
@@ -105,5 +122,7 @@ async def start_api(nc: Client, ingestor: Ingestor) -> Service:
         ("networks", api.networks),
         ("ingest", api.ingest),
     ):
-        await service.add_endpoint(name=name, subject=f"ctilink.api.{name}", handler=handler)
+        await service.add_endpoint(
+            name=name, subject=f"ctilink.api.{name}", handler=store_errors_as_503(handler)
+        )
     return service

@@ -1,12 +1,71 @@
-"""Publish many messages to JetStream and wait until each is stored (or deduplicated)."""
+"""Publish many messages to NATS cheaply, and to JetStream waiting until each is stored."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
+from collections.abc import Iterable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+
+# (subject, payload, reply subject or "", Nats-Msg-Id or None)
+Outbound = tuple[str, bytes, str, str | None]
+
+_UNSAFE = re.compile(r"[\s\x00]")  # what would break the protocol line (as nats-py checks)
+
+
+def _command(subject: str, payload: bytes, reply: str, msg_id: str | None) -> bytes:
+    """The PUB or HPUB protocol command for one message."""
+    if msg_id is None:
+        return b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply.encode(), len(payload), payload)
+    header = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n" % msg_id.encode()
+    return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
+        subject.encode(),
+        reply.encode(),
+        len(header),
+        len(header) + len(payload),
+        header,
+        payload,
+    )
+
+
+async def publish_many(nc: Client, messages: Iterable[Outbound]) -> None:
+    """Like one nc.publish() per message, at a tenth of the cost per message."""
+    # nats-py spends more per publish (checks, and a header block built field by
+    # field) than the whole protocol command takes to write; the commands are
+    # queued as one write on nats-py's own outbound buffer instead, which is
+    # flushed, and kept across a reconnect, exactly like its publishes. This
+    # leans on that buffer (nats-py 2.16, pinned); whatever the fast path cannot
+    # vouch for goes through nc.publish(), which raises what it should.
+    send = getattr(nc, "_send_command", None)
+    fast = send is not None and nc.is_connected and not nc.is_draining_pubs
+    limit = nc.max_payload
+    commands: list[bytes] = []
+    for subject, payload, reply, msg_id in messages:
+        if (
+            fast
+            and subject
+            and len(payload) <= limit
+            and not _UNSAFE.search(f"{subject}{reply}{msg_id or ''}")
+        ):
+            commands.append(_command(subject, payload, reply, msg_id))
+            continue
+        if commands:
+            await _send(nc, commands)
+            commands = []
+        headers = None if msg_id is None else {"Nats-Msg-Id": msg_id}
+        await nc.publish(subject, payload, reply=reply, headers=headers)
+    if commands:
+        await _send(nc, commands)
+
+
+async def _send(nc: Client, commands: list[bytes]) -> None:
+    """Queue the commands as one write and have the flusher send them."""
+    nc.stats["out_msgs"] += len(commands)  # as nc.publish() counts them
+    await nc._send_command(b"".join(commands))
+    await nc._flush_pending()
 
 
 class PublishFailed(RuntimeError):
@@ -32,18 +91,21 @@ class BatchPublisher:
         """Listen for the acknowledgements."""
         await self.nc.subscribe(f"{self.prefix}.>", cb=self._acknowledged)
 
-    async def publish(self, messages: list[tuple[str, bytes, str]], timeout: float) -> None:
-        """Publish (subject, payload, Nats-Msg-Id) triples; return once all are stored."""
+    async def publish(self, messages: list[tuple[str, bytes, str | None]], timeout: float) -> None:
+        """Publish (subject, payload, Nats-Msg-Id or None) triples; return once all are stored."""
         if not messages:
             return
-        self.batch = f"{self.prefix}.{next(self.batches)}."
+        self.batch = batch = f"{self.prefix}.{next(self.batches)}."
         self.outstanding = {str(i) for i in range(len(messages))}
         self.refused = []
         self.done.clear()
-        for i, (subject, payload, msg_id) in enumerate(messages):
-            await self.nc.publish(
-                subject, payload, reply=f"{self.batch}{i}", headers={"Nats-Msg-Id": msg_id}
-            )
+        await publish_many(
+            self.nc,
+            (
+                (subject, payload, f"{batch}{i}", msg_id)
+                for i, (subject, payload, msg_id) in enumerate(messages)
+            ),
+        )
         try:
             await asyncio.wait_for(self.done.wait(), timeout)
         except TimeoutError:

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 from eventsourcing.persistence import IntegrityError
 
 from adapters.locks import PUBLISHER, Roles
 from adapters.publisher import Publisher
+from adapters.waiting import STORE_AWAY, STORE_RETRY_SECONDS, first_line, wait_or_stop
 
 CHECK_SECONDS = 1.0
-
-
-async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep, but wake at once when `stop` is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def watch(roles: Roles, role: int, stop: asyncio.Event, lost: asyncio.Event) -> None:
@@ -55,6 +49,10 @@ async def publish_while_leading(
         except IntegrityError:
             # Another holder recorded a later position meanwhile: ours is stale.
             log("publisher role moved to another instance")
+        except STORE_AWAY as error:
+            # Whatever was sent but not recorded goes again once the store is back.
+            log(f"publisher waiting for the store: {first_line(error)}")
+            await wait_or_stop(stop, STORE_RETRY_SECONDS)
         finally:
             watching.cancel()
             await asyncio.to_thread(roles.give_up, PUBLISHER)

@@ -67,7 +67,7 @@ class Publisher:
             self.log("publisher stopped with positions left to publish at the next start")
 
     async def publish_pending(self) -> int:
-        """Publish every position after the stored one; returns how many."""
+        """Publish every position after the stored one; returns how many pages."""
         count = 0
         while True:
             start = self.position()
@@ -77,7 +77,8 @@ class Publisher:
             await self._send(outgoing)
             # Recorded only after JetStream stored every message: a crash before
             # this line republishes them, and the duplicate window drops the copies.
-            self.tracking.insert_tracking(Tracking(TRACKING_NAME, last))
+            done = Tracking(TRACKING_NAME, last)
+            await asyncio.to_thread(self.tracking.insert_tracking, done)  # it syncs
             count += 1
 
     def _prepare(self, start: int) -> tuple[int | None, list[Outgoing]]:

@@ -19,9 +19,10 @@ from adapters.consumer import Consumer, Ingestor
 from adapters.leading import publish_while_leading
 from adapters.locks import open_roles
 from adapters.nats_server import EmbeddedNats
+from adapters.partitions import Partitions
 from adapters.publisher import Publisher
 from adapters.store import is_postgres, open_service, redact, resolve
-from adapters.streams import ensure_streams
+from adapters.streams import PARTITIONS, ensure_streams, partition_subject
 
 
 def say(line: str) -> None:
@@ -87,6 +88,10 @@ async def supervise(command: list[str], env: dict[str, str], stop: asyncio.Event
         except TimeoutError:
             child.kill()
             await exited
+
+
+def polled() -> None:
+    """Nothing to wake after a commit: the publisher process looks every few ms."""
 
 
 ORPHAN_GRACE_SECONDS = 5.0
@@ -201,22 +206,34 @@ async def serve(
 
             def in_process() -> Publisher:
                 made = Publisher(service, nc, log=say)
-                made.wake = wake  # the consumer wakes whichever publisher is current
+                made.wake = wake  # the consumers wake whichever publisher is current
                 return made
 
-            consumer = Consumer(ingestor, js, committed=wake.set, log=say)
+            committed = wake.set
             publishing = publish_while_leading(roles, in_process, stop, say)
         else:  # in a process of its own, on the other core
             command, env = publisher
-            consumer = Consumer(ingestor, js, committed=lambda: None, log=say)
+            committed = polled
             publishing = supervise([*command, "--nats", url], env, stop)
-        await consumer.start()
+
+        async def consume(partition: int) -> Consumer:
+            consumer = Consumer(
+                ingestor,
+                js,
+                committed=committed,
+                log=say,
+                durable=f"ctilink-p{partition}",
+                subject=partition_subject(partition),
+            )
+            await consumer.start()
+            return consumer
+
+        partitions = Partitions(roles, PARTITIONS, consume, log=say)
         api = await start_api(nc, ingestor)
-        say("ready: consuming ctilink.in.*, answering ctilink.api.*")
-        failure = await run_until_stopped(stop, consumer.run(stop), publishing)
+        say("ready: consuming ctilink.in.* by partition, answering ctilink.api.*")
+        failure = await run_until_stopped(stop, partitions.run(stop), publishing)
         say("stopping" if failure is None else f"stopping after an error: {failure}")
         await api.stop()
-        await consumer.close()
         await nc.drain()
     finally:
         roles.close()

@@ -5,12 +5,26 @@ from __future__ import annotations
 import os
 
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    SubjectTransform,
+)
 from nats.js.errors import NotFoundError
 
 IN_STREAM = "CTILINK_IN"
 OUT_STREAM = "CTILINK_OUT"
 IN_SUBJECTS = ["ctilink.in.*"]
+# The stream files each inbound event under one of PARTITIONS subjects by a hash
+# of its network: ctilink.in.<network> is stored as ctilink.in.<partition>.<network>.
+# One instance at a time consumes a partition, so a network's events are applied
+# in the order they were sent, while the partitions spread over the instances.
+PARTITIONS = 12
+IN_TRANSFORM = SubjectTransform(
+    src="ctilink.in.*", dest=f"ctilink.in.{{{{partition({PARTITIONS},1)}}}}.{{{{wildcard(1)}}}}"
+)
 OUT_SUBJECTS = [
     "ctilink.events.*.*",
     "ctilink.providers.*",
@@ -35,6 +49,16 @@ def replicas() -> int:
     return int(text)
 
 
+def partition_subject(partition: int) -> str:
+    """The stored subjects of one inbound partition."""
+    return f"ctilink.in.{partition}.*"
+
+
+def network_of(subject: str) -> str:
+    """The network an inbound subject names: its last token, stored or as sent."""
+    return subject.rsplit(".", 1)[-1]
+
+
 def stream_configs(copies: int = 1) -> list[StreamConfig]:
     """Both streams, file-backed."""
     common = {
@@ -45,7 +69,11 @@ def stream_configs(copies: int = 1) -> list[StreamConfig]:
     }
     return [
         StreamConfig(
-            name=IN_STREAM, subjects=IN_SUBJECTS, retention=RetentionPolicy.WORK_QUEUE, **common
+            name=IN_STREAM,
+            subjects=IN_SUBJECTS,
+            subject_transform=IN_TRANSFORM,
+            retention=RetentionPolicy.WORK_QUEUE,
+            **common,
         ),
         StreamConfig(
             name=OUT_STREAM, subjects=OUT_SUBJECTS, retention=RetentionPolicy.LIMITS, **common

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import nats
 
+from adapters.jetstream_batch import BatchPublisher, publish_many
 from adapters.nats_server import EmbeddedNats
+from adapters.streams import PARTITIONS
 from bench.machine import describe
 from bench.workload import interleaved_lines
 
 ROOT = Path(__file__).resolve().parents[1]
+WINDOW = 1000  # messages published before waiting for their acks
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -27,7 +34,7 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e3, ordered[int(len(ordered) * 0.99)] * 1e3
 
 
-async def run(url: str, lines: list[bytes], queries: int) -> None:
+async def run(url: str, lines: list[bytes], queries: int, client: str = "batch") -> None:
     """Publish every line, wait for every event to come out, then time queries."""
     nc = await nats.connect(url)
     js = nc.jetstream()
@@ -41,19 +48,39 @@ async def run(url: str, lines: list[bytes], queries: int) -> None:
 
     # Core subscription: sees each event as JetStream stores it.
     await nc.subscribe("ctilink.events.>", cb=on_event)
-    sent: dict[str, float] = {}
+    # The subjects and keys are worked out before the clock starts: the load
+    # generator shares the two cores with what it measures.
     counters: dict[str, int] = {}
-    start = time.perf_counter()
-    pending = []
+    outgoing: list[tuple[str, bytes, None]] = []
+    keys: list[str] = []
     for line in lines:
         network = json.loads(line)["network"]
         counters[network] = counters.get(network, 0) + 1
-        sent[f"{network}:{counters[network]}"] = time.perf_counter()
-        pending.append(await js.publish_async(f"ctilink.in.{network}", line))
-        if len(pending) >= 1000:
+        outgoing.append((f"ctilink.in.{network}", line, None))
+        keys.append(f"{network}:{counters[network]}")
+    sent: dict[str, float] = {}
+    batch = BatchPublisher(nc)
+    await batch.start()
+    start = time.perf_counter()
+    for first in range(0, len(lines), WINDOW):
+        # At most WINDOW messages await JetStream's ack: as fast as it takes them.
+        now = time.perf_counter()
+        for key in keys[first : first + WINDOW]:
+            sent[key] = now
+        if client == "batch":
+            await batch.publish(outgoing[first : first + WINDOW], timeout=60)
+        elif client == "window":
+            window = outgoing[first : first + WINDOW]
+            await publish_many(nc, ((s, p, "", None) for s, p, _ in window[:-1]))
+            subject, payload, _ = window[-1]
+            ack = await nc.request(subject, payload, timeout=60)
+            assert b'"error"' not in ack.data, ack.data
+        else:  # one js.publish_async per message, as the figures before 2026-11-26
+            pending = []
+            for subject, line, _ in outgoing[first : first + WINDOW]:
+                sent[keys[first + len(pending)]] = time.perf_counter()
+                pending.append(await js.publish_async(subject, line))
             await asyncio.gather(*pending)
-            pending.clear()
-    await asyncio.gather(*pending)
     await asyncio.wait_for(done.wait(), timeout=600)
     elapsed = time.perf_counter() - start
     lags = [received[key] - sent[key] for key in sent]
@@ -91,8 +118,56 @@ async def run(url: str, lines: list[bytes], queries: int) -> None:
     await nc.close()
 
 
+def settled(logs: list[Path], count: int = PARTITIONS) -> bool:
+    """Whether the instances share every partition out, each consuming some."""
+    shares = []
+    for log in logs:
+        found = re.findall(r"consuming partitions (\[[0-9, ]*\]|none)", log.read_text())
+        if not found or found[-1] == "none":
+            return False
+        shares.append(set(json.loads(found[-1])))
+    return sum(map(len, shares)) == count and set().union(*shares) == set(range(count))
+
+
+def start_instances(store: str, url: str, folder: Path, count: int, extra: list[str]) -> list:
+    """Start `count` serve processes on one store, and wait until they share the partitions."""
+    processes, logs = [], []
+    for n in range(count):
+        log = folder / f"serve-{n}.log"
+        logs.append(log)
+        command = [sys.executable, "-m", "adapters.cli", "serve", "--nats", url, "--store", store]
+        with log.open("wb") as out:
+            processes.append(subprocess.Popen([*command, *extra], stdout=out, stderr=out, cwd=ROOT))
+        while "ready:" not in log.read_text():
+            assert processes[-1].poll() is None, log.read_text()
+            time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while not settled(logs):
+        assert time.monotonic() < deadline, [log.read_text() for log in logs]
+        time.sleep(0.1)
+    return processes
+
+
+@contextlib.contextmanager
+def fresh_store(postgres: str | None, folder: Path) -> Iterator[str]:
+    """A SQLite file in the folder, or a new database on the PostgreSQL server (dropped after)."""
+    if postgres is None:
+        yield str(folder / "ctilink.db")
+        return
+    import psycopg
+
+    database = f"ctilink_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{postgres}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield f"{postgres}/{database}"
+    finally:
+        with psycopg.connect(f"{postgres}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
 def main() -> None:
-    """Start a nats-server and `ctilink serve`, then measure."""
+    """Start a nats-server and `ctilink serve` instances, then measure."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--networks", type=int, default=100)
@@ -102,37 +177,43 @@ def main() -> None:
         action="store_true",
         help="run the service with its publisher in its own process",
     )
+    parser.add_argument(
+        "--client",
+        choices=["batch", "window", "publish_async"],
+        default="batch",
+        help="how the load generator publishes: windows of plain publishes awaiting "
+        "their acks (default, lighter on the shared cores) or js.publish_async per message",
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="a PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432): each run "
+        "gets a database of its own there, dropped after; default: a SQLite file",
+    )
+    parser.add_argument(
+        "--instances",
+        default="1",
+        help="comma-separated instance counts, one run each (e.g. 1,2,3; several need --postgres)",
+    )
     args = parser.parse_args()
+    counts = [int(n) for n in args.instances.split(",")]
     lines = interleaved_lines(args.events, args.networks, systems=10)
+    extra = ["--publisher-in-process"] if args.publisher_in_process else []
     print(f"machine: {describe()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedNats(Path(tmp) / "nats")
-        url = server.start()
-        log = (Path(tmp) / "serve.log").open("wb")
-        service = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "adapters.cli",
-                "serve",
-                "--nats",
-                url,
-                "--store",
-                str(Path(tmp) / "ctilink.db"),
-                *(["--publisher-in-process"] if args.publisher_in_process else []),
-            ],
-            stdout=log,
-            stderr=log,
-            cwd=ROOT,
-        )
-        try:
-            while "ready:" not in (Path(tmp) / "serve.log").read_text():
-                time.sleep(0.05)
-            asyncio.run(run(url, lines, args.queries))
-        finally:
-            service.terminate()
-            service.wait(30)
-            server.stop()
+    for count in counts:
+        print(f"--- {count} instance(s) on {'PostgreSQL' if args.postgres else 'SQLite'}")
+        with tempfile.TemporaryDirectory() as tmp, fresh_store(args.postgres, Path(tmp)) as store:
+            server = EmbeddedNats(Path(tmp) / "nats")
+            url = server.start()
+            processes = start_instances(store, url, Path(tmp), count, extra)
+            try:
+                asyncio.run(run(url, lines, args.queries, args.client))
+            finally:
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    process.wait(30)
+                server.stop()
 
 
 if __name__ == "__main__":

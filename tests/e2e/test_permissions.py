@@ -138,3 +138,5 @@ def test_stream_definitions_in_infra_match_what_the_service_creates():
         assert written["subjects"] == config.subjects
         assert written["retention"] == config.retention.value
         assert written["duplicate_window"] == int(config.duplicate_window * 1e9)
+        transform = config.subject_transform
+        assert written.get("subject_transform") == (transform and transform.as_dict())

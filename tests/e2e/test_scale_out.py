@@ -1,0 +1,101 @@
+"""Three `ctilink serve` instances on one PostgreSQL and one NATS, with faults.
+
+Producers each send their own networks' events in order; mid-stream one instance
+is killed with SIGKILL and restarted, and PostgreSQL itself is restarted. In the
+end every acked inbound event is in the log exactly once, in the order its
+producer sent it, and every logged position is in CTILINK_OUT exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.e2e.conftest import Service, network_of, wait_for
+from tests.e2e.private_postgres import PrivatePostgres
+from tests.e2e.traffic import check_exactly_once, event_ids, many_events
+
+INSTANCES = 3
+PRODUCERS = 3
+
+
+@pytest.fixture
+def postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of this test's own, with an empty `ctilink` database."""
+    server = PrivatePostgres()
+    try:
+        server.create()
+        with psycopg.connect(server.url(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE ctilink")
+        yield server
+    finally:
+        server.remove()
+
+
+def logged(store: str) -> int:
+    """How many events the store holds (0 while it is unreachable)."""
+    try:
+        with psycopg.connect(store, connect_timeout=2) as db:
+            row = db.execute("SELECT count(*) FROM ctilink_events").fetchone()
+    except psycopg.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
+async def produce(nc, lines: list[bytes], sent: list[int]) -> None:  # type: ignore[no-untyped-def]
+    """One producer: its lines in order, each acked by JetStream before the next."""
+    js = nc.jetstream()
+    for line in lines:
+        await js.publish(f"ctilink.in.{network_of(line)}", line)
+        sent[0] += 1
+
+
+async def test_three_instances_with_a_kill_and_a_database_restart_lose_and_double_nothing(
+    nc, nats_server, postgres, tmp_path
+):
+    store = postgres.url("ctilink")
+    instances = [
+        Service(store, nats_server.url, tmp_path / f"serve-{n}.log") for n in range(INSTANCES)
+    ]
+    for instance in instances:
+        instance.start()
+    # Each producer owns some networks and sends their events in order.
+    lines = many_events(6_000, networks=12, seed=5)
+    shares = [
+        [line for line in lines if int(network_of(line).split("-")[1]) % PRODUCERS == p]
+        for p in range(PRODUCERS)
+    ]
+    sent = [0]
+    producing = asyncio.gather(*(produce(nc, share, sent) for share in shares))
+
+    async def sent_at_least(count: int) -> bool:
+        return sent[0] >= count and await asyncio.to_thread(logged, store) > 0
+
+    await wait_for(lambda: sent_at_least(len(lines) // 3), timeout=120, every=0.05)
+    instances[1].kill()  # mid-stream, with a batch in hand most likely
+    instances[1].start()
+    await wait_for(lambda: sent_at_least(2 * len(lines) // 3), timeout=120, every=0.05)
+    await asyncio.to_thread(postgres.stop, "fast")
+    await asyncio.sleep(1)
+    await asyncio.to_thread(postgres.start)
+    await producing
+
+    async def everything_out() -> bool:
+        return sum((await event_ids(nc)).values()) >= len(lines)
+
+    await wait_for(everything_out, timeout=180, every=0.5)
+    await asyncio.sleep(1)  # anything doubled would show up now
+    check_exactly_once(store, lines, await event_ids(nc))
+    inbound = await nc.jetstream().stream_info("CTILINK_IN")
+    assert inbound.state.messages == 0  # every inbound message acked (work queue)
+
+    logs = [instance.log.read_text() for instance in instances]
+    # The inbound work was shared: more than one instance consumed partitions.
+    consuming = [log for log in logs if "consuming partitions [" in log]
+    assert len(consuming) >= 2, logs
+    for instance in instances:
+        assert instance.stop() == 0, instance.log.read_text()
+    assert all("Traceback" not in log for log in logs), logs
