@@ -82,8 +82,8 @@ class Api:
         """Every network with its position and effective mode."""
         _decode(_no_arguments, request.data)
         listing = []
-        for name, position in network_heads(self.service):
-            state, _ = self.service.state_at(name, position)
+        for name, _ in network_heads(self.service):
+            state, position = self.service.state_at(name)  # the latest: held, caught up
             listing.append(NetworkSummary(name, position, state.effective.value))
         await request.respond(encode(listing))
 

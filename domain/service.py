@@ -72,6 +72,7 @@ class NetworkService(Application[str]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self._cache: OrderedDict[str, Loaded] = OrderedDict()
+        self._latest_held: OrderedDict[str, Network] = OrderedDict()  # for reads
 
     def construct_mapper(self) -> Mapper[Any]:
         """Encode with msgspec rather than the generic JSON transcoder."""
@@ -205,13 +206,35 @@ class NetworkService(Application[str]):
             head = self.head(name)
             if not 1 <= position <= head:
                 raise PositionOutOfRange(name, position, head)
-        try:
-            network: Network = self.repository.get(
-                name, version=position, projector_func=project
-            )
-        except AggregateNotFoundError:
-            raise UnknownNetwork(name) from None
+            try:
+                network: Network = self.repository.get(
+                    name, version=position, projector_func=project
+                )
+            except AggregateNotFoundError:
+                raise UnknownNetwork(name) from None
+        else:
+            network = self._latest(name)
         return network.state, network.version
+
+    def _latest(self, name: str) -> Network:
+        """The network at its last position: a held copy, caught up from the log."""
+        # Queries ask for the latest state far more often than it changes: reading
+        # only what came after the held copy beats the snapshot and up to 99 events.
+        held = self._latest_held.get(name)
+        if held is None:
+            try:
+                network: Network = self.repository.get(name, projector_func=project)
+            except AggregateNotFoundError:
+                raise UnknownNetwork(name) from None
+        else:
+            newer = list(self.events.get(name, gt=held.version))
+            # A copy: whoever has the held state keeps the position they asked for.
+            network = project(copy.deepcopy(held), newer) if newer else held
+        self._latest_held[name] = network
+        self._latest_held.move_to_end(name)
+        if len(self._latest_held) > self.max_cached_networks:
+            self._latest_held.popitem(last=False)
+        return network
 
     def log(self, name: str, upto: int | None = None) -> Iterator[LogEvent]:
         """The network's log events in position order, up to `upto` inclusive."""

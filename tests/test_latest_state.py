@@ -1,0 +1,37 @@
+"""The latest state that queries read is held and caught up, never stale (SPEC §8)."""
+
+from __future__ import annotations
+
+from adapters.store import open_service
+from tests.support import Harness, ev, installed, system
+
+
+def test_the_latest_status_follows_events_another_writer_commits(store_path, service):
+    reader = Harness(service)
+    Harness(service).given(installed(), system("se-primary", role="primary"))
+    assert reader.status()["position"] == 2  # now held by the reader's service
+
+    other = open_service(store_path)  # a second instance on the same store
+    try:
+        Harness(other).given(
+            ev("link_changed", system="se-primary", component="csta", up=True)
+        )
+    finally:
+        other.close()
+
+    latest = reader.status()
+    assert latest["position"] == 3
+    assert latest == reader.status(at=3)  # the same as read from the log afresh
+
+
+def test_a_state_read_earlier_keeps_its_position_when_more_events_arrive(net):
+    net.given(installed(), system("se-primary", role="primary"))
+    earlier, position = net.service.state_at("acme")
+    systems_then = len(earlier.systems)
+
+    net.given(system("exp-1"))
+    later, later_position = net.service.state_at("acme")
+
+    assert (position, later_position) == (2, 3)
+    assert len(earlier.systems) == systems_then  # caught up on a copy
+    assert len(later.systems) == systems_then + 1
