@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -13,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nats
@@ -21,6 +23,7 @@ import nats
 from adapters.jetstream_batch import BatchPublisher, publish_many
 from adapters.nats_server import EmbeddedNats
 from adapters.streams import PARTITIONS
+from bench.cpu import children, snapshot, spent
 from bench.machine import describe
 from bench.workload import interleaved_lines
 
@@ -34,7 +37,13 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e3, ordered[int(len(ordered) * 0.99)] * 1e3
 
 
-async def run(url: str, lines: list[bytes], queries: int, client: str = "batch") -> None:
+async def run(
+    url: str,
+    lines: list[bytes],
+    queries: int,
+    client: str = "batch",
+    cpu: Callable[[], dict[str, float]] = dict,
+) -> None:
     """Publish every line, wait for every event to come out, then time queries."""
     nc = await nats.connect(url)
     js = nc.jetstream()
@@ -61,6 +70,7 @@ async def run(url: str, lines: list[bytes], queries: int, client: str = "batch")
     sent: dict[str, float] = {}
     batch = BatchPublisher(nc)
     await batch.start()
+    cpu_before = cpu()
     start = time.perf_counter()
     for first in range(0, len(lines), WINDOW):
         # At most WINDOW messages await JetStream's ack: as fast as it takes them.
@@ -83,6 +93,7 @@ async def run(url: str, lines: list[bytes], queries: int, client: str = "batch")
             await asyncio.gather(*pending)
     await asyncio.wait_for(done.wait(), timeout=600)
     elapsed = time.perf_counter() - start
+    used = spent(cpu_before, cpu())
     lags = [received[key] - sent[key] for key in sent]
     lag50, lag99 = percentiles(lags)
     print(f"events: {len(lines)} over {len(counters)} networks")
@@ -91,6 +102,9 @@ async def run(url: str, lines: list[bytes], queries: int, client: str = "batch")
         f"{len(lines) / elapsed:,.0f} events/s"
     )
     print(f"publish lag: p50 {lag50:,.1f} ms, p99 {lag99:,.1f} ms (includes queueing at full load)")
+    if used:
+        shares = ", ".join(f"{group} {seconds / elapsed:.2f}" for group, seconds in used.items())
+        print(f"cores busy during it ({elapsed:.1f} s): {shares}")
 
     responder = await nats.connect(url)
 
@@ -206,8 +220,17 @@ def main() -> None:
             server = EmbeddedNats(Path(tmp) / "nats")
             url = server.start()
             processes = start_instances(store, url, Path(tmp), count, extra)
+            assert server.process is not None
+            groups = {
+                "load generator": [os.getpid()],
+                "ctilink serve": [p.pid for p in processes],
+                "publisher": children([p.pid for p in processes]),  # one of them publishes
+                "nats-server": [server.process.pid],
+            }
             try:
-                asyncio.run(run(url, lines, args.queries, args.client))
+                asyncio.run(
+                    run(url, lines, args.queries, args.client, functools.partial(snapshot, groups))
+                )
             finally:
                 for process in processes:
                     process.terminate()
