@@ -6,7 +6,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+from eventsourcing.persistence import IntegrityError, Tracking
+
 from adapters.locks import PUBLISHER, open_roles, partition_role
+from adapters.publisher import TRACKING_NAME
 
 
 def test_a_role_is_held_by_one_instance_at_a_time_and_passes_on_release(store_path):
@@ -71,3 +75,13 @@ def test_running_instances_are_counted_on_postgresql_but_not_their_publishers(
     finally:
         for roles in [*instances, publisher]:
             roles.close()
+
+
+def test_a_stale_publisher_cannot_record_a_position_behind_the_recorded_one(service):
+    # A holder that lost the role meanwhile fails to record; it republishes nothing
+    # new, and what both holders sent JetStream deduplicates by Nats-Msg-Id.
+    tracking = service.factory.tracking_recorder()
+    tracking.insert_tracking(Tracking(TRACKING_NAME, 10))
+    with pytest.raises(IntegrityError):
+        tracking.insert_tracking(Tracking(TRACKING_NAME, 5))
+    assert tracking.max_tracking_id(TRACKING_NAME) == 10
