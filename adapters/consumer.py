@@ -178,8 +178,10 @@ class Consumer:
                 self.pulls.remove(pull)
                 break
         if status not in (None, "404", "408"):
-            description = (msg.headers or {}).get("Description", "")
-            self.log(f"consumer: pull request ended with {status} {description}".rstrip())
+            # 503: nobody answers for the consumer (deleted: another instance took it over).
+            described = (msg.headers or {}).get("Description", "").strip().splitlines()
+            reason = "no responders" if status == "503" else (described or [""])[0]
+            self.log(f"consumer {self.durable}: pull request ended with {status} {reason}".rstrip())
         self.wake.set()
 
     async def _pull(self) -> None:

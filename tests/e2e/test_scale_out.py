@@ -20,6 +20,7 @@ from tests.e2e.traffic import check_exactly_once, event_ids, many_events
 
 INSTANCES = 3
 PRODUCERS = 3
+OUTAGE_SECONDS = 4
 
 
 @pytest.fixture
@@ -79,7 +80,8 @@ async def test_three_instances_with_a_kill_and_a_database_restart_lose_and_doubl
     instances[1].start()
     await wait_for(lambda: sent_at_least(2 * len(lines) // 3), timeout=120, every=0.05)
     await asyncio.to_thread(postgres.stop, "fast")
-    await asyncio.sleep(1)
+    # Longer than the store's own retries (2 s): nothing rides it out unnoticed.
+    await asyncio.sleep(OUTAGE_SECONDS)
     await asyncio.to_thread(postgres.start)
     await producing
 
@@ -96,6 +98,9 @@ async def test_three_instances_with_a_kill_and_a_database_restart_lose_and_doubl
     # The inbound work was shared: more than one instance consumed partitions.
     consuming = [log for log in logs if "consuming partitions [" in log]
     assert len(consuming) >= 2, logs
+    # The restart was felt: it ended the sessions that held the roles, and the
+    # instances shared the partitions out again once PostgreSQL was back.
+    assert any("role lost" in log for log in logs), logs
     for instance in instances:
         assert instance.stop() == 0, instance.log.read_text()
     assert all("Traceback" not in log for log in logs), logs
