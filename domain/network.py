@@ -76,9 +76,7 @@ class Network(BaseAggregate[str]):
         """Created by the `Installed` event; its apply sets the state."""
 
     @classmethod
-    def install(
-        cls, message: m.PortalInstalled, received: datetime, content: m.Content
-    ) -> Network:
+    def install(cls, message: m.PortalInstalled, received: datetime, content: m.Content) -> Network:
         """Create a network from its `portal_installed` event."""
         return cls._create(
             Installed,

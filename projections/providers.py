@@ -58,4 +58,3 @@ def providers(state: NetworkState) -> list[Provider]:
         result.append(Provider("voicemail", state.voicemail, "auto"))  # P4
     result.sort()
     return result
-

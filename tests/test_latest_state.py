@@ -13,9 +13,7 @@ def test_the_latest_status_follows_events_another_writer_commits(store_path, ser
 
     other = open_service(store_path)  # a second instance on the same store
     try:
-        Harness(other).given(
-            ev("link_changed", system="se-primary", component="csta", up=True)
-        )
+        Harness(other).given(ev("link_changed", system="se-primary", component="csta", up=True))
     finally:
         other.close()
 
