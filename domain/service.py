@@ -67,6 +67,8 @@ class NetworkService(Application[str]):
     env: ClassVar[dict[str, str]] = {"ORIGINATOR_ID_TYPE": "text", "IS_SNAPSHOTTING_ENABLED": "y"}
     snapshot_interval = 100
     max_cached_networks = 10_000
+    # About 16 KB each for a 10-system network: the most recently asked keep it.
+    max_held_for_reads = 1_000
     max_attempts = 10
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
@@ -232,7 +234,7 @@ class NetworkService(Application[str]):
             network = project(copy.deepcopy(held), newer) if newer else held
         self._latest_held[name] = network
         self._latest_held.move_to_end(name)
-        if len(self._latest_held) > self.max_cached_networks:
+        if len(self._latest_held) > self.max_held_for_reads:
             self._latest_held.popitem(last=False)
         return network
 

@@ -33,3 +33,14 @@ def test_a_state_read_earlier_keeps_its_position_when_more_events_arrive(net):
     assert (position, later_position) == (2, 3)
     assert len(earlier.systems) == systems_then  # caught up on a copy
     assert len(later.systems) == systems_then + 1
+
+
+def test_only_the_most_recently_asked_networks_are_held(net, monkeypatch):
+    monkeypatch.setattr(net.service, "max_held_for_reads", 2)
+    for name in ("a", "b", "c"):
+        net.given(installed(network=name))
+        net.status(name)
+    net.status("a")  # not held any more: read afresh, and held again
+
+    assert list(net.service._latest_held) == ["c", "a"]
+    assert net.status("b")["position"] == 1
