@@ -48,16 +48,21 @@ class Loaded:
         self.ids = ids  # event id -> (position, fingerprint)
 
 
+class StaleNetwork(Exception):
+    """A network held in memory is behind the store (another writer's events): decide again."""
+
+
 class Batch:
     """What one ingest call has decided but not yet committed."""
 
-    __slots__ = ("networks", "received", "snapshots")
+    __slots__ = ("networks", "received", "snapshots", "verified")
 
     def __init__(self) -> None:
         # One receive time per batch: reading the clock per event is not free.
         self.received = Recorded.create_timestamp()
         self.networks: dict[str, Loaded] = {}
         self.snapshots: list[StoredEvent] = []  # encoded when taken: the state moves on
+        self.verified: set[str] = set()  # networks found up to date with the store
 
 
 class NetworkService(Application[str]):
@@ -90,7 +95,7 @@ class NetworkService(Application[str]):
                 outcomes = [self._submit(message, batch) for message in messages]
                 self._commit(batch)
                 return outcomes
-            except IntegrityError:
+            except (IntegrityError, StaleNetwork):
                 # Another writer got there first: reload from the store and redo.
                 self._forget(batch)
                 if attempt == self.max_attempts:
@@ -104,17 +109,21 @@ class NetworkService(Application[str]):
         self, messages: Sequence[m.Message]
     ) -> tuple[list[Outcome], dict[str, tuple[NetworkState, int]]]:
         """What ingest would do, committing nothing: outcomes, and each touched network after."""
-        batch = Batch()
-        try:
-            outcomes = [self._submit(message, batch) for message in messages]
-            after = {
-                name: (copy.deepcopy(loaded.aggregate.state), loaded.aggregate.version)
-                for name, loaded in batch.networks.items()
-                if loaded.aggregate is not None
-            }
-            return outcomes, after
-        finally:
-            self._forget(batch)  # the cached networks hold the uncommitted events
+        for _ in range(self.max_attempts - 1):
+            batch = Batch()
+            try:
+                outcomes = [self._submit(message, batch) for message in messages]
+                after = {
+                    name: (copy.deepcopy(loaded.aggregate.state), loaded.aggregate.version)
+                    for name, loaded in batch.networks.items()
+                    if loaded.aggregate is not None
+                }
+                return outcomes, after
+            except StaleNetwork:
+                continue  # reloaded: decide again
+            finally:
+                self._forget(batch)  # the cached networks hold the uncommitted events
+        raise StaleNetwork("the store keeps changing under the preview")
 
     def _submit(self, message: m.Message, batch: Batch) -> Outcome:
         """Decide one event against the in-memory state; nothing is durable yet."""
@@ -143,6 +152,13 @@ class NetworkService(Application[str]):
             else:
                 loaded.aggregate.record(message, batch.received, content)
         except Rejected as rejection:
+            # Nothing is written for a rejection, so no conflict would reveal a
+            # held copy that another instance has moved past: look before deciding.
+            if message.network not in batch.verified:
+                if self._behind(message.network, loaded):
+                    self._cache.pop(message.network, None)
+                    raise StaleNetwork(message.network) from None
+                batch.verified.add(message.network)
             return Outcome("rejected", code=rejection.code, message=rejection.message)
         position = loaded.aggregate.version
         loaded.ids[message.id] = (position, fingerprint)
@@ -165,6 +181,13 @@ class NetworkService(Application[str]):
             self.events.put(events)
             if batch.snapshots and self.snapshots is not None:
                 self.snapshots.recorder.insert_events(batch.snapshots)
+
+    def _behind(self, name: str, loaded: Loaded) -> bool:
+        """Whether the store holds positions of the network that the held copy lacks."""
+        aggregate = loaded.aggregate
+        held = 0 if aggregate is None else aggregate.version - len(aggregate.pending_events)
+        last = self.recorder.select_events(name, desc=True, limit=1)
+        return bool(last) and last[0].originator_version > held
 
     def _forget(self, batch: Batch) -> None:
         """Drop networks whose in-memory state may be ahead of the store."""
