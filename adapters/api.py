@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -58,6 +60,14 @@ class Api:
     def __init__(self, ingestor: Ingestor) -> None:
         self.ingestor = ingestor
         self.service = ingestor.service
+        # Reads go to a thread of their own: a store that is slow or away must not
+        # stall the event loop (acks, pulls, signals); one thread, so that the
+        # service's held read states are never touched by two at once.
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-reads")
+
+    async def _read(self, work: Callable[..., bytes], *args: Any) -> bytes:
+        """Run one read in the reader thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.reader, work, *args)
 
     def _state(self, query: Query) -> tuple[Any, int]:
         """The network's state as asked; 404/400 when it has none."""
@@ -70,22 +80,29 @@ class Api:
 
     async def status(self, request: Request) -> None:
         """SPEC §8 status document."""
-        state, position = self._state(_decode(_query, request.data))
-        await request.respond(encode(status(state, position)))
+        await request.respond(await self._read(self._status, _decode(_query, request.data)))
 
     async def directory(self, request: Request) -> None:
         """SPEC §8 directory document."""
-        state, position = self._state(_decode(_query, request.data))
-        await request.respond(encode(directory(state, position)))
+        await request.respond(await self._read(self._directory, _decode(_query, request.data)))
 
     async def networks(self, request: Request) -> None:
         """Every network with its position and effective mode."""
         _decode(_no_arguments, request.data)
+        await request.respond(await self._read(self._networks))
+
+    def _status(self, query: Query) -> bytes:
+        return encode(status(*self._state(query)))
+
+    def _directory(self, query: Query) -> bytes:
+        return encode(directory(*self._state(query)))
+
+    def _networks(self) -> bytes:
         listing = []
         for name, _ in network_heads(self.service):
             state, position = self.service.state_at(name)  # the latest: held, caught up
             listing.append(NetworkSummary(name, position, state.effective.value))
-        await request.respond(encode(listing))
+        return encode(listing)
 
     async def ingest(self, request: Request) -> None:
         """Apply one event now and say what became of it."""

@@ -36,8 +36,8 @@ class Ingestor:
 
     def __init__(self, service: NetworkService) -> None:
         self.service = service
-        self.lock = asyncio.Lock()  # one commit at a time: the single writer of this process
         self.waiting: list[tuple[list[m.Message], asyncio.Future[list[Outcome]]]] = []
+        self.committer: asyncio.Task[None] | None = None  # the single writer of this process
 
     async def ingest(self, messages: list[m.Message]) -> list[Outcome]:
         """Apply and commit in a worker thread, so queries keep being answered."""
@@ -45,30 +45,35 @@ class Ingestor:
         # the partitions' consumers share a transaction rather than queue for one.
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         self.waiting.append((messages, future))
-        async with self.lock:
-            if not future.done():
-                await self._commit_waiting()
+        if self.committer is None or self.committer.done():
+            self.committer = asyncio.ensure_future(self._commit_waiting())
+        # A caller that is cancelled leaves the commit running: it cannot be
+        # stopped halfway, and a second one must not start beside it.
         return await future
 
     async def _commit_waiting(self) -> None:
-        """Commit every waiting batch together; each caller gets its own outcomes."""
-        group, self.waiting = self.waiting, []
-        together = [message for messages, _ in group for message in messages]
-        try:
-            outcomes = await asyncio.to_thread(self.service.ingest, together)
-        except BaseException as error:
-            # Every caller hears of it (a cancelled commit may have landed: the
-            # callers do not ack, and what comes again is a duplicate).
-            failure = error if isinstance(error, Exception) else RuntimeError("commit interrupted")
-            for _, future in group:
-                future.set_exception(failure)
-            if not isinstance(error, Exception):
-                raise
-            return
-        start = 0
-        for messages, future in group:
-            future.set_result(outcomes[start : start + len(messages)])
-            start += len(messages)
+        """Commit the waiting batches, together, until none wait; each caller gets its own."""
+        while self.waiting:
+            group, self.waiting = self.waiting, []
+            together = [message for messages, _ in group for message in messages]
+            try:
+                outcomes = await asyncio.to_thread(self.service.ingest, together)
+            except Exception as error:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            start = 0
+            for messages, future in group:
+                if not future.done():  # a cancelled caller's batch is committed all the same
+                    future.set_result(outcomes[start : start + len(messages)])
+                start += len(messages)
+
+    async def close(self) -> None:
+        """Wait for the commit in progress, if any (before the store is closed)."""
+        if self.committer is not None:
+            with contextlib.suppress(Exception):
+                await self.committer
 
 
 def check(msg: Msg) -> m.Message | Rejection:
@@ -136,14 +141,21 @@ class Consumer:
         self.arrived: collections.deque[Msg] = collections.deque()  # in stream order
         self.wake = asyncio.Event()
         self.reconnects = 0
+        self.ended: str | None = None  # why this consumer must be started afresh
 
     async def start(self) -> None:
         """Create the durable consumer afresh, so what a crashed run left unacked comes first."""
         # CTILINK_IN is a work queue: what was acked is gone, what was not is still
         # there. A new consumer delivers it at once and in order; the old one would
         # hold it back until ack_wait ran out and deliver newer events first (I4).
-        with contextlib.suppress(NotFoundError):
-            await self.js.delete_consumer(self.stream, self.durable)
+        # Every earlier consumer of these subjects goes, whoever made it: a holder
+        # that lost its role unnoticed then pulls from a consumer that is gone,
+        # rather than sharing ours and taking every other batch.
+        for info in await self.js.consumers_info(self.stream):
+            if info.name == self.durable or info.config.filter_subject == self.subject:
+                with contextlib.suppress(NotFoundError):
+                    await self.js.delete_consumer(self.stream, info.name)
+        self.ended = None
         config = ConsumerConfig(
             durable_name=self.durable,
             filter_subject=self.subject,
@@ -177,19 +189,23 @@ class Consumer:
             if pull.inbox == msg.subject:
                 self.pulls.remove(pull)
                 break
-        if status not in (None, "404", "408"):
-            # 503: nobody answers for the consumer (deleted: another instance took it over).
-            described = (msg.headers or {}).get("Description", "").strip().splitlines()
-            reason = "no responders" if status == "503" else (described or [""])[0]
+        described = (msg.headers or {}).get("Description", "").strip().splitlines()
+        reason = (described or [""])[0]
+        if status == "503" or (status == "409" and "deleted" in reason.lower()):
+            # Another instance took the partition over and replaced this consumer.
+            self.ended = "its consumer is gone (another instance took the partition)"
+        elif status not in (None, "404", "408") and "shutdown" not in reason.lower():
+            # (A server shutting down is logged once, as the disconnection.)
             self.log(f"consumer {self.durable}: pull request ended with {status} {reason}".rstrip())
         self.wake.set()
 
     async def _pull(self) -> None:
         """Ask for more, so that up to two batches are on their way or waiting here."""
         if self.nc.stats["reconnects"] != self.reconnects:
-            # Pull requests do not outlive the connection they were sent on.
-            self.reconnects = self.nc.stats["reconnects"]
-            self.pulls.clear()
+            # Messages on their way when the connection broke stay pending until
+            # ack_wait runs out, and newer ones would come first: start afresh.
+            self.ended = "NATS reconnected"
+            return
         now = time.monotonic()
         while self.pulls and self.pulls[0].deadline < now:  # never answered: lost
             self.pulls.popleft()
@@ -205,6 +221,11 @@ class Consumer:
         """Apply and ack batches until stopped; the batch in hand is finished."""
         assert self.subscription is not None
         while not stop.is_set():
+            if self.ended is not None:
+                # Unacked, whatever is here comes again from the next consumer.
+                self.arrived.clear()
+                self.log(f"consumer {self.durable}: {self.ended}; stopping it")
+                return
             try:
                 await self._pull()
             except Exception as error:
@@ -263,9 +284,9 @@ class Consumer:
                 if not waiting:
                     self.log(f"consumer waiting for the store: {first_line(error)}")
                     waiting = True
+                await wait_or_stop(stop, STORE_RETRY_SECONDS)
                 if stop.is_set():
                     return None
-                await wait_or_stop(stop, STORE_RETRY_SECONDS)
                 continue
             if waiting:
                 self.log("consumer: the store is back")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import zlib
 from pathlib import Path
 from typing import Protocol
@@ -74,6 +75,9 @@ class AdvisoryRoles:
         self.held: set[int] = set()
         self.member = member  # a serving instance counts; its publisher process does not
         self.connection = None
+        # Callers ask from worker threads (asyncio.to_thread), several at once: one
+        # session must not run two queries together or be dropped under another.
+        self.lock = threading.RLock()
         self._ensure_member()
 
     def _ensure_member(self) -> None:
@@ -86,6 +90,7 @@ class AdvisoryRoles:
             self.connection.execute("SELECT pg_advisory_lock_shared(%s, %s)", (self.space, MEMBER))
 
     def _query(self, sql: str, role: int) -> bool:
+        """One query on the session (the caller holds the lock); False if it broke."""
         try:
             self._ensure_member()
             row = self.connection.execute(sql, (self.space, role)).fetchone()  # type: ignore[union-attr]
@@ -103,51 +108,56 @@ class AdvisoryRoles:
 
     def take(self, role: int) -> bool:
         """Take the role if nobody holds it."""
-        if role in self.held:
-            return self.holds(role)
-        if self._query("SELECT pg_try_advisory_lock(%s, %s)", role):
-            self.held.add(role)
-            return True
-        return False
+        with self.lock:
+            if role in self.held:
+                return self.holds(role)
+            if self._query("SELECT pg_try_advisory_lock(%s, %s)", role):
+                self.held.add(role)
+                return True
+            return False
 
     def holds(self, role: int) -> bool:
         """Whether this session still holds the role."""
-        if role not in self.held:
-            return False
-        # A round trip proves the session (and so the lock) is still there.
-        mine = self._query(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
-            "AND pid = pg_backend_pid() AND granted AND classid = %s AND objid = %s "
-            "AND objsubid = 2)",
-            role,
-        )
-        if not mine:
-            self.held.discard(role)
-        return mine
+        with self.lock:
+            if role not in self.held:
+                return False
+            # A round trip proves the session (and so the lock) is still there.
+            mine = self._query(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid() AND granted AND classid = %s AND objid = %s "
+                "AND objsubid = 2)",
+                role,
+            )
+            if not mine:
+                self.held.discard(role)
+            return mine
 
     def give_up(self, role: int) -> None:
         """Release the role."""
-        if role in self.held:
-            self._query("SELECT pg_advisory_unlock(%s, %s)", role)
-            self.held.discard(role)
+        with self.lock:
+            if role in self.held:
+                self._query("SELECT pg_advisory_unlock(%s, %s)", role)
+                self.held.discard(role)
 
     def members(self) -> int:
         """Sessions holding the shared member lock: the running instances."""
-        try:
-            self._ensure_member()
-            row = self.connection.execute(  # type: ignore[union-attr]
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND classid = %s AND objid = %s AND objsubid = 2",
-                (self.space, MEMBER),
-            ).fetchone()
-        except self._psycopg.Error:
-            self._drop()
-            return 1
-        return max(1, int(row[0]))
+        with self.lock:
+            try:
+                self._ensure_member()
+                row = self.connection.execute(  # type: ignore[union-attr]
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND classid = %s AND objid = %s AND objsubid = 2",
+                    (self.space, MEMBER),
+                ).fetchone()
+            except self._psycopg.Error:
+                self._drop()
+                return 1
+            return max(1, int(row[0]))
 
     def close(self) -> None:
         """End the session: the server releases every lock."""
-        self._drop()
+        with self.lock:
+            self._drop()
 
 
 class FileRoles:

@@ -63,8 +63,7 @@ class Partitions:
                 await self.balance()
                 await wait_or_stop(stop, CHECK_SECONDS)
         finally:
-            for partition in sorted(self.owned):
-                await self.release(partition)
+            await self.release(*sorted(self.owned))
 
     async def balance(self) -> None:
         """One round: drop lost partitions, give back extras, take free ones."""
@@ -77,8 +76,7 @@ class Partitions:
                 await self.release(partition)
         members = await asyncio.to_thread(self.roles.members)
         share = math.ceil(self.count / members)
-        for partition in sorted(self.owned, reverse=True)[: max(0, len(self.owned) - share)]:
-            await self.release(partition)
+        await self.release(*sorted(self.owned, reverse=True)[: max(0, len(self.owned) - share)])
         for partition in self.order:
             if len(self.owned) >= share:
                 break
@@ -93,17 +91,19 @@ class Partitions:
                 await asyncio.to_thread(self.roles.give_up, partition_role(partition))
         self.log_share()
 
-    async def release(self, partition: int) -> None:
-        """Finish the batch in hand, ack it, then let another instance have the partition."""
-        owned = self.owned.pop(partition)
-        owned.stop.set()
-        try:
-            await owned.task
-        except Exception as error:
-            self.log(f"partition {partition}: its consumer failed: {first_line(error)}")
-        finally:
-            await owned.worker.close()
-            await asyncio.to_thread(self.roles.give_up, partition_role(partition))
+    async def release(self, *partitions: int) -> None:
+        """Finish the batches in hand, ack them, then let other instances have the partitions."""
+        leaving = [(partition, self.owned.pop(partition)) for partition in partitions]
+        for _, owned in leaving:  # all at once: each may wait for a commit
+            owned.stop.set()
+        for partition, owned in leaving:
+            try:
+                await owned.task
+            except Exception as error:
+                self.log(f"partition {partition}: its consumer failed: {first_line(error)}")
+            finally:
+                await owned.worker.close()
+                await asyncio.to_thread(self.roles.give_up, partition_role(partition))
 
     def log_share(self) -> None:
         """One log line whenever the set of owned partitions changes."""

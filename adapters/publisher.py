@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 
 from adapters.jetstream_batch import BatchPublisher, PublishFailed
 from adapters.wire import ProvidersChanged, PublishedEvent, StatusChanged, encode
@@ -23,6 +24,9 @@ PAGE = 1000
 ACK_TIMEOUT = 10.0
 
 Outgoing = tuple[str, bytes, str]  # subject, payload, Nats-Msg-Id
+# What publishing raises while NATS is away (nats.errors.Error: e.g. the client's
+# reconnect buffer is full).
+NATS_AWAY = (PublishFailed, TimeoutError, OSError, NatsError)
 
 
 class Publisher:
@@ -53,18 +57,25 @@ class Publisher:
         while not stop.is_set():
             try:
                 await self.publish_pending()
-            except (PublishFailed, TimeoutError, OSError) as error:
-                # NATS is away: the same messages go again, with the same ids, later.
+            except NATS_AWAY as error:
+                # NATS is away: the same messages go again, with the same ids, once
+                # it is back (not before: they would pile up in the client's buffer).
                 self.log(f"publisher waiting for NATS ({type(error).__name__})")
-                await asyncio.sleep(0.5)
+                await self._until_connected(stop)
                 continue
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self.poll)
         try:
             await self.publish_pending()
-        except (PublishFailed, TimeoutError, OSError):
+        except NATS_AWAY:
             self.log("publisher stopped with positions left to publish at the next start")
+
+    async def _until_connected(self, stop: asyncio.Event) -> None:
+        """Wait until the connection is back (or `stop`), then a moment more."""
+        while not self.nc.is_connected and not stop.is_set():
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
 
     async def publish_pending(self) -> int:
         """Publish every position after the stored one; returns how many pages."""

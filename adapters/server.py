@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -150,6 +151,17 @@ async def publish_forever(store: str | None, url: str, options: dict[str, Any]) 
     return 0
 
 
+async def leave_nats(api: Any, nc: Any) -> None:
+    """Stop answering queries and drain the connection; NATS may be gone already."""
+    try:
+        await asyncio.wait_for(api.stop(), 5)
+        await asyncio.wait_for(nc.drain(), 10)
+    except Exception as error:  # nothing is left unacked that matters: acks follow commits
+        say(f"left NATS without draining ({type(error).__name__})")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.close(), 5)
+
+
 async def connect_or_stop(
     url: str, options: dict[str, Any], stop: asyncio.Event, name: str = "ctilink"
 ) -> Any:
@@ -216,13 +228,15 @@ async def serve(
             committed = polled
             publishing = supervise([*command, "--nats", url], env, stop)
 
+        instance = secrets.token_hex(4)  # each holder's consumers have names of their own
+
         async def consume(partition: int) -> Consumer:
             consumer = Consumer(
                 ingestor,
                 js,
                 committed=committed,
                 log=say,
-                durable=f"ctilink-p{partition}",
+                durable=f"ctilink-p{partition}-{instance}",
                 subject=partition_subject(partition),
             )
             await consumer.start()
@@ -233,8 +247,8 @@ async def serve(
         say("ready: consuming ctilink.in.* by partition, answering ctilink.api.*")
         failure = await run_until_stopped(stop, partitions.run(stop), publishing)
         say("stopping" if failure is None else f"stopping after an error: {failure}")
-        await api.stop()
-        await nc.drain()
+        await leave_nats(api, nc)
+        await ingestor.close()
     finally:
         roles.close()
         service.close()

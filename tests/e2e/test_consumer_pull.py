@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 
+import nats
 import pytest
 from nats.errors import BadSubjectError
 
-from adapters.consumer import EXPIRES
+from adapters.consumer import EXPIRES, Consumer
 from adapters.jetstream_batch import publish_many
 from adapters.streams import ensure_streams
+from domain.service import Outcome
 from tests.e2e.conftest import network_of, stream_messages, wait_for
 from tests.e2e.traffic import check_exactly_once, event_ids, many_events
 
@@ -61,3 +64,72 @@ async def test_events_after_the_pull_requests_expired_are_consumed_in_order(nc, 
     check_exactly_once(service.store, lines, await event_ids(nc))
     assert (await js.stream_info("CTILINK_IN")).state.messages == 0  # all acked
     assert service.stop() == 0
+
+
+class Recording:
+    """An ingestor that logs ids in commit order, once each (I3), after a random delay."""
+
+    def __init__(self, log: list[str], rng: random.Random) -> None:
+        self.log, self.rng = log, rng
+
+    async def ingest(self, messages: list) -> list[Outcome]:
+        await asyncio.sleep(self.rng.uniform(0.0, 0.03))  # a commit takes a while
+        self.log.extend(m.id for m in messages if m.id not in self.log)
+        return [Outcome("accepted", position=1) for _ in messages]
+
+
+async def test_a_holder_that_lost_its_partition_unnoticed_stops_when_another_takes_it_i4(
+    nats_server,
+):
+    clients = [await nats.connect(nats_server.url) for _ in range(3)]
+    first, second, producer = (c.jetstream() for c in clients)
+    await ensure_streams(first, 1)
+    subject = "ctilink.in.*.acme"  # acme's events, whichever partition they are filed under
+    logged: list[str] = []
+    said: list[str] = []
+    rng = random.Random(7)
+
+    def consumer(js, name: str) -> Consumer:  # type: ignore[no-untyped-def]
+        ingestor = Recording(logged, rng)
+        return Consumer(
+            ingestor,  # type: ignore[arg-type]
+            js,
+            lambda: None,
+            said.append,
+            durable=name,
+            subject=subject,
+            batch=5,
+        )
+
+    sent = [f"e{n:04d}" for n in range(1, 221)]
+
+    async def produce(ids: list[str]) -> None:
+        for event_id in ids:
+            body = {"type": "portal_restarted", "id": event_id, "network": "acme"}
+            await producer.publish("ctilink.in.acme", json.dumps(body).encode())
+
+    old = consumer(first, "old")
+    await old.start()
+    stop_old, stop_new = asyncio.Event(), asyncio.Event()
+    running_old = asyncio.ensure_future(old.run(stop_old))
+    await produce(sent[:20])
+    await asyncio.sleep(0.3)
+    # The old holder's role session broke; it has not noticed. The new one takes over.
+    new = consumer(second, "new")
+    await new.start()
+    running_new = asyncio.ensure_future(new.run(stop_new))
+    for start in range(20, len(sent), 10):
+        await produce(sent[start : start + 10])
+        await asyncio.sleep(0.02)
+    await wait_for(lambda: _all_logged(logged, sent))
+    stop_new.set()
+    await asyncio.gather(running_old, running_new)  # the old one ended on its own
+
+    assert logged == sent  # once each, in the order sent
+    assert any("old: its consumer is gone" in line for line in said), said
+    for client in clients:
+        await client.close()
+
+
+async def _all_logged(logged: list[str], sent: list[str]) -> bool:
+    return len(logged) >= len(sent)
