@@ -64,6 +64,15 @@ class Api:
         # stall the event loop (acks, pulls, signals); one thread, so that the
         # service's held read states are never touched by two at once.
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-reads")
+        self.micro: Service | None = None  # the registered micro service
+
+    async def stop(self) -> None:
+        """Stop answering, then wait for the read in progress (before the store closes)."""
+        try:
+            if self.micro is not None:
+                await self.micro.stop()
+        finally:
+            await asyncio.to_thread(self.reader.shutdown, wait=True, cancel_futures=True)
 
     async def _read(self, work: Callable[..., bytes], *args: Any) -> bytes:
         """Run one read in the reader thread."""
@@ -100,7 +109,7 @@ class Api:
     def _networks(self) -> bytes:
         listing = []
         for name, _ in network_heads(self.service):
-            state, position = self.service.state_at(name)  # the latest: held, caught up
+            state, position = self.service.state_at(name, hold=False)
             listing.append(NetworkSummary(name, position, state.effective.value))
         return encode(listing)
 
@@ -123,10 +132,10 @@ class Api:
         await request.respond(encode(reply))
 
 
-async def start_api(nc: Client, ingestor: Ingestor) -> Service:
+async def start_api(nc: Client, ingestor: Ingestor) -> Api:
     """Register the micro service and its endpoints, in the shared queue group."""
     api = Api(ingestor)
-    service = await add_service(
+    api.micro = service = await add_service(
         nc,
         name=NAME,
         version=VERSION,
@@ -142,4 +151,4 @@ async def start_api(nc: Client, ingestor: Ingestor) -> Service:
         await service.add_endpoint(
             name=name, subject=f"ctilink.api.{name}", handler=store_errors_as_503(handler)
         )
-    return service
+    return api

@@ -191,9 +191,12 @@ class Consumer:
                 break
         described = (msg.headers or {}).get("Description", "").strip().splitlines()
         reason = (described or [""])[0]
-        if status == "503" or (status == "409" and "deleted" in reason.lower()):
-            # Another instance took the partition over and replaced this consumer.
-            self.ended = "its consumer is gone (another instance took the partition)"
+        if status == "409" and "deleted" in reason.lower():
+            self.ended = "its consumer was deleted (another instance took the partition)"
+        elif status == "503":
+            # No consumer answered: deleted by a new holder, or a cluster electing
+            # its leader. Starting afresh is right either way.
+            self.ended = "no answer for its consumer (replaced, or JetStream unavailable)"
         elif status not in (None, "404", "408") and "shutdown" not in reason.lower():
             # (A server shutting down is logged once, as the disconnection.)
             self.log(f"consumer {self.durable}: pull request ended with {status} {reason}".rstrip())

@@ -96,14 +96,16 @@ class Partitions:
         leaving = [(partition, self.owned.pop(partition)) for partition in partitions]
         for _, owned in leaving:  # all at once: each may wait for a commit
             owned.stop.set()
-        for partition, owned in leaving:
+        for partition, owned in leaving:  # each given back whatever became of the others
             try:
                 await owned.task
             except Exception as error:
                 self.log(f"partition {partition}: its consumer failed: {first_line(error)}")
-            finally:
+            try:
                 await owned.worker.close()
-                await asyncio.to_thread(self.roles.give_up, partition_role(partition))
+            except Exception as error:  # NATS away: the subscription went with it
+                self.log(f"partition {partition}: closing its consumer: {first_line(error)}")
+            await asyncio.to_thread(self.roles.give_up, partition_role(partition))
 
     def log_share(self) -> None:
         """One log line whenever the set of owned partitions changes."""

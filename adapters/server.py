@@ -154,12 +154,14 @@ async def publish_forever(store: str | None, url: str, options: dict[str, Any]) 
 async def leave_nats(api: Any, nc: Any) -> None:
     """Stop answering queries and drain the connection; NATS may be gone already."""
     try:
-        await asyncio.wait_for(api.stop(), 5)
+        await asyncio.wait_for(asyncio.shield(api.stop()), 5)
         await asyncio.wait_for(nc.drain(), 10)
     except Exception as error:  # nothing is left unacked that matters: acks follow commits
         say(f"left NATS without draining ({type(error).__name__})")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.close(), 5)
+    # Whatever happened above, no read may still run once the store closes.
+    await asyncio.to_thread(api.reader.shutdown, wait=True, cancel_futures=True)
 
 
 async def connect_or_stop(

@@ -89,21 +89,29 @@ class NetworkService(Application[str]):
 
     def ingest(self, messages: Sequence[m.Message]) -> list[Outcome]:
         """Apply events in order and commit the accepted ones in one transaction."""
-        for attempt in range(1, self.max_attempts + 1):
+        conflicts = refreshed = 0
+        while True:
             batch = Batch()
             try:
                 outcomes = [self._submit(message, batch) for message in messages]
                 self._commit(batch)
                 return outcomes
-            except (IntegrityError, StaleNetwork):
+            except IntegrityError:
                 # Another writer got there first: reload from the store and redo.
                 self._forget(batch)
-                if attempt == self.max_attempts:
+                conflicts += 1
+                if conflicts == self.max_attempts:
+                    raise
+            except StaleNetwork:
+                # One held network was behind and is reloaded: a batch may hold many
+                # such networks, so these do not count as conflicts.
+                self._forget(batch)
+                refreshed += 1
+                if refreshed > len(messages) + self.max_attempts:
                     raise
             except BaseException:
                 self._forget(batch)
                 raise
-        raise AssertionError("unreachable")
 
     def preview(
         self, messages: Sequence[m.Message]
@@ -225,8 +233,10 @@ class NetworkService(Application[str]):
             raise UnknownNetwork(name)
         return last[0].originator_version
 
-    def state_at(self, name: str, position: int | None = None) -> tuple[NetworkState, int]:
-        """The network's state right after `position` (default: the last one)."""
+    def state_at(
+        self, name: str, position: int | None = None, *, hold: bool = True
+    ) -> tuple[NetworkState, int]:
+        """The network's state right after `position` (default: the last one; `hold` keeps it)."""
         if position is not None:
             head = self.head(name)
             if not 1 <= position <= head:
@@ -238,10 +248,10 @@ class NetworkService(Application[str]):
             except AggregateNotFoundError:
                 raise UnknownNetwork(name) from None
         else:
-            network = self._latest(name)
+            network = self._latest(name, hold)
         return network.state, network.version
 
-    def _latest(self, name: str) -> Network:
+    def _latest(self, name: str, hold: bool = True) -> Network:
         """The network at its last position: a held copy, caught up from the log."""
         # Queries ask for the latest state far more often than it changes: reading
         # only what came after the held copy beats the snapshot and up to 99 events.
@@ -255,6 +265,8 @@ class NetworkService(Application[str]):
             newer = list(self.events.get(name, gt=held.version))
             # A copy: whoever has the held state keeps the position they asked for.
             network = project(copy.deepcopy(held), newer) if newer else held
+        if held is None and not hold:
+            return network  # a sweep over every network must not push out the ones asked for
         self._latest_held[name] = network
         self._latest_held.move_to_end(name)
         if len(self._latest_held) > self.max_held_for_reads:

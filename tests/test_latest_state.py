@@ -44,3 +44,15 @@ def test_only_the_most_recently_asked_networks_are_held(net, monkeypatch):
 
     assert list(net.service._latest_held) == ["c", "a"]
     assert net.status("b")["position"] == 1
+
+
+def test_reading_every_network_once_keeps_the_held_ones(net, monkeypatch):
+    monkeypatch.setattr(net.service, "max_held_for_reads", 2)
+    for name in ("a", "b", "c", "d"):
+        net.given(installed(network=name))
+    net.status("a")
+
+    for name in ("b", "c", "d"):  # as ctilink.api.networks sweeps them
+        net.service.state_at(name, hold=False)
+
+    assert list(net.service._latest_held) == ["a"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from nats.errors import MaxPayloadError
 
 from adapters.consumer import check
 from adapters.ingest import MAX_LINE_BYTES
+from adapters.store import open_service
+from domain import messages as m
 from tests.e2e.conftest import ROOT, Service, scenario, stream_messages, wait_for
 from tests.e2e.traffic import check_exactly_once, event_ids, many_events, publish_all
 
@@ -256,3 +259,30 @@ async def test_a_publisher_in_the_service_process_publishes_every_event_once(
 
     assert len(ids) == len(lines) and set(ids.values()) == {1}
     assert svc.stop() == 0
+
+
+async def test_sigterm_while_queries_are_being_answered_exits_0(nc, nats_server, tmp_path):
+    store = tmp_path / "busy.db"
+    lines = many_events(1_200, networks=400, seed=9)
+    filled = open_service(str(store))
+    filled.ingest([m.decode(line) for line in lines])
+    filled.close()
+    svc = Service(store, nats_server.url, tmp_path / "busy.log")
+    svc.start()
+    stop = asyncio.Event()
+
+    async def ask() -> None:  # reads in flight: listings, and states from the log
+        while not stop.is_set():
+            with contextlib.suppress(Exception):
+                await nc.request("ctilink.api.networks", b"{}", timeout=5)
+                await nc.request("ctilink.api.status", b'{"network":"net-7","at":1}', timeout=5)
+
+    asking = [asyncio.ensure_future(ask()) for _ in range(4)]
+    await asyncio.sleep(1.5)
+    code = await asyncio.to_thread(svc.stop)
+    stop.set()
+    await asyncio.gather(*asking)
+
+    log = svc.log.read_text()
+    assert code == 0, log  # no read left running while the store closed
+    assert "Fatal Python error" not in log and "Traceback" not in log
