@@ -54,13 +54,21 @@ async def produce(nc, lines: list[bytes], sent: list[int]) -> None:  # type: ign
         sent[0] += 1
 
 
+@pytest.fixture
+def instances(postgres, nats_server, tmp_path) -> Iterator[list[Service]]:  # type: ignore[no-untyped-def]
+    """The instances on the test's store and nats-server; any left running are killed."""
+    store = postgres.url("ctilink")
+    made = [Service(store, nats_server.url, tmp_path / f"serve-{n}.log") for n in range(INSTANCES)]
+    yield made
+    for instance in made:  # a failed test must not leave them behind (nor their publishers)
+        if instance.process is not None and instance.process.poll() is None:
+            instance.kill()
+
+
 async def test_three_instances_with_a_kill_and_a_database_restart_lose_and_double_nothing(
-    nc, nats_server, postgres, tmp_path
+    nc, postgres, instances
 ):
     store = postgres.url("ctilink")
-    instances = [
-        Service(store, nats_server.url, tmp_path / f"serve-{n}.log") for n in range(INSTANCES)
-    ]
     for instance in instances:
         instance.start()
     # Each producer owns some networks and sends their events in order.
