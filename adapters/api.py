@@ -67,12 +67,13 @@ class Api:
         self.micro: Service | None = None  # the registered micro service
 
     async def stop(self) -> None:
-        """Stop answering, then wait for the read in progress (before the store closes)."""
-        try:
-            if self.micro is not None:
-                await self.micro.stop()
-        finally:
-            await asyncio.to_thread(self.reader.shutdown, wait=True, cancel_futures=True)
+        """Stop answering requests."""
+        if self.micro is not None:
+            await self.micro.stop()
+
+    async def finish_reads(self) -> None:
+        """Wait for the read in progress and take no more (before the store closes)."""
+        await asyncio.to_thread(self.reader.shutdown, wait=True, cancel_futures=True)
 
     async def _read(self, work: Callable[..., bytes], *args: Any) -> bytes:
         """Run one read in the reader thread."""

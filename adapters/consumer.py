@@ -24,8 +24,6 @@ from adapters.wire import Rejection, encode
 from domain import messages as m
 from domain.service import NetworkService, Outcome
 
-DURABLE = "ctilink"
-SUBJECT = "ctilink.in.*"
 FETCH = 1000  # at most this many messages are applied and committed together
 EXPIRES = 1.0  # seconds a pull request waits on the server for messages
 ACK = b"+ACK"
@@ -121,9 +119,9 @@ class Consumer:
         committed: Callable[[], None],
         log: Callable[[str], None] = lambda _: None,
         *,
+        durable: str,
+        subject: str,
         stream: str = IN_STREAM,
-        durable: str = DURABLE,
-        subject: str = SUBJECT,
         batch: int = FETCH,
     ) -> None:
         self.ingestor = ingestor

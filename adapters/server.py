@@ -15,7 +15,7 @@ from typing import Any
 
 import nats
 
-from adapters.api import start_api
+from adapters.api import Api, start_api
 from adapters.consumer import Consumer, Ingestor
 from adapters.leading import publish_while_leading
 from adapters.locks import open_roles
@@ -151,17 +151,17 @@ async def publish_forever(store: str | None, url: str, options: dict[str, Any]) 
     return 0
 
 
-async def leave_nats(api: Any, nc: Any) -> None:
+async def leave_nats(api: Api, nc: Any) -> None:
     """Stop answering queries and drain the connection; NATS may be gone already."""
     try:
-        await asyncio.wait_for(asyncio.shield(api.stop()), 5)
+        await asyncio.wait_for(api.stop(), 5)
         await asyncio.wait_for(nc.drain(), 10)
     except Exception as error:  # nothing is left unacked that matters: acks follow commits
         say(f"left NATS without draining ({type(error).__name__})")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.close(), 5)
     # Whatever happened above, no read may still run once the store closes.
-    await asyncio.to_thread(api.reader.shutdown, wait=True, cancel_futures=True)
+    await api.finish_reads()
 
 
 async def connect_or_stop(

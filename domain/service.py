@@ -194,8 +194,7 @@ class NetworkService(Application[str]):
         """Whether the store holds positions of the network that the held copy lacks."""
         aggregate = loaded.aggregate
         held = 0 if aggregate is None else aggregate.version - len(aggregate.pending_events)
-        last = self.recorder.select_events(name, desc=True, limit=1)
-        return bool(last) and last[0].originator_version > held
+        return self._last_position(name) > held
 
     def _forget(self, batch: Batch) -> None:
         """Drop networks whose in-memory state may be ahead of the store."""
@@ -228,10 +227,15 @@ class NetworkService(Application[str]):
 
     def head(self, name: str) -> int:
         """The network's last position; raises UnknownNetwork."""
-        last = self.recorder.select_events(name, desc=True, limit=1)
+        last = self._last_position(name)
         if not last:
             raise UnknownNetwork(name)
-        return last[0].originator_version
+        return last
+
+    def _last_position(self, name: str) -> int:
+        """The network's last position in the store, 0 when it has none."""
+        last = self.recorder.select_events(name, desc=True, limit=1)
+        return last[0].originator_version if last else 0
 
     def state_at(
         self, name: str, position: int | None = None, *, hold: bool = True

@@ -32,7 +32,14 @@ class FlakyIngestor:
 
 def consumer(ingestor: FlakyIngestor, logged: list[str]) -> Consumer:
     js = SimpleNamespace(_nc=SimpleNamespace(), _prefix="$JS.API")
-    return Consumer(ingestor, js, committed=lambda: None, log=logged.append)  # type: ignore[arg-type]
+    return Consumer(
+        ingestor,  # type: ignore[arg-type]
+        js,  # type: ignore[arg-type]
+        committed=lambda: None,
+        log=logged.append,
+        durable="ctilink-p0-test",
+        subject="ctilink.in.0.*",
+    )
 
 
 async def test_the_consumer_retries_a_batch_until_the_store_is_back(monkeypatch):
