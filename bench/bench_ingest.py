@@ -11,11 +11,11 @@ from pathlib import Path
 
 import msgspec
 
-from adapters.ingest import LineReport, ingest
-from adapters.parallel import ingest_parallel
-from adapters.store import open_service
 from bench.machine import describe
 from bench.workload import interleaved_lines
+from ctilink.adapters.ingest.lines import LineReport, ingest
+from ctilink.adapters.ingest.parallel import ingest_parallel
+from ctilink.adapters.store.selection import open_service
 
 RAW_TRANSACTION = 1000
 encode = msgspec.json.Encoder().encode

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import nats
 
-from adapters.jetstream_batch import BatchPublisher, publish_many
-from adapters.nats_server import EmbeddedNats
-from adapters.streams import PARTITIONS
 from bench.cpu import children, snapshot, spent
 from bench.machine import describe
 from bench.workload import interleaved_lines
+from ctilink.adapters.nats.batch import BatchPublisher, publish_many
+from ctilink.adapters.nats.embedded import EmbeddedNats
+from ctilink.adapters.nats.streams import PARTITIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = 1000  # messages published before waiting for their acks
@@ -149,7 +149,16 @@ def start_instances(store: str, url: str, folder: Path, count: int, extra: list[
     for n in range(count):
         log = folder / f"serve-{n}.log"
         logs.append(log)
-        command = [sys.executable, "-m", "adapters.cli", "serve", "--nats", url, "--store", store]
+        command = [
+            sys.executable,
+            "-m",
+            "ctilink.adapters.cli",
+            "serve",
+            "--nats",
+            url,
+            "--store",
+            store,
+        ]
         with log.open("wb") as out:
             processes.append(subprocess.Popen([*command, *extra], stdout=out, stderr=out, cwd=ROOT))
         while "ready:" not in log.read_text():

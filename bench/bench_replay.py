@@ -40,17 +40,17 @@ from typing import Any
 
 import msgspec
 
-from adapters.commands.history import logged_messages, position_at
-from adapters.ingest import BATCH_LINES, LineReport, ingest
-from adapters.store import network_heads, open_service
 from bench.machine import describe
 from bench.workload import interleaved_lines, single_network_lines
-from domain.codec import StoredRecord
-from domain.network import recorded_at
-from domain.service import NetworkService
-from domain.state import evolve, install
-from projections.changes import compare, replay
-from projections.status import status
+from ctilink.adapters.cli.commands.history import logged_messages, position_at
+from ctilink.adapters.ingest.lines import BATCH_LINES, LineReport, ingest
+from ctilink.adapters.store.codec import StoredRecord
+from ctilink.adapters.store.selection import network_heads, open_service
+from ctilink.domain.network import recorded_at
+from ctilink.domain.service import NetworkService
+from ctilink.domain.state import evolve, install
+from ctilink.projections.changes import compare, replay
+from ctilink.projections.status import status
 
 BIG = "big"
 DEPTHS = (10, 10_000, 100_000)
@@ -71,7 +71,7 @@ def build(path: Path, events: int, networks: int, systems: int, big: int, big_ba
         counts[line.outcome] = counts.get(line.outcome, 0) + 1
 
     # One process: with workers, `big`'s long run of lines goes to one worker as
-    # one large share, and adapters.parallel then deadlocks (the parent and that
+    # one large share, and ctilink.adapters.ingest.parallel then deadlocks (the parent and that
     # worker both blocked sending on their pipe).
     service = open_service(str(path))
     ingest(service, io.BytesIO(b"\n".join(lines) + b"\n"), report)

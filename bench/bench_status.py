@@ -11,11 +11,11 @@ from pathlib import Path
 
 import msgspec
 
-from adapters.ingest import ingest
-from adapters.store import open_service
 from bench.machine import describe
 from bench.workload import single_network_lines
-from projections.status import status
+from ctilink.adapters.ingest.lines import ingest
+from ctilink.adapters.store.selection import open_service
+from ctilink.projections.status import status
 
 _encode = msgspec.json.Encoder().encode
 

@@ -14,9 +14,9 @@ from eventsourcing.domain import (
     CanSnapshotAggregate,
 )
 
-from domain import messages as m
-from domain import rules
-from domain.state import NetworkState, evolve, install
+from ctilink.domain import messages as m
+from ctilink.domain import rules
+from ctilink.domain.state import NetworkState, evolve, install
 
 
 @dataclass(frozen=True)

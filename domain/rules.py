@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from domain import messages as m
-from domain.errors import Rejected
-from domain.mode import LEGACY, next_mode
-from domain.state import NetworkState, setting_trigger
+from ctilink.domain import messages as m
+from ctilink.domain.errors import Rejected
+from ctilink.domain.mode import LEGACY, next_mode
+from ctilink.domain.state import NetworkState, setting_trigger
 
 MAX_PERSONAL_ENTRIES = 250
 CENTRAL_PLATFORM = "linux_server_edition"

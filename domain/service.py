@@ -11,11 +11,11 @@ import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
 
-from domain import messages as m
-from domain.codec import NetworkMapper, stored_fingerprint
-from domain.errors import PositionOutOfRange, Rejected, UnknownNetwork
-from domain.network import Installed, Network, Recorded
-from domain.state import NetworkState
+from ctilink.adapters.store.codec import NetworkMapper, stored_fingerprint
+from ctilink.domain import messages as m
+from ctilink.domain.errors import PositionOutOfRange, Rejected, UnknownNetwork
+from ctilink.domain.network import Installed, Network, Recorded
+from ctilink.domain.state import NetworkState
 
 LogEvent = Installed | Recorded
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from domain import messages as m
-from domain.mode import Mode, initial_mode, next_mode
+from ctilink.domain import messages as m
+from ctilink.domain.mode import Mode, initial_mode, next_mode
 
 
 class System(msgspec.Struct, frozen=True):

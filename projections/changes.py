@@ -1,6 +1,6 @@
 """What changed: status documents compared, a log replayed, an audit trail, a time lookup.
 
-Pure functions over status documents (projections.status) and decoded log
+Pure functions over status documents (ctilink.projections.status) and decoded log
 messages: no I/O, no store. The adapters read the log and print what these
 return (adapters/commands/history.py).
 """
@@ -13,11 +13,11 @@ from typing import Any, cast
 
 import msgspec
 
-from domain import messages as m
-from domain.state import NetworkState, evolve, install
-from projections.log import LogEntry
-from projections.providers import Provider, providers
-from projections.status import (
+from ctilink.domain import messages as m
+from ctilink.domain.state import NetworkState, evolve, install
+from ctilink.projections.log import LogEntry
+from ctilink.projections.providers import Provider, providers
+from ctilink.projections.status import (
     ComponentRow,
     ModeView,
     Serving,

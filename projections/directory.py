@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
-from domain.state import NetworkState
-from projections.providers import providers
-from projections.status import serving, via
+from ctilink.domain.state import NetworkState
+from ctilink.projections.providers import providers
+from ctilink.projections.status import serving, via
 
 
 class SystemEntry(msgspec.Struct, frozen=True):

@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
-from domain import messages as m
-from domain.network import Installed, Recorded, recorded_at
-from domain.state import NetworkState, evolve, install
+from ctilink.domain import messages as m
+from ctilink.domain.network import Installed, Recorded, recorded_at
+from ctilink.domain.state import NetworkState, evolve, install
 
 
 class LogEntry(msgspec.Struct, frozen=True):

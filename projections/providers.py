@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from domain.mode import Mode
-from domain.state import NetworkState
+from ctilink.domain.mode import Mode
+from ctilink.domain.state import NetworkState
 
 KINDS = ("csta", "dsml")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
-from domain.mode import Mode, shown_setting
-from domain.rules import CENTRAL_PLATFORM
-from domain.state import NetworkState
-from projections.providers import KINDS, Provider, providers
+from ctilink.domain.mode import Mode, shown_setting
+from ctilink.domain.rules import CENTRAL_PLATFORM
+from ctilink.domain.state import NetworkState
+from ctilink.projections.providers import KINDS, Provider, providers
 
 
 class ModeView(msgspec.Struct, frozen=True):

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.store import open_service
-from domain.service import NetworkService
+from ctilink.adapters.store.selection import open_service
+from ctilink.domain.service import NetworkService
 from tests.stores import KINDS, Postgres
 from tests.support import Harness
 

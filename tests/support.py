@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from domain import messages as m
-from domain.service import NetworkService, Outcome
-from projections.directory import directory
-from projections.status import status
+from ctilink.domain import messages as m
+from ctilink.domain.service import NetworkService, Outcome
+from ctilink.projections.directory import directory
+from ctilink.projections.status import status
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 _ids = itertools.count(1)
 
 

@@ -17,7 +17,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from adapters.nats_server import EmbeddedNats
+from ctilink.adapters.nats.embedded import EmbeddedNats
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +61,7 @@ class Service:
                 [
                     sys.executable,
                     "-m",
-                    "adapters.cli",
+                    "ctilink.adapters.cli",
                     "serve",
                     "--store",
                     str(self.store),

@@ -10,10 +10,10 @@ import nats
 import pytest
 from nats.errors import BadSubjectError
 
-from adapters.consumer import EXPIRES, Consumer
-from adapters.jetstream_batch import publish_many
-from adapters.streams import ensure_streams
-from domain.service import Outcome
+from ctilink.adapters.nats.batch import publish_many
+from ctilink.adapters.nats.consumer import EXPIRES, Consumer
+from ctilink.adapters.nats.streams import ensure_streams
+from ctilink.domain.service import Outcome
 from tests.e2e.conftest import network_of, stream_messages, wait_for
 from tests.e2e.traffic import check_exactly_once, event_ids, many_events
 

@@ -22,7 +22,14 @@ def _start(folder: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """`ctilink serve` with only a store, and the URL it says its nats-server has."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "adapters.cli", "serve", "--store", str(folder / "ctilink.db")],
+            [
+                sys.executable,
+                "-m",
+                "ctilink.adapters.cli",
+                "serve",
+                "--store",
+                str(folder / "ctilink.db"),
+            ],
             stdout=out,
             stderr=out,
             cwd=ROOT,

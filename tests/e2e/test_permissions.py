@@ -14,8 +14,8 @@ import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from adapters.nats_server import EmbeddedNats
-from adapters.streams import stream_configs
+from ctilink.adapters.nats.embedded import EmbeddedNats
+from ctilink.adapters.nats.streams import stream_configs
 from tests.e2e.conftest import ROOT, wait_for
 
 PASSWORDS = {
@@ -44,7 +44,7 @@ def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             [
                 sys.executable,
                 "-m",
-                "adapters.cli",
+                "ctilink.adapters.cli",
                 "serve",
                 "--store",
                 str(tmp_path / "c.db"),

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from nats.errors import MaxPayloadError
 
-from adapters.consumer import check
-from adapters.ingest import MAX_LINE_BYTES
-from adapters.store import open_service
-from domain import messages as m
+from ctilink.adapters.ingest.lines import MAX_LINE_BYTES
+from ctilink.adapters.nats.consumer import check
+from ctilink.adapters.store.selection import open_service
+from ctilink.domain import messages as m
 from tests.e2e.conftest import ROOT, Service, scenario, stream_messages, wait_for
 from tests.e2e.traffic import check_exactly_once, event_ids, many_events, publish_all
 
@@ -208,7 +208,7 @@ def test_an_event_over_the_line_limit_is_invalid_even_if_nats_carried_it_i1():
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the ctilink CLI."""
     return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", *args],
+        [sys.executable, "-m", "ctilink.adapters.cli", *args],
         capture_output=True,
         text=True,
         check=False,

@@ -7,8 +7,8 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from adapters.store import open_service
-from projections.status import status
+from ctilink.adapters.store.selection import open_service
+from ctilink.projections.status import status
 from tests.e2e.conftest import network_of, stream_messages
 
 

@@ -1,0 +1,1 @@
+"""The `ctilink` command line."""

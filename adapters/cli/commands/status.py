@@ -1,0 +1,105 @@
+"""`ctilink status` and `ctilink directory`: the SPEC §8 documents, now or as of a position.
+
+`--at-time` finds the position from the recorded times (adapters/commands/history.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ctilink.adapters.cli.commands.history import add_as_of, as_of
+from ctilink.adapters.cli.commands.serve import add_connection_arguments, nats_options
+from ctilink.adapters.cli.output import emit_json
+from ctilink.adapters.cli.render import pairs, table
+from ctilink.adapters.nats.remote import RemoteError, ask
+from ctilink.adapters.nats.wire import Query
+from ctilink.domain.service import NetworkService
+from ctilink.projections.directory import Directory, directory
+from ctilink.projections.status import Status, status
+
+
+def fetch(
+    service: NetworkService | None, args: argparse.Namespace, endpoint: str, answer: type
+) -> tuple[bytes | None, Any]:
+    """The document from the store, or from a running service with --nats."""
+    if service is None:
+        if args.at_time is not None:
+            raise RemoteError("--at-time reads the store; use --at with --nats")
+        return ask(args.nats, endpoint, Query(args.network, args.at), nats_options(args), answer)
+    state, position = service.state_at(args.network, as_of(service, args))
+    project = status if endpoint == "status" else directory
+    return None, project(state, position)
+
+
+def show_json(raw: bytes | None, doc: Any) -> None:
+    """The document exactly: as the service sent it, or encoded here."""
+    if raw is not None:
+        sys.stdout.buffer.write(raw + b"\n")
+    else:
+        emit_json(doc)
+
+
+def cmd_status(service: NetworkService | None, args: argparse.Namespace) -> int:
+    """Print the status document (SPEC §8)."""
+    raw, doc = fetch(service, args, "status", Status)
+    if args.json:
+        show_json(raw, doc)
+        return 0
+    mode = doc.mode
+    print(
+        pairs(
+            [
+                ("network", doc.network),
+                ("position", doc.position),
+                ("setting shown", mode.setting),
+                ("configured mode", mode.configured),
+                ("effective mode", mode.effective),
+                ("restart pending", mode.restart_pending),
+                ("converted", mode.converted),
+                ("central available", mode.central_available),
+            ]
+        )
+    )
+    print("\nproviders")
+    print(
+        table(("kind", "target", "origin"), [(p.kind, p.target, p.origin) for p in doc.providers])
+    )
+    print("\ncomponents")
+    rows = [(c.system, c.role, c.component, c.state, c.via) for c in doc.components]
+    print(table(("system", "role", "component", "state", "via"), rows))
+    return 0
+
+
+def cmd_directory(service: NetworkService | None, args: argparse.Namespace) -> int:
+    """Print the directory document (SPEC §8)."""
+    raw, doc = fetch(service, args, "directory", Directory)
+    if args.json:
+        show_json(raw, doc)
+        return 0
+    print(pairs([("network", doc.network), ("position", doc.position)]))
+    print("\nsystem directory")
+    print(
+        table(
+            ("system", "name", "number", "via"),
+            [(e.system, e.name, e.number, e.via) for e in doc.system],
+        )
+    )
+    for user, entries in doc.personal.items():
+        print(f"\npersonal directory of {user}")
+        print(table(("name", "number"), [(e.name, e.number) for e in entries]))
+    return 0
+
+
+def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add the commands to the parser."""
+    for name, run, what in (
+        ("status", cmd_status, "mode, providers, component status"),
+        ("directory", cmd_directory, "system and personal directories"),
+    ):
+        p = verbs.add_parser(name, parents=[common], help=what)
+        p.add_argument("network")
+        add_as_of(p)
+        add_connection_arguments(p, "ask a running `ctilink serve` instead of the store")
+        p.set_defaults(run=run, asks_service=True)

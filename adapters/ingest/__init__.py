@@ -1,0 +1,1 @@
+"""Ingesting JSON Lines: line by line, with worker processes, or as a dry run."""

@@ -1,0 +1,155 @@
+"""The NATS micro service `ctilink`: status, directory, networks and ingest queries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import msgspec
+from nats.aio.client import Client
+from nats.micro import add_service
+from nats.micro.request import Request, ServiceError
+from nats.micro.service import Service
+
+from ctilink.adapters.ingest.lines import MAX_LINE_BYTES, explain
+from ctilink.adapters.nats.consumer import Ingestor
+from ctilink.adapters.nats.wire import IngestReply, NetworkSummary, NoArguments, Query, encode
+from ctilink.adapters.store.selection import network_heads
+from ctilink.adapters.store.waiting import STORE_AWAY, first_line
+from ctilink.domain import messages as m
+from ctilink.domain.errors import PositionOutOfRange, UnknownNetwork
+from ctilink.projections.directory import directory
+from ctilink.projections.status import status
+
+NAME = "ctilink"
+VERSION = "0.1.0"
+QUEUE_GROUP = "ctilink"
+
+_query = msgspec.json.Decoder(Query).decode
+_no_arguments = msgspec.json.Decoder(NoArguments).decode
+
+
+def _decode(decode: Any, data: bytes) -> Any:
+    """Decode a request, or a 400 error naming the field."""
+    try:
+        return decode(data or b"{}")
+    except msgspec.DecodeError as error:
+        raise ServiceError("400", f"bad request: {explain(error)}") from None
+
+
+Handler = Callable[[Request], Awaitable[None]]
+
+
+def store_errors_as_503(handler: Handler) -> Handler:
+    """A store that is away answers 503 with the reason, not 500 with a repr."""
+
+    async def answer(request: Request) -> None:
+        try:
+            await handler(request)
+        except STORE_AWAY as error:
+            raise ServiceError("503", f"the store is unavailable: {first_line(error)}") from None
+
+    return answer
+
+
+class Api:
+    """Endpoint handlers over one ingestor (and its service)."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
+        self.service = ingestor.service
+        # Reads go to a thread of their own: a store that is slow or away must not
+        # stall the event loop (acks, pulls, signals); one thread, so that the
+        # service's held read states are never touched by two at once.
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-reads")
+        self.micro: Service | None = None  # the registered micro service
+
+    async def stop(self) -> None:
+        """Stop answering requests."""
+        if self.micro is not None:
+            await self.micro.stop()
+
+    async def finish_reads(self) -> None:
+        """Wait for the read in progress and take no more (before the store closes)."""
+        await asyncio.to_thread(self.reader.shutdown, wait=True, cancel_futures=True)
+
+    async def _read(self, work: Callable[..., bytes], *args: Any) -> bytes:
+        """Run one read in the reader thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.reader, work, *args)
+
+    def _state(self, query: Query) -> tuple[Any, int]:
+        """The network's state as asked; 404/400 when it has none."""
+        try:
+            return self.service.state_at(query.network, query.at)
+        except UnknownNetwork as error:
+            raise ServiceError("404", str(error)) from None
+        except PositionOutOfRange as error:
+            raise ServiceError("400", str(error)) from None
+
+    async def status(self, request: Request) -> None:
+        """SPEC §8 status document."""
+        await request.respond(await self._read(self._status, _decode(_query, request.data)))
+
+    async def directory(self, request: Request) -> None:
+        """SPEC §8 directory document."""
+        await request.respond(await self._read(self._directory, _decode(_query, request.data)))
+
+    async def networks(self, request: Request) -> None:
+        """Every network with its position and effective mode."""
+        _decode(_no_arguments, request.data)
+        await request.respond(await self._read(self._networks))
+
+    def _status(self, query: Query) -> bytes:
+        return encode(status(*self._state(query)))
+
+    def _directory(self, query: Query) -> bytes:
+        return encode(directory(*self._state(query)))
+
+    def _networks(self) -> bytes:
+        listing = []
+        for name, _ in network_heads(self.service):
+            state, position = self.service.state_at(name, hold=False)
+            listing.append(NetworkSummary(name, position, state.effective.value))
+        return encode(listing)
+
+    async def ingest(self, request: Request) -> None:
+        """Apply one event now and say what became of it."""
+        if len(request.data) > MAX_LINE_BYTES:
+            reply = IngestReply(
+                "rejected", None, "invalid", f"event is longer than {MAX_LINE_BYTES} bytes"
+            )
+        else:
+            try:
+                message = m.decode(request.data)
+            except msgspec.DecodeError as error:
+                reply = IngestReply("rejected", None, "invalid", explain(error))
+            else:
+                outcome = (await self.ingestor.ingest([message]))[0]
+                reply = IngestReply(
+                    outcome.outcome, outcome.position, outcome.code, outcome.message
+                )
+        await request.respond(encode(reply))
+
+
+async def start_api(nc: Client, ingestor: Ingestor) -> Api:
+    """Register the micro service and its endpoints, in the shared queue group."""
+    api = Api(ingestor)
+    api.micro = service = await add_service(
+        nc,
+        name=NAME,
+        version=VERSION,
+        queue_group=QUEUE_GROUP,
+        description="CTI link state of one-X Portal networks",
+    )
+    for name, handler in (
+        ("status", api.status),
+        ("directory", api.directory),
+        ("networks", api.networks),
+        ("ingest", api.ingest),
+    ):
+        await service.add_endpoint(
+            name=name, subject=f"ctilink.api.{name}", handler=store_errors_as_503(handler)
+        )
+    return api

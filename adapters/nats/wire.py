@@ -1,0 +1,80 @@
+"""What ctilink publishes and answers over NATS, as msgspec Structs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from ctilink.domain import messages as m
+from ctilink.projections.providers import Provider
+from ctilink.projections.status import ComponentRow, ModeView
+
+
+class PublishedEvent(msgspec.Struct, frozen=True):
+    """`ctilink.events.<network>.<type>`: one accepted event."""
+
+    network: str
+    position: int
+    at: datetime
+    actor: str
+    event: m.Message
+
+
+class ProvidersChanged(msgspec.Struct, frozen=True):
+    """`ctilink.providers.<network>`: the provider set after an event that changed it."""
+
+    network: str
+    position: int
+    providers: list[Provider]
+    added: list[Provider]
+    removed: list[Provider]
+
+
+class StatusChanged(msgspec.Struct, frozen=True):
+    """`ctilink.status.<network>`: mode and rows after an event that changed either."""
+
+    network: str
+    position: int
+    mode: ModeView
+    components: list[ComponentRow]
+    changed: list[ComponentRow]
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """`ctilink.rejected.<network>`: an inbound event that was not appended, and why."""
+
+    code: str
+    message: str
+    payload: str  # the original payload, as text
+
+
+class Query(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A request to `ctilink.api.status` or `ctilink.api.directory`."""
+
+    network: m.Name
+    at: int | None = None
+
+
+class NoArguments(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A request to `ctilink.api.networks`: `{}`."""
+
+
+class NetworkSummary(msgspec.Struct, frozen=True):
+    """One item of `ctilink.api.networks`."""
+
+    network: str
+    position: int
+    effective: str
+
+
+class IngestReply(msgspec.Struct, frozen=True):
+    """The answer of `ctilink.api.ingest`, as the CLI's --json line has it."""
+
+    outcome: str
+    position: int | None
+    code: str | None
+    message: str | None
+
+
+encode = msgspec.json.Encoder().encode

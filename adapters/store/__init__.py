@@ -1,0 +1,1 @@
+"""The store: selection by path or URL, SQLite and PostgreSQL, roles, and reading the raw log."""

@@ -1,0 +1,134 @@
+"""Store selection: a SQLite file by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from eventsourcing.persistence import PersistenceError
+
+from ctilink.domain.service import NetworkService
+
+DEFAULT_STORE = "ctilink.db"
+STORE_ENV = "CTILINK_STORE"
+
+
+class StoreError(Exception):
+    """The store cannot be opened as given."""
+
+
+def resolve(store: str | None) -> str:
+    """The store to use: --store, else $CTILINK_STORE, else ./ctilink.db."""
+    return store or os.environ.get(STORE_ENV) or DEFAULT_STORE
+
+
+def is_postgres(store: str) -> bool:
+    """Whether the store is a PostgreSQL URL rather than a SQLite path."""
+    return store.startswith(POSTGRES_SCHEMES)
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def postgres_env(url: str) -> dict[str, str]:
+    """The eventsourcing environment for postgresql://user:pass@host:port/db?schema=s."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise StoreError(f"store URL {redact(url)!r}: the port is not a number") from None
+    database = unquote(parts.path.lstrip("/"))
+    if not database:
+        raise StoreError(f"store URL {redact(url)!r} names no database (…/dbname)")
+    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    schema = options.pop("schema", "")
+    if schema and not SCHEMA_NAME.fullmatch(schema):
+        raise StoreError(
+            f"store URL {redact(url)!r}: schema {schema!r} is not a lower-case SQL name"
+        )
+    if options:
+        raise StoreError(f"store URL {redact(url)!r}: unknown option(s) {sorted(options)}")
+    return {
+        "PERSISTENCE_MODULE": "ctilink.adapters.store.postgres:Factory",
+        "POSTGRES_DBNAME": database,
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(port),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        # eventsourcing insists on a password even where the server trusts the user.
+        "POSTGRES_PASSWORD": unquote(parts.password or os.environ.get("PGPASSWORD", "-")),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_MAX_OVERFLOW": "8",
+        "POSTGRES_PRE_PING": "y",
+    }
+
+
+def redact(store: str) -> str:
+    """The store as it may be shown: a URL's password replaced by ***."""
+    if not is_postgres(store):
+        return store
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", store)
+
+
+def persistence_env(store: str) -> dict[str, str]:
+    """The eventsourcing environment for a store path or URL."""
+    if is_postgres(store):
+        return postgres_env(store)
+    path = Path(store)
+    if path.is_dir():
+        raise StoreError(f"store {store!r} is a directory, not a SQLite file")
+    if not path.parent.exists():
+        raise StoreError(f"store {store!r}: directory {str(path.parent)!r} does not exist")
+    return {
+        "PERSISTENCE_MODULE": "ctilink.adapters.store.sqlite:Factory",
+        "SQLITE_DBNAME": str(path),
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }
+
+
+def open_service(store: str | None = None, *, create: bool = True) -> NetworkService:
+    """Open the application service on the selected store; StoreError says why not."""
+    location = resolve(store)
+    postgres = is_postgres(location)
+    if not create and not postgres and location != ":memory:" and not Path(location).exists():
+        # Reading must not leave an empty store file behind as a side effect.
+        raise StoreError(f"store {location!r} does not exist (nothing was ingested there)")
+    env = persistence_env(location)
+    if postgres:
+        probe(location, env)
+    try:
+        return NetworkService(env=env)
+    except (sqlite3.Error, PersistenceError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StoreError(f"store {redact(location)!r} cannot be opened: {reason}") from None
+
+
+def probe(location: str, env: dict[str, str]) -> None:
+    """Connect once, so that a refused connection is told at once and with its reason."""
+    # The connection pool would retry for its whole timeout and then say only that.
+    import psycopg  # only PostgreSQL stores need the driver loaded
+
+    try:
+        psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+        ).close()
+    except psycopg.Error as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise StoreError(f"store {redact(location)!r} cannot be opened: {reason}") from None
+
+
+def network_heads(service: NetworkService) -> list[tuple[str, int]]:
+    """Every network with its last position, sorted by name."""
+    recorder: Any = service.recorder  # both adapters' recorders answer `heads`
+    return recorder.heads()

@@ -1,0 +1,265 @@
+"""Tamper evidence: recompute every network's hash chain from the rows the store holds.
+
+Every log position stores chain_n = BLAKE2b-256(chain_{n-1} || the event as logged),
+chain_0 = GENESIS (domain/network.py `link`). Verifying a network reads its rows
+in position order straight from the recorder (never through a snapshot or a
+cache), checks its snapshots against them, and stops at the first position that
+is not what an untouched log would hold:
+
+- `unreadable`: the row cannot be decoded, or is not the record its position
+  needs (position 1 is `portal_installed`, every later one a recorded event);
+- `gap`: positions do not run 1, 2, 3, … (a row was deleted or renumbered);
+- `chain`: the stored hash differs from the one recomputed from the log so far
+  (an event edited, or rows swapped);
+- `fingerprint`: the stored idempotency digest (I3) is not the event's own;
+- `replay`: the event cannot be applied to the state before it;
+- `snapshot`: a stored snapshot is not the log folded to its position, or does
+  not carry that position's hash (snapshots answer `status`, so they count too);
+- `truncated`: the log ends before a position that is known to exist (a snapshot
+  beyond the end, or the head given to `verify --head`);
+- `head`: the hash at the position given to `verify --head` is not the one given.
+
+A consistent rewrite (an event edited and every later hash recomputed) leaves
+nothing inside the store to compare with: only a head kept elsewhere
+(`ctilink head`) catches it. The time an event was received is covered only for
+events that had no `at` (it then stands in for `at`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import msgspec
+
+from ctilink.domain import messages as m
+from ctilink.domain.errors import UnknownNetwork
+from ctilink.domain.network import GENESIS, Installed, Recorded, link
+from ctilink.domain.service import NetworkService
+from ctilink.domain.state import NetworkState, evolve, install
+
+PAGE = 5000
+
+Kind = Literal[
+    "unreadable", "gap", "chain", "fingerprint", "replay", "snapshot", "truncated", "head"
+]
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """The first position of a network's log that is not as it was written."""
+
+    position: int
+    kind: Kind
+    message: str
+
+
+class Head(msgspec.Struct, frozen=True):
+    """A network's last position and its chain hash, to keep outside the store."""
+
+    network: str
+    position: int
+    hash: str  # hex
+
+    def token(self) -> str:
+        """`POSITION:HASH`, as `verify --head` takes it."""
+        return f"{self.position}:{self.hash}"
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    """`verify --json`: one network's result; `position`/`hash` are its head as stored."""
+
+    network: str
+    ok: bool
+    position: int
+    hash: str | None
+    problem: Problem | None
+
+
+class Tampered(Exception):
+    """A network's stored head cannot be read."""
+
+
+def parse_head(text: str) -> tuple[int, bytes]:
+    """`POSITION:HASH` (decimal, 64 hex digits) -> (position, hash); raises ValueError."""
+    position_text, sep, hex_text = text.partition(":")
+    if not sep:
+        raise ValueError("expected POSITION:HASH")
+    position = int(position_text)
+    digest = bytes.fromhex(hex_text)
+    if position < 1 or len(digest) != len(GENESIS):
+        raise ValueError("expected a position from 1 and a 64-digit hex hash")
+    return position, digest
+
+
+def head(service: NetworkService, name: str) -> Head:
+    """The network's last position and the hash stored there; raises UnknownNetwork."""
+    position, chain = _stored_head(service, name)
+    if chain is None:
+        raise Tampered(f"the last position of {name!r} cannot be read; run `ctilink verify`")
+    return Head(name, position, chain.hex())
+
+
+def verify(
+    service: NetworkService, name: str, expected: tuple[int, bytes] | None = None
+) -> Verdict:
+    """Recompute one network's chain; `expected` is a (position, hash) kept elsewhere."""
+    last, stored = _stored_head(service, name)
+    walk = _Walk(service, name, watch=expected[0] if expected else None)
+    problem = walk.run()
+    if problem is None and expected is not None:
+        problem = walk.against(*expected)
+    return Verdict(
+        network=name,
+        ok=problem is None,
+        position=last,
+        hash=None if stored is None else stored.hex(),
+        problem=problem,
+    )
+
+
+def _stored_head(service: NetworkService, name: str) -> tuple[int, bytes | None]:
+    """The last row's position and the hash stored there (None when it cannot be read)."""
+    rows = service.recorder.select_events(name, desc=True, limit=1)
+    if not rows:
+        raise UnknownNetwork(name)
+    try:
+        return rows[0].originator_version, service.mapper.to_domain_event(rows[0]).chain
+    except Exception:  # a tampered row can fail in many ways
+        return rows[0].originator_version, None
+
+
+class _Walk:
+    """One pass over a network's rows, recomputing the chain as it goes."""
+
+    def __init__(self, service: NetworkService, name: str, watch: int | None) -> None:
+        self.service = service
+        self.name = name
+        self.watch = watch  # a position whose recomputed hash is wanted afterwards
+        self.watched: bytes | None = None
+        self.chain = GENESIS
+        self.position = 0  # the last position checked and found good
+        self.state: NetworkState | None = None
+        self.snapshots = self._snapshots()
+
+    def run(self) -> Problem | None:
+        """Check every row in position order; the first problem, or None."""
+        for row in self._rows():
+            problem = self._check(row)
+            if problem is not None:
+                return problem
+        beyond = [version for version in self.snapshots if version > self.position]
+        if beyond:
+            return Problem(
+                self.position + 1,
+                "truncated",
+                f"a snapshot exists at position {max(beyond)} but the log ends at {self.position}",
+            )
+        return None
+
+    def against(self, position: int, digest: bytes) -> Problem | None:
+        """Compare the log, found intact, with a head kept elsewhere."""
+        if position > self.position:
+            return Problem(
+                self.position + 1,
+                "truncated",
+                f"the log ends at position {self.position}; the head given is at {position}",
+            )
+        if self.watched != digest:
+            return Problem(
+                position,
+                "head",
+                f"the hash at position {position} is not the one given: the log up to "
+                "there was rewritten",
+            )
+        return None
+
+    # --- one row -------------------------------------------------------------------
+
+    def _check(self, row: Any) -> Problem | None:
+        """Check the row for the next position; on success, advance the walk."""
+        expected = self.position + 1
+        if row.originator_version != expected:
+            return Problem(
+                expected,
+                "gap",
+                f"position {expected} is missing (the next row is {row.originator_version})",
+            )
+        try:
+            event = self._decode(row)
+        except Exception as error:  # a tampered row can fail in many ways
+            return Problem(expected, "unreadable", f"the row cannot be decoded: {error}")
+        content = m.Content(event.message)
+        chain = link(self.chain, content, event.timestamp)
+        if chain != event.chain:
+            return Problem(
+                expected, "chain", "the stored hash differs from the one recomputed from the log"
+            )
+        if content.fingerprint != event.fingerprint:
+            return Problem(expected, "fingerprint", "the stored digest (I3) is not the event's own")
+        try:
+            if self.state is None:
+                self.state = install(event.message)
+            else:
+                evolve(self.state, event.message)
+        except Exception as error:
+            return Problem(
+                expected, "replay", f"the event cannot be applied to the log before it: {error!r}"
+            )
+        self.chain = chain
+        self.position = expected
+        if expected == self.watch:
+            self.watched = chain
+        return self._check_snapshot(expected)
+
+    def _decode(self, row: Any) -> Installed | Recorded:
+        """The row as a log event, of the class its position needs."""
+        event = self.service.mapper.to_domain_event(row)
+        if row.originator_version == 1:
+            if type(event) is not Installed or not isinstance(event.message, m.PortalInstalled):
+                raise ValueError("position 1 must hold the portal_installed record")
+        elif type(event) is not Recorded:
+            raise ValueError(f"expected a recorded event, found {type(event).__name__}")
+        return event
+
+    def _check_snapshot(self, position: int) -> Problem | None:
+        """A snapshot at this position must be the folded state and carry this hash."""
+        stored = self.snapshots.get(position)
+        if stored is None:
+            return None
+        if isinstance(stored, Exception):
+            return Problem(position, "snapshot", f"the snapshot cannot be decoded: {stored}")
+        if stored.get("chain") != self.chain:
+            return Problem(
+                position, "snapshot", "the snapshot's hash differs from the log's at its position"
+            )
+        if stored.get("state") != self.state:
+            return Problem(
+                position, "snapshot", "the snapshot's state differs from the log folded to there"
+            )
+        return None
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _rows(self) -> Iterator[Any]:
+        """Every stored row of the network, in position order, a page at a time."""
+        recorder = self.service.recorder
+        after: int | None = None
+        while True:
+            page = recorder.select_events(self.name, gt=after, limit=PAGE)
+            yield from page
+            if len(page) < PAGE:
+                return
+            after = page[-1].originator_version
+
+    def _snapshots(self) -> dict[int, dict[str, Any] | Exception]:
+        """Stored snapshots by position: their state, or why it cannot be read."""
+        store = self.service.snapshots
+        if store is None:
+            return {}
+        found: dict[int, dict[str, Any] | Exception] = {}
+        for row in store.recorder.select_events(self.name):
+            try:
+                found[row.originator_version] = self.service.mapper.to_domain_event(row).state
+            except Exception as error:  # a tampered row can fail in many ways
+                found[row.originator_version] = error
+        return found
