@@ -8,6 +8,7 @@ the checkout can be imported by accident.
 from __future__ import annotations
 
 import os
+import shutil
 import re
 import subprocess
 import sys
@@ -37,7 +38,15 @@ def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> s
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from the checkout."""
+    """The wheel built from a copy of the checkout (a build/ folder left in it would leak in)."""
+    source = tmp_path_factory.mktemp("source") / "ctilink"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, (t.decode() for t in tracked)):
+        if (ROOT / name).is_file():  # a file deleted but not yet committed is skipped
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("wheels")
     run(
         sys.executable,
@@ -47,7 +56,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--no-deps",
         "--wheel-dir",
         out,
-        ROOT,
+        source,
         cwd=out,
     )
     (found,) = out.glob("ctilink-*.whl")
