@@ -42,9 +42,10 @@ import msgspec
 
 from bench.machine import describe
 from bench.workload import interleaved_lines, single_network_lines
-from ctilink.adapters.cli.commands.history import logged_messages, position_at
+from ctilink.adapters.cli.as_of import position_at
 from ctilink.adapters.ingest.lines import BATCH_LINES, LineReport, ingest
 from ctilink.adapters.store.codec import StoredRecord
+from ctilink.adapters.store.log_reader import logged_messages
 from ctilink.adapters.store.selection import network_heads, open_service
 from ctilink.domain.network import recorded_at
 from ctilink.domain.service import NetworkService

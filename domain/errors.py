@@ -1,29 +1,32 @@
-"""Why an event is rejected: the error codes of SPEC §3 (I1, I2)."""
+"""Why an event is rejected: the error codes of SPEC §3 (I1, I2), and the queries' errors."""
 
 from __future__ import annotations
 
-CODES = (
-    "invalid",
-    "not_installed",
-    "already_installed",
-    "central_not_available",
-    "wrong_setting",
-    "already_converted",
-    "unknown_system",
-    "duplicate_system",
-    "role_taken",
-    "unknown_user",
-    "not_host_system",
-    "too_many_entries",
-    "id_conflict",
-)
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    """A rejection's error code, in the order I2 checks them."""
+
+    INVALID = "invalid"
+    NOT_INSTALLED = "not_installed"
+    ALREADY_INSTALLED = "already_installed"
+    CENTRAL_NOT_AVAILABLE = "central_not_available"
+    WRONG_SETTING = "wrong_setting"
+    ALREADY_CONVERTED = "already_converted"
+    UNKNOWN_SYSTEM = "unknown_system"
+    DUPLICATE_SYSTEM = "duplicate_system"
+    ROLE_TAKEN = "role_taken"
+    UNKNOWN_USER = "unknown_user"
+    NOT_HOST_SYSTEM = "not_host_system"
+    TOO_MANY_ENTRIES = "too_many_entries"
+    ID_CONFLICT = "id_conflict"
 
 
 class Rejected(Exception):
     """An event that breaks a rule: nothing is appended."""
 
-    def __init__(self, code: str, message: str) -> None:
-        assert code in CODES, code
+    def __init__(self, code: Code, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

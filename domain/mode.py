@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from transitions import Machine
 
+from ctilink.domain import messages as m
+
 
 class Mode(StrEnum):
     """How the portal provisions its CTI providers."""
@@ -22,6 +24,9 @@ class Setting(StrEnum):
     CENTRAL_CTI_LINK = "central_cti_link"
     AUTO_PROVISIONING = "auto_provisioning"
 
+
+# M2: the only platform on which Central CTI Link exists.
+CENTRAL_PLATFORM = "linux_server_edition"
 
 LEGACY = (Mode.LEGACY_AUTO, Mode.LEGACY_MANUAL)
 MODERN = (Mode.CENTRAL, Mode.MANUAL)
@@ -49,23 +54,39 @@ MACHINE = Machine(
 )
 
 
-def _compile(machine: Machine) -> dict[tuple[str, str], Mode]:
-    """Flatten the machine's table into {(trigger, source): destination}."""
-    table: dict[tuple[str, str], Mode] = {}
-    for trigger, event in machine.events.items():
-        for source, transitions in event.transitions.items():
-            for transition in transitions:
-                # transitions keys enum states by member name.
-                table[(trigger, Mode[source].value)] = Mode[transition.dest or source]
-    return table
+def edges_of(machine: Machine) -> dict[tuple[str, Mode], Mode]:
+    """Every (trigger, source) a machine allows, with its destination, in table order."""
+    # Through transitions' public API; it names enum states by member name.
+    return {
+        (trigger, Mode[transition.source]): Mode[transition.dest]
+        for trigger in machine.get_triggers(*Mode)
+        for transition in machine.get_transitions(trigger=trigger)
+    }
 
 
-_TABLE = _compile(MACHINE)
+# Read once, so that a decision is a lookup.
+EDGES = edges_of(MACHINE)
+
+
+def setting_trigger(message: m.Message) -> str:
+    """The mode-machine trigger a setting event stands for (M2–M4)."""
+    match message:
+        case m.CentralCtiLinkSet(enabled=True):
+            return "enable_central"
+        case m.CentralCtiLinkSet():
+            return "disable_central"
+        case m.AutoProvisioningSet(enabled=True):
+            return "enable_auto_provisioning"
+        case m.AutoProvisioningSet():
+            return "disable_auto_provisioning"
+        case m.ConvertedToCentral():
+            return "convert"
+    raise TypeError(f"{m.type_of(message)} is not a setting event")
 
 
 def next_mode(configured: Mode, trigger: str) -> Mode | None:
     """The configured mode after `trigger`, or None when the table forbids it."""
-    return _TABLE.get((trigger, configured.value))
+    return EDGES.get((trigger, configured))
 
 
 def shown_setting(configured: Mode) -> Setting:
@@ -79,10 +100,15 @@ def version_key(version: str) -> tuple[int, ...]:
     return parts + (0,) * (4 - len(parts))
 
 
+def central_available(platform: str) -> bool:
+    """M2: whether Central CTI Link exists on the portal's platform."""
+    return platform == CENTRAL_PLATFORM
+
+
 def initial_mode(platform: str, upgraded_from: str | None, auto_provisioning: bool) -> Mode:
     """M1: the mode a portal starts in."""
     if upgraded_from is None:
-        return Mode.CENTRAL if platform == "linux_server_edition" else Mode.MANUAL
+        return Mode.CENTRAL if central_available(platform) else Mode.MANUAL
     if version_key(upgraded_from) >= version_key("10.0"):
         return Mode.MANUAL
     return Mode.LEGACY_AUTO if auto_provisioning else Mode.LEGACY_MANUAL

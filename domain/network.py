@@ -76,8 +76,9 @@ class Network(BaseAggregate[str]):
         """Created by the `Installed` event; its apply sets the state."""
 
     @classmethod
-    def install(cls, message: m.PortalInstalled, received: datetime, content: m.Content) -> Network:
-        """Create a network from its `portal_installed` event."""
+    def install(cls, message: m.Message, received: datetime, content: m.Content) -> Network:
+        """Create a network from its `portal_installed` event (raises Rejected: I5)."""
+        rules.check(None, message)
         return cls._create(
             Installed,
             id=message.network,

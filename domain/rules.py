@@ -6,12 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 from ctilink.domain import messages as m
-from ctilink.domain.errors import Rejected
-from ctilink.domain.mode import LEGACY, next_mode
-from ctilink.domain.state import NetworkState, setting_trigger
+from ctilink.domain.errors import Code, Rejected
+from ctilink.domain.mode import (
+    CENTRAL_PLATFORM,
+    central_available,
+    next_mode,
+    setting_trigger,
+    shown_setting,
+)
+from ctilink.domain.state import NetworkState
 
 MAX_PERSONAL_ENTRIES = 250
-CENTRAL_PLATFORM = "linux_server_edition"
 UNIQUE_ROLES = ("primary", "secondary")
 
 
@@ -19,28 +24,32 @@ def check_installation(state: NetworkState | None, message: m.Message) -> None:
     """I5: everything but `portal_installed` needs an installed network; install once."""
     if isinstance(message, m.PortalInstalled):
         if state is not None:
-            raise Rejected("already_installed", f"network {message.network!r} is already installed")
+            raise Rejected(
+                Code.ALREADY_INSTALLED, f"network {message.network!r} is already installed"
+            )
     elif state is None:
         raise Rejected(
-            "not_installed", f"network {message.network!r} has no portal_installed event yet"
+            Code.NOT_INSTALLED, f"network {message.network!r} has no portal_installed event yet"
         )
 
 
 def check_system_added(state: NetworkState, message: m.SystemAdded) -> None:
     """I6: names are unique; one primary and one secondary."""
     if message.system in state.systems:
-        raise Rejected("duplicate_system", f"system {message.system!r} is already in the network")
+        raise Rejected(
+            Code.DUPLICATE_SYSTEM, f"system {message.system!r} is already in the network"
+        )
     if message.role in UNIQUE_ROLES:
         holder = state.role_holder(message.role)
         if holder is not None:
-            raise Rejected("role_taken", f"the network already has a {message.role}: {holder!r}")
+            raise Rejected(Code.ROLE_TAKEN, f"the network already has a {message.role}: {holder!r}")
 
 
 def check_system_known(state: NetworkState, message: m.Message) -> None:
     """I6: the system an event names must be in the network."""
     system = message.system  # type: ignore[union-attr]
     if system not in state.systems:
-        raise Rejected("unknown_system", f"system {system!r} is not in the network")
+        raise Rejected(Code.UNKNOWN_SYSTEM, f"system {system!r} is not in the network")
 
 
 def check_setting(state: NetworkState, message: m.Message) -> None:
@@ -48,34 +57,36 @@ def check_setting(state: NetworkState, message: m.Message) -> None:
     enabling = isinstance(message, m.ConvertedToCentral) or (
         isinstance(message, m.CentralCtiLinkSet) and message.enabled
     )
-    if enabling and state.platform != CENTRAL_PLATFORM:
+    if enabling and not central_available(state.platform):
         raise Rejected(
-            "central_not_available",
+            Code.CENTRAL_NOT_AVAILABLE,
             f"Central CTI Link exists only on {CENTRAL_PLATFORM}, not on {state.platform}",
         )
     if isinstance(message, m.ConvertedToCentral) and state.converted:
-        raise Rejected("already_converted", "the network was already converted to Central CTI Link")
-    if next_mode(state.configured, setting_trigger(message)) is None:
-        shown = "auto_provisioning" if state.configured in LEGACY else "central_cti_link"
         raise Rejected(
-            "wrong_setting", f"{m.type_of(message)} does not apply while {shown} is shown"
+            Code.ALREADY_CONVERTED, "the network was already converted to Central CTI Link"
+        )
+    if next_mode(state.configured, setting_trigger(message)) is None:
+        shown = shown_setting(state.configured)
+        raise Rejected(
+            Code.WRONG_SETTING, f"{m.type_of(message)} does not apply while {shown} is shown"
         )
 
 
 def check_user(state: NetworkState, message: m.Message) -> None:
     """D3: personal directories come from the user's host, at most 250 entries."""
     if message.user not in state.users:
-        raise Rejected("unknown_user", f"user {message.user!r} is not known in the network")
+        raise Rejected(Code.UNKNOWN_USER, f"user {message.user!r} is not known in the network")
     if isinstance(message, m.PersonalDirectoryChanged):
         host = state.users[message.user]
         if message.system != host:
             raise Rejected(
-                "not_host_system",
+                Code.NOT_HOST_SYSTEM,
                 f"user {message.user!r} is homed on {host!r}, not on {message.system!r}",
             )
         if len(message.entries) > MAX_PERSONAL_ENTRIES:
             raise Rejected(
-                "too_many_entries",
+                Code.TOO_MANY_ENTRIES,
                 f"a personal directory holds at most {MAX_PERSONAL_ENTRIES} entries, "
                 f"got {len(message.entries)}",
             )

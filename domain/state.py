@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from ctilink.domain import messages as m
-from ctilink.domain.mode import Mode, initial_mode, next_mode
+from ctilink.domain.mode import Mode, initial_mode, next_mode, setting_trigger
 
 
 class System(msgspec.Struct, frozen=True):
@@ -55,21 +55,6 @@ def install(message: m.PortalInstalled) -> NetworkState:
     )
 
 
-def setting_trigger(message: m.Message) -> str:
-    """The mode-machine trigger a setting event stands for."""
-    match message:
-        case m.CentralCtiLinkSet(enabled=True):
-            return "enable_central"
-        case m.CentralCtiLinkSet():
-            return "disable_central"
-        case m.AutoProvisioningSet(enabled=True):
-            return "enable_auto_provisioning"
-        case m.AutoProvisioningSet():
-            return "disable_auto_provisioning"
-        case _:
-            return "convert"
-
-
 Applier = Callable[[NetworkState, Any], None]
 APPLIERS: dict[type, Applier] = {}
 
@@ -88,6 +73,16 @@ def applies(*types: type) -> Callable[[Applier], Applier]:
 def evolve(state: NetworkState, message: m.Message) -> None:
     """Apply one accepted event to the state; never raises for a checked event."""
     APPLIERS[type(message)](state, message)
+
+
+def step(state: NetworkState | None, message: m.Message) -> NetworkState:
+    """The fold step over a log: position 1 installs the network, every later one evolves it."""
+    if state is None:
+        if not isinstance(message, m.PortalInstalled):
+            raise ValueError(f"a log starts with portal_installed, not {m.type_of(message)}")
+        return install(message)
+    evolve(state, message)
+    return state
 
 
 @applies(m.PortalInstalled)

@@ -14,7 +14,7 @@ from typing import Any, cast
 import msgspec
 
 from ctilink.domain import messages as m
-from ctilink.domain.state import NetworkState, evolve, install
+from ctilink.domain.state import NetworkState, step
 from ctilink.projections.log import LogEntry
 from ctilink.projections.providers import Provider, providers
 from ctilink.projections.status import (
@@ -203,15 +203,13 @@ def replay(log: Iterable[tuple[int, m.Message]]) -> Iterator[Step]:
     for position, message in log:
         kind = _TAGS[type(message)]
         if state is None:
-            assert isinstance(message, m.PortalInstalled), "a log starts with portal_installed"
-            state = install(message)
             part = ALL
         else:
             part = reach(state, message)
             if part == LINK:
                 link = cast(m.LinkChanged, message)
                 was = state.links.get(link.system, {}).get(link.component)
-            evolve(state, message)
+        state = step(state, message)
         if part == NOTHING:
             yield Step(position, kind, {}, NO_PROVIDER_CHANGES, [])
         elif part == LINK:
@@ -290,12 +288,9 @@ def audit(
     state: NetworkState | None = None
     for item in entries:
         configured = effective = None
-        if state is None:
-            assert isinstance(item.event, m.PortalInstalled), "a log starts with portal_installed"
-            state = install(item.event)
-        else:
+        if state is not None:
             configured, effective = state.configured.value, state.effective.value
-            evolve(state, item.event)
+        state = step(state, item.event)
         if item.type not in wanted or (since is not None and item.at < since):
             continue
         yield AuditEntry(

@@ -10,7 +10,7 @@ import msgspec
 
 from ctilink.domain import messages as m
 from ctilink.domain.network import Installed, Recorded, recorded_at
-from ctilink.domain.state import NetworkState, evolve, install
+from ctilink.domain.state import NetworkState, step
 
 
 class LogEntry(msgspec.Struct, frozen=True):
@@ -47,9 +47,5 @@ def fold(messages: Iterable[m.Message]) -> NetworkState | None:
     """The state after applying accepted events in order, from nothing."""
     state: NetworkState | None = None
     for message in messages:
-        if state is None:
-            assert isinstance(message, m.PortalInstalled)
-            state = install(message)
-        else:
-            evolve(state, message)
+        state = step(state, message)
     return state

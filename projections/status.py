@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ctilink.domain.mode import Mode, shown_setting
-from ctilink.domain.rules import CENTRAL_PLATFORM
+from ctilink.domain.mode import Mode, central_available, shown_setting
 from ctilink.domain.state import NetworkState
 from ctilink.projections.providers import KINDS, Provider, providers
 
@@ -49,7 +48,7 @@ def mode_view(state: NetworkState) -> ModeView:
         effective=state.effective.value,
         restart_pending=state.configured != state.effective,
         converted=state.converted,
-        central_available=state.platform == CENTRAL_PLATFORM,
+        central_available=central_available(state.platform),
     )
 
 

@@ -1,44 +1,92 @@
-"""The `ctilink` command line: finds the commands in ctilink.adapters.cli.commands and runs one."""
+"""The `ctilink` command line: parse, open what the command needs, run it, errors in one line."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
-import pkgutil
-import sqlite3
 import sys
 from collections.abc import Sequence
 
-from eventsourcing.persistence import PersistenceError
-
-from ctilink.adapters.cli import commands
-from ctilink.adapters.cli.commands.history import HistoryError
-from ctilink.adapters.ingest.parallel import WorkerFailed
-from ctilink.adapters.nats.remote import RemoteError
-from ctilink.adapters.nats.streams import SettingError
-from ctilink.adapters.store.selection import StoreError, open_service
+from ctilink.adapters.errors import UserError
 from ctilink.domain.errors import PositionOutOfRange, UnknownNetwork
 
+# Every command, the module that implements it (adapters/cli/commands/), and its
+# one-line help. Only the module of the command being run is imported, so that
+# `status` does not load NATS and `--help` loads nothing.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ingest": ("ingest", "apply a JSON Lines file of events"),
+    "status": ("status", "mode, providers, component status"),
+    "directory": ("status", "system and personal directories"),
+    "log": ("log", "the network's events"),
+    "networks": ("log", "every network"),
+    "replay": ("history", "what each log position changed in the status"),
+    "audit": ("history", "settings, restarts, providers and topology changes"),
+    "diff": ("history", "status differences between positions"),
+    "verify": ("integrity", "recompute the hash chain; exit 1 at the first position that differs"),
+    "head": ("integrity", "the network's last position and its chain hash"),
+    "export": ("export", "the log as JSON Lines that `ingest` reads back"),
+    "diagram": ("diagram", "the mode state machine as Mermaid, from the domain's table"),
+    "serve": ("serve", "consume ctilink.in.*, publish CTILINK_OUT, answer ctilink.api.*"),
+    "publish": ("serve", "publish the store's log to CTILINK_OUT (serve runs this itself)"),
+}
 
-def parser() -> argparse.ArgumentParser:
-    """The argument parser: one sub-command per verb, from every command module."""
+
+def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The argument parser; the command named in `argv` gets its full set of options."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", help="SQLite file (default: $CTILINK_STORE or ./ctilink.db)")
+    common.add_argument(
+        "--store", help="SQLite file or postgresql:// URL (default: $CTILINK_STORE or ./ctilink.db)"
+    )
     common.add_argument("--json", action="store_true", help="exact, stable JSON output")
     top = argparse.ArgumentParser(
         prog="ctilink", description="Event-sourced CTI link state for one-X Portal networks."
     )
     verbs = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
-        importlib.import_module(f"{commands.__name__}.{module}").register(verbs, common)
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
+    module = COMMANDS[chosen][0] if chosen else None
+    for name, (home, what) in COMMANDS.items():
+        if home == module:
+            continue  # registered in full below
+        verbs.add_parser(name, parents=[common], help=what)
+    if module is not None:
+        commands = importlib.import_module(f"ctilink.adapters.cli.commands.{module}")
+        commands.register(verbs, common)
+    for name, subparser in verbs.choices.items():
+        subparser.description = COMMANDS[name][1]
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors are one line on stderr, never a traceback."""
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser(argv).parse_args(argv)
     try:
+        return run(args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (UnknownNetwork, PositionOutOfRange, UserError, OSError) as error:
+        print(f"ctilink: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ctilink: interrupted", file=sys.stderr)
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the store the command needs (none for a question to a running service) and run it."""
+    import sqlite3
+
+    from eventsourcing.persistence import PersistenceError  # the store's errors
+
+    from ctilink.adapters.store.selection import open_service
+
+    try:
+        if not getattr(args, "uses_store", True):
+            return args.run(None, args)
         if getattr(args, "nats", None) and getattr(args, "asks_service", False):
             return args.run(None, args)  # a query answered by a running service
         service = open_service(args.store, create=getattr(args, "creates_store", False))
@@ -46,31 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.run(service, args)
         finally:
             service.close()
-    except BrokenPipeError:
-        # The reader went away (`| head`): not an error of ours. Point stdout at
-        # /dev/null so the interpreter's final flush does not complain either.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except (
-        UnknownNetwork,
-        PositionOutOfRange,
-        StoreError,
-        WorkerFailed,
-        RemoteError,
-        HistoryError,
-        SettingError,
-        OSError,
-    ) as error:
-        print(f"ctilink: {error}", file=sys.stderr)
-        return 2
-    except (sqlite3.Error, PersistenceError) as error:
+    except (PersistenceError, sqlite3.Error) as error:
         # The store failed mid-command (disk full, locked too long): what was
         # reported before this line is durable; nothing after it was applied.
-        print(f"ctilink: store error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("ctilink: interrupted", file=sys.stderr)
-        return 130
+        raise StoreFailed(f"store error: {error}") from None
+
+
+class StoreFailed(UserError):
+    """The store failed while the command ran."""
 
 
 if __name__ == "__main__":

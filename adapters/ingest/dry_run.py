@@ -19,6 +19,7 @@ import msgspec
 from ctilink.adapters.cli.output import encode_json
 from ctilink.adapters.cli.render import pairs, table
 from ctilink.adapters.ingest import lines as ingesting
+from ctilink.domain.decoding import Invalid, named
 from ctilink.domain.errors import UnknownNetwork
 from ctilink.domain.service import NetworkService
 from ctilink.domain.state import NetworkState
@@ -50,16 +51,9 @@ class NetworkPreview(msgspec.Struct, frozen=True):
 
 def _named_network(item: Any, raw: bytes | None) -> str | None:
     """The network a line names: from the event, or from the raw JSON when it is invalid."""
-    if not isinstance(item, ingesting.Invalid):
+    if not isinstance(item, Invalid):
         return item.network
-    if raw is None:
-        return None
-    try:
-        value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return None
-    named = value.get("network") if isinstance(value, dict) else None
-    return named if isinstance(named, str) else None
+    return named(raw, "network")
 
 
 def preview(service: NetworkService, stream: BinaryIO) -> list[NetworkPreview]:
@@ -68,12 +62,12 @@ def preview(service: NetworkService, stream: BinaryIO) -> list[NetworkPreview]:
     for number, raw in ingesting.read_lines(stream):
         item = ingesting.parse(raw)
         parsed.append((number, item, _named_network(item, raw)))
-    messages = [item for _, item, _ in parsed if not isinstance(item, ingesting.Invalid)]
+    messages = [item for _, item, _ in parsed if not isinstance(item, Invalid)]
     outcomes, after = service.preview(messages)
     decided = iter(outcomes)
     lines: dict[str | None, list[ingesting.LineReport]] = {}
     for number, item, network in parsed:
-        if isinstance(item, ingesting.Invalid):
+        if isinstance(item, Invalid):
             report = ingesting.LineReport(
                 number, item.id, "rejected", None, "invalid", item.message
             )

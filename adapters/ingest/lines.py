@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 import msgspec
 
 from ctilink.domain import messages as m
+from ctilink.domain.decoding import MAX_EVENT_BYTES, Invalid, decode
 from ctilink.domain.service import NetworkService, Outcome
 
-MAX_LINE_BYTES = 1 << 20
+MAX_LINE_BYTES = MAX_EVENT_BYTES
 BATCH_LINES = 5000
 BATCH_BYTES = 8 << 20
-_AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<path>[^`]*)`$")
 
 
 class LineReport(msgspec.Struct, frozen=True):
@@ -46,42 +45,11 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
             yield number, chunk
 
 
-def explain(error: msgspec.DecodeError) -> str:
-    """msgspec's error, led by the field it concerns."""
-    text = str(error)
-    found = _AT_PATH.match(text)
-    if isinstance(error, msgspec.ValidationError):
-        if found:
-            return f"field `{found['path']}`: {found['reason']}"
-        return text
-    return f"not valid JSON: {text}"
-
-
-def _id_of(raw: bytes) -> str | None:
-    """The line's `id`, when it has a usable one, for reporting a rejection."""
-    try:
-        value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return None
-    found = value.get("id") if isinstance(value, dict) else None
-    return found if isinstance(found, str) else None
-
-
-class Invalid(msgspec.Struct, frozen=True):
-    """A line that is no valid event (I1), with the id it named, if any."""
-
-    id: str | None
-    message: str
-
-
 def parse(raw: bytes | None) -> m.Message | Invalid:
     """Decode one line, or say why it is `invalid` (I1)."""
     if raw is None:
         return Invalid(None, f"line is longer than {MAX_LINE_BYTES} bytes")
-    try:
-        return m.decode(raw)
-    except msgspec.DecodeError as error:
-        return Invalid(_id_of(raw), explain(error))
+    return decode(raw)
 
 
 def ingest(

@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 import msgspec
 
+from ctilink.adapters.errors import UserError
 from ctilink.adapters.ingest.lines import BATCH_LINES, LineReport, ingest_lines, read_lines
 from ctilink.adapters.store.selection import open_service
 
@@ -28,7 +29,7 @@ class _NetworkOnly(msgspec.Struct):
 _peek = msgspec.json.Decoder(_NetworkOnly).decode
 
 
-class WorkerFailed(RuntimeError):
+class WorkerFailed(UserError):
     """A worker process stopped without answering."""
 
 

@@ -13,12 +13,11 @@ from nats.micro import add_service
 from nats.micro.request import Request, ServiceError
 from nats.micro.service import Service
 
-from ctilink.adapters.ingest.lines import MAX_LINE_BYTES, explain
 from ctilink.adapters.nats.consumer import Ingestor
 from ctilink.adapters.nats.wire import IngestReply, NetworkSummary, NoArguments, Query, encode
 from ctilink.adapters.store.selection import network_heads
 from ctilink.adapters.store.waiting import STORE_AWAY, first_line
-from ctilink.domain import messages as m
+from ctilink.domain.decoding import Invalid, decode, explain
 from ctilink.domain.errors import PositionOutOfRange, UnknownNetwork
 from ctilink.projections.directory import directory
 from ctilink.projections.status import status
@@ -35,7 +34,8 @@ def _decode(decode: Any, data: bytes) -> Any:
     """Decode a request, or a 400 error naming the field."""
     try:
         return decode(data or b"{}")
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
+        # Whatever the bytes: a bad request is a 400 that says why, never a 500.
         raise ServiceError("400", f"bad request: {explain(error)}") from None
 
 
@@ -116,20 +116,12 @@ class Api:
 
     async def ingest(self, request: Request) -> None:
         """Apply one event now and say what became of it."""
-        if len(request.data) > MAX_LINE_BYTES:
-            reply = IngestReply(
-                "rejected", None, "invalid", f"event is longer than {MAX_LINE_BYTES} bytes"
-            )
+        message = decode(request.data)
+        if isinstance(message, Invalid):
+            reply = IngestReply("rejected", None, "invalid", message.message)
         else:
-            try:
-                message = m.decode(request.data)
-            except msgspec.DecodeError as error:
-                reply = IngestReply("rejected", None, "invalid", explain(error))
-            else:
-                outcome = (await self.ingestor.ingest([message]))[0]
-                reply = IngestReply(
-                    outcome.outcome, outcome.position, outcome.code, outcome.message
-                )
+            outcome = (await self.ingestor.ingest([message]))[0]
+            reply = IngestReply(outcome.outcome, outcome.position, outcome.code, outcome.message)
         await request.respond(encode(reply))
 
 

@@ -10,18 +10,18 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 
-import msgspec
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
+from nats.js.api import DEFAULT_PREFIX as JS_API_PREFIX
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from ctilink.adapters.ingest.lines import MAX_LINE_BYTES, explain
 from ctilink.adapters.nats.batch import publish_many
 from ctilink.adapters.nats.streams import IN_STREAM, network_of
 from ctilink.adapters.nats.wire import Rejection, encode
 from ctilink.adapters.store.waiting import STORE_AWAY, STORE_RETRY_SECONDS, first_line, wait_or_stop
 from ctilink.domain import messages as m
+from ctilink.domain.decoding import Invalid, decode
 from ctilink.domain.service import NetworkService, Outcome
 
 FETCH = 1000  # at most this many messages are applied and committed together
@@ -77,13 +77,9 @@ class Ingestor:
 def check(msg: Msg) -> m.Message | Rejection:
     """Decode one inbound message, or the `invalid` rejection that says why not (I1)."""
     data = msg.data
-    if len(data) > MAX_LINE_BYTES:
-        text = data[:1024].decode("utf-8", "replace")
-        return Rejection("invalid", f"event is longer than {MAX_LINE_BYTES} bytes", text)
-    try:
-        message = m.decode(data)
-    except msgspec.DecodeError as error:
-        return Rejection("invalid", explain(error), data.decode("utf-8", "replace"))
+    message = decode(data)
+    if isinstance(message, Invalid):
+        return Rejection("invalid", message.message, data[:1024].decode("utf-8", "replace"))
     token = network_of(msg.subject)
     if message.network != token:
         return Rejection(
@@ -115,7 +111,7 @@ class Consumer:
     def __init__(
         self,
         ingestor: Ingestor,
-        js: JetStreamContext,
+        nc: Client,
         committed: Callable[[], None],
         log: Callable[[str], None] = lambda _: None,
         *,
@@ -123,15 +119,16 @@ class Consumer:
         subject: str,
         stream: str = IN_STREAM,
         batch: int = FETCH,
+        api_prefix: str = JS_API_PREFIX,
     ) -> None:
         self.ingestor = ingestor
-        self.js = js
-        self.nc = js._nc  # the connection the JetStream context uses
+        self.nc = nc
+        self.js = nc.jetstream(prefix=api_prefix)
         self.committed = committed
         self.log = log
         self.stream, self.durable, self.subject, self.batch = stream, durable, subject, batch
-        prefix = getattr(js, "_prefix", "$JS.API")
-        self.next_subject = f"{prefix}.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        # The pull request of the JetStream API, as nats-py's fetch() sends it.
+        self.next_subject = f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self.subscription = None
         self.inbox = ""
         self.requests = itertools.count()

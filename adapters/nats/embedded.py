@@ -10,8 +10,10 @@ import sysconfig
 import time
 from pathlib import Path
 
+from ctilink.adapters.errors import UserError
 
-class NatsServerError(RuntimeError):
+
+class NatsServerError(UserError):
     """The embedded server could not be started."""
 
 

@@ -15,7 +15,7 @@ from ctilink.adapters.nats.wire import ProvidersChanged, PublishedEvent, StatusC
 from ctilink.domain import messages as m
 from ctilink.domain.network import Installed, Recorded, recorded_at
 from ctilink.domain.service import NetworkService
-from ctilink.domain.state import NetworkState, evolve, install
+from ctilink.domain.state import NetworkState, step
 from ctilink.projections.changes import compare
 from ctilink.projections.status import Status, status
 
@@ -113,10 +113,7 @@ class Publisher:
         published = PublishedEvent(network, position, recorded_at(event), message.actor, message)
         out = [(f"ctilink.events.{network}.{m.type_of(message)}", encode(published), key)]
         state, before = self._state_before(network, position)
-        if state is None:
-            state = install(message)  # type: ignore[arg-type]
-        else:
-            evolve(state, message)
+        state = step(state, message)
         after = status(state, position)
         self.states[network] = (state, after)
         out += changes(network, position, before, after, key)

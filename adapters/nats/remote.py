@@ -10,10 +10,11 @@ import nats
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
+from ctilink.adapters.errors import UserError
 from ctilink.adapters.nats.wire import encode
 
 
-class RemoteError(Exception):
+class RemoteError(UserError):
     """The service answered with an error, or nobody answered."""
 
 

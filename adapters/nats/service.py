@@ -235,7 +235,7 @@ async def serve(
         async def consume(partition: int) -> Consumer:
             consumer = Consumer(
                 ingestor,
-                js,
+                nc,
                 committed=committed,
                 log=say,
                 durable=f"ctilink-p{partition}-{instance}",

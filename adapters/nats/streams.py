@@ -14,6 +14,8 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
+from ctilink.adapters.errors import UserError
+
 IN_STREAM = "CTILINK_IN"
 OUT_STREAM = "CTILINK_OUT"
 IN_SUBJECTS = ["ctilink.in.*"]
@@ -37,7 +39,7 @@ DUPLICATE_WINDOW_SECONDS = 600.0
 REPLICAS_ENV = "CTILINK_STREAM_REPLICAS"
 
 
-class SettingError(ValueError):
+class SettingError(UserError):
     """An environment setting has a value ctilink cannot use."""
 
 

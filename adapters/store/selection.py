@@ -11,13 +11,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.persistence import PersistenceError
 
-from ctilink.domain.service import NetworkService
+from ctilink.adapters.errors import UserError
+from ctilink.adapters.store.service import StoredNetworks
 
 DEFAULT_STORE = "ctilink.db"
 STORE_ENV = "CTILINK_STORE"
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """The store cannot be opened as given."""
 
 
@@ -76,10 +77,15 @@ def redact(store: str) -> str:
     return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", store)
 
 
+MEMORY = "memory://"
+
+
 def persistence_env(store: str) -> dict[str, str]:
     """The eventsourcing environment for a store path or URL."""
     if is_postgres(store):
         return postgres_env(store)
+    if store == MEMORY:  # this process only: for tests and trying things out
+        return {"PERSISTENCE_MODULE": "ctilink.adapters.store.memory:Factory"}
     path = Path(store)
     if path.is_dir():
         raise StoreError(f"store {store!r} is a directory, not a SQLite file")
@@ -92,18 +98,19 @@ def persistence_env(store: str) -> dict[str, str]:
     }
 
 
-def open_service(store: str | None = None, *, create: bool = True) -> NetworkService:
+def open_service(store: str | None = None, *, create: bool = True) -> StoredNetworks:
     """Open the application service on the selected store; StoreError says why not."""
     location = resolve(store)
     postgres = is_postgres(location)
-    if not create and not postgres and location != ":memory:" and not Path(location).exists():
+    in_memory = location in (":memory:", MEMORY)
+    if not create and not postgres and not in_memory and not Path(location).exists():
         # Reading must not leave an empty store file behind as a side effect.
         raise StoreError(f"store {location!r} does not exist (nothing was ingested there)")
     env = persistence_env(location)
     if postgres:
         probe(location, env)
     try:
-        return NetworkService(env=env)
+        return StoredNetworks(env=env)
     except (sqlite3.Error, PersistenceError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StoreError(f"store {redact(location)!r} cannot be opened: {reason}") from None
@@ -128,7 +135,7 @@ def probe(location: str, env: dict[str, str]) -> None:
         raise StoreError(f"store {redact(location)!r} cannot be opened: {reason}") from None
 
 
-def network_heads(service: NetworkService) -> list[tuple[str, int]]:
+def network_heads(service: StoredNetworks) -> list[tuple[str, int]]:
     """Every network with its last position, sorted by name."""
     recorder: Any = service.recorder  # both adapters' recorders answer `heads`
     return recorder.heads()

@@ -36,7 +36,7 @@ from ctilink.domain import messages as m
 from ctilink.domain.errors import UnknownNetwork
 from ctilink.domain.network import GENESIS, Installed, Recorded, link
 from ctilink.domain.service import NetworkService
-from ctilink.domain.state import NetworkState, evolve, install
+from ctilink.domain.state import NetworkState, step
 
 PAGE = 5000
 
@@ -197,10 +197,7 @@ class _Walk:
         if content.fingerprint != event.fingerprint:
             return Problem(expected, "fingerprint", "the stored digest (I3) is not the event's own")
         try:
-            if self.state is None:
-                self.state = install(event.message)
-            else:
-                evolve(self.state, event.message)
+            self.state = step(self.state, event.message)
         except Exception as error:
             return Problem(
                 expected, "replay", f"the event cannot be applied to the log before it: {error!r}"

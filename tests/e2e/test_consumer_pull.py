@@ -82,18 +82,18 @@ async def test_a_holder_that_lost_its_partition_unnoticed_stops_when_another_tak
     nats_server,
 ):
     clients = [await nats.connect(nats_server.url) for _ in range(3)]
-    first, second, producer = (c.jetstream() for c in clients)
+    first, _, producer = (c.jetstream() for c in clients)
     await ensure_streams(first, 1)
     subject = "ctilink.in.*.acme"  # acme's events, whichever partition they are filed under
     logged: list[str] = []
     said: list[str] = []
     rng = random.Random(7)
 
-    def consumer(js, name: str) -> Consumer:  # type: ignore[no-untyped-def]
+    def consumer(nc, name: str) -> Consumer:  # type: ignore[no-untyped-def]
         ingestor = Recording(logged, rng)
         return Consumer(
             ingestor,  # type: ignore[arg-type]
-            js,
+            nc,
             lambda: None,
             said.append,
             durable=name,
@@ -108,14 +108,14 @@ async def test_a_holder_that_lost_its_partition_unnoticed_stops_when_another_tak
             body = {"type": "portal_restarted", "id": event_id, "network": "acme"}
             await producer.publish("ctilink.in.acme", json.dumps(body).encode())
 
-    old = consumer(first, "old")
+    old = consumer(clients[0], "old")
     await old.start()
     stop_old, stop_new = asyncio.Event(), asyncio.Event()
     running_old = asyncio.ensure_future(old.run(stop_old))
     await produce(sent[:20])
     await asyncio.sleep(0.3)
     # The old holder's role session broke; it has not noticed. The new one takes over.
-    new = consumer(second, "new")
+    new = consumer(clients[1], "new")
     await new.start()
     running_new = asyncio.ensure_future(new.run(stop_new))
     for start in range(20, len(sent), 10):

@@ -8,8 +8,8 @@ the checkout can be imported by accident.
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 import venv

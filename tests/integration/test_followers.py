@@ -60,7 +60,7 @@ def burn_an_id(store: str) -> None:
     first, second = open_service(store), open_service(store)
     try:
         first.state_at("n0")
-        first._load("n0")  # first holds n0 in memory at its current version
+        first.writable("n0")  # first holds n0 in memory at its current version
         second.ingest([decode(ev("portal_restarted", "n0"))])
         # first's save conflicts, fails (burning ids on PostgreSQL), reloads, retries.
         assert first.ingest([decode(ev("portal_restarted", "n0"))])[0].outcome == "accepted"

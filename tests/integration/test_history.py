@@ -18,18 +18,18 @@ from typing import Any
 import msgspec
 import pytest
 
-from ctilink.adapters.cli.commands import history
 from ctilink.adapters.cli.commands.history import PROGRESS_FROM, Progress
 from ctilink.adapters.cli.main import main
 from ctilink.adapters.ingest.lines import ingest
+from ctilink.adapters.store import log_reader
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain import messages as m
 from ctilink.domain.network import recorded_at
 from ctilink.domain.service import NetworkService
 from ctilink.projections.changes import AUDITED, compare, replay
 from ctilink.projections.status import status
-from tests.support import Harness, decode, ev, installed, system
 from tests.integration.test_replay import realistic_events
+from tests.support import Harness, decode, ev, installed, system
 
 SCENARIO = Path(__file__).resolve().parents[2] / "examples" / "scenario.jsonl"
 
@@ -145,18 +145,18 @@ def test_fast_log_readers_read_what_service_log_reads_i4(
     # the service's own reading of the log, at every page boundary and `upto`.
     # Some events carry an `at` (in several offsets), the others were received.
     service.ingest([decode(event) for event in realistic_events(23, 300)])
-    monkeypatch.setattr(history, "PAGE", 5)
-    monkeypatch.setattr(history, "FIRST_PAGE", 2)  # newest first: pages of 2, then 5
+    monkeypatch.setattr(log_reader, "PAGE", 5)
+    monkeypatch.setattr(log_reader, "FIRST_PAGE", 2)  # newest first: pages of 2, then 5
     for network in ("acme", "globex", "initech"):
         log = list(service.log(network))
         head = len(log)
-        assert head > 3 * history.PAGE
+        assert head > 3 * log_reader.PAGE
         expected = [(e.originator_version, e.message) for e in log]
-        assert list(history.logged_messages(service, network)) == expected
-        for upto in (1, history.PAGE, history.PAGE + 1, head - 1, head):
-            assert list(history.logged_messages(service, network, upto)) == expected[:upto]
+        assert list(log_reader.logged_messages(service, network)) == expected
+        for upto in (1, log_reader.PAGE, log_reader.PAGE + 1, head - 1, head):
+            assert list(log_reader.logged_messages(service, network, upto)) == expected[:upto]
         times = [(e.originator_version, recorded_at(e)) for e in reversed(log)]
-        assert list(history.recorded_times(service, network)) == times
+        assert list(log_reader.recorded_times(service, network)) == times
 
 
 def test_replay_cli_stops_at_to_and_prints_one_json_object_per_position(

@@ -233,3 +233,48 @@ def test_an_unreachable_postgresql_is_a_one_line_error_without_the_password():
     assert run.stderr.startswith("ctilink: store 'postgresql://someone:***@127.0.0.1:1/ctilink'")
     assert "s3cret" not in run.stderr
     assert len(run.stderr.splitlines()) == 1, run.stderr
+
+
+def test_duplicates_and_conflicts_are_recognised_after_reopening_the_store_i3(net, store_path):
+    net.given(
+        installed(id="inst"),
+        ev("portal_restarted", id="r", at="2024-05-01T12:00:00+02:00"),
+    )
+    reopened = open_service(store_path)
+
+    try:
+        outcomes = reopened.ingest(
+            [
+                decode(ev("portal_restarted", id="r", at="2024-05-01T10:00:00Z")),
+                decode(ev("portal_restarted", id="r")),
+                decode(installed(id="inst")),
+            ]
+        )
+    finally:
+        reopened.close()
+
+    assert [(o.outcome, o.code) for o in outcomes] == [
+        ("duplicate", None),
+        ("rejected", "id_conflict"),
+        ("duplicate", None),
+    ]
+
+
+def test_the_store_keeps_its_table_names_whatever_the_service_class_is_called(
+    service, store_kind
+):
+    # eventsourcing names tables after the application: renaming a class must not
+    # leave an existing PostgreSQL store's tables behind.
+    service.ingest([decode(installed())])
+
+    if store_kind == "postgresql":
+        with service.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (service.recorder.datastore.schema,),
+            )
+            tables = {row["table_name"] for row in cursor.fetchall()}
+        assert {"ctilink_events", "ctilink_snapshots"} <= tables
+    else:
+        assert service.recorder.events_table_name == "stored_events"
+    assert service.name == "ctilink"

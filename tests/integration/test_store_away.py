@@ -31,10 +31,10 @@ class FlakyIngestor:
 
 
 def consumer(ingestor: FlakyIngestor, logged: list[str]) -> Consumer:
-    js = SimpleNamespace(_nc=SimpleNamespace(), _prefix="$JS.API")
+    nc = SimpleNamespace(jetstream=lambda prefix: SimpleNamespace())
     return Consumer(
         ingestor,  # type: ignore[arg-type]
-        js,  # type: ignore[arg-type]
+        nc,  # type: ignore[arg-type]
         committed=lambda: None,
         log=logged.append,
         durable="ctilink-p0-test",

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from ctilink.adapters.cli.commands import history
 from ctilink.adapters.cli.main import main
+from ctilink.adapters.store import log_reader
 from ctilink.projections.changes import position_at_time
 from tests.support import Harness, ev, installed, system
 
@@ -198,9 +198,9 @@ def test_at_without_at_time_is_unchanged_s8(
 def test_recorded_times_page_through_the_whole_log_newest_first(
     timeline: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(history, "PAGE", 3)  # 4 positions: two pages, the second short
+    monkeypatch.setattr(log_reader, "PAGE", 3)  # 4 positions: two pages, the second short
 
-    times = list(history.recorded_times(timeline.service, "acme"))
+    times = list(log_reader.recorded_times(timeline.service, "acme"))
 
     assert [p for p, _ in times] == [4, 3, 2, 1]
     assert [w.isoformat() for _, w in times] == [

@@ -10,7 +10,6 @@ import msgspec
 import pytest
 
 from ctilink.adapters.ingest.lines import LineReport, ingest
-from ctilink.adapters.store.selection import open_service
 from ctilink.domain.errors import UnknownNetwork
 from ctilink.domain.mode import version_key
 from ctilink.projections.log import entry
@@ -665,31 +664,6 @@ def test_duplicate_within_one_batch_i3(net):
     outcomes = net.service.ingest([decode(first), decode(first)])
 
     assert [(o.outcome, o.position) for o in outcomes] == [("accepted", 1), ("duplicate", 1)]
-
-
-def test_duplicates_and_conflicts_are_recognised_after_reopening_the_store_i3(net, store_path):
-    net.given(
-        installed(id="inst"),
-        ev("portal_restarted", id="r", at="2024-05-01T12:00:00+02:00"),
-    )
-    reopened = open_service(store_path)
-
-    try:
-        outcomes = reopened.ingest(
-            [
-                decode(ev("portal_restarted", id="r", at="2024-05-01T10:00:00Z")),
-                decode(ev("portal_restarted", id="r")),
-                decode(installed(id="inst")),
-            ]
-        )
-    finally:
-        reopened.close()
-
-    assert [(o.outcome, o.code) for o in outcomes] == [
-        ("duplicate", None),
-        ("rejected", "id_conflict"),
-        ("duplicate", None),
-    ]
 
 
 def test_reordered_list_field_is_different_content_id_conflict_i3(net):

@@ -17,7 +17,7 @@ import msgspec
 from transitions import Machine
 
 from ctilink.adapters.cli.output import emit_json
-from ctilink.domain.mode import MACHINE, Mode, initial_mode, shown_setting
+from ctilink.domain.mode import MACHINE, Mode, edges_of, initial_mode, shown_setting
 from ctilink.domain.service import NetworkService
 
 # The SPEC §4 rules each trigger implements (M2: where Central CTI Link exists,
@@ -71,16 +71,11 @@ class Diagram(msgspec.Struct, frozen=True):
 def edges(machine: Machine) -> list[Edge]:
     """Every (trigger, source) of the machine's table, in table order."""
     found = []
-    for trigger, event in machine.events.items():
-        for source, transitions in event.transitions.items():
-            for transition in transitions:
-                # transitions keys enum states by member name.
-                src = Mode[source].value
-                dest = Mode[transition.dest or source].value
-                rules = TRIGGER_RULES.get(trigger, ())
-                if src == dest:
-                    rules = (*(r for r in rules if r != DEFERRED), NO_CHANGE)
-                found.append(Edge(trigger, src, dest, rules))
+    for (trigger, source), dest in edges_of(machine).items():
+        rules = TRIGGER_RULES.get(trigger, ())
+        if source == dest:
+            rules = (*(r for r in rules if r != DEFERRED), NO_CHANGE)
+        found.append(Edge(trigger, source.value, dest.value, rules))
     return found
 
 
@@ -124,7 +119,7 @@ def mermaid(machine: Machine = MACHINE) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cmd_diagram(service: NetworkService, args: argparse.Namespace) -> int:
+def cmd_diagram(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Print the mode machine (the store is not read)."""
     if args.json:
         emit_json(diagram())
@@ -135,10 +130,6 @@ def cmd_diagram(service: NetworkService, args: argparse.Namespace) -> int:
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser(
-        "diagram", help="the mode state machine as Mermaid, from the domain's transition table"
-    )
+    p = verbs.add_parser("diagram")
     p.add_argument("--json", action="store_true", help="states and transitions as JSON")
-    # The CLI opens a store for every command; this one needs none, so it gets an
-    # in-memory one rather than creating ./ctilink.db as a side effect.
-    p.set_defaults(run=cmd_diagram, store=":memory:")
+    p.set_defaults(run=cmd_diagram, uses_store=False)

@@ -63,8 +63,6 @@ def cmd_export(service: NetworkService, args: argparse.Namespace) -> int:
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser(
-        "export", parents=[common], help="the log as JSON Lines that `ingest` reads back"
-    )
+    p = verbs.add_parser("export", parents=[common])
     p.add_argument("network", nargs="?", help="one network (default: every network, by name)")
     p.set_defaults(run=cmd_export)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from datetime import datetime
 from typing import Any, TextIO
 
-import msgspec
-
+from ctilink.adapters.cli.as_of import rfc3339
 from ctilink.adapters.cli.output import emit_json, encode_json
 from ctilink.adapters.cli.render import table
-from ctilink.domain import messages as m
+from ctilink.adapters.store.log_reader import logged_messages
 from ctilink.domain.errors import PositionOutOfRange
 from ctilink.domain.service import NetworkService
 from ctilink.projections.changes import (
@@ -22,130 +19,10 @@ from ctilink.projections.changes import (
     RowChange,
     audit,
     diff,
-    position_at_time,
     replay,
 )
 from ctilink.projections.log import entry, fields
 from ctilink.projections.status import ComponentRow, status
-
-
-class HistoryError(Exception):
-    """A history question with no answer (exit 2, one line)."""
-
-
-# --- time ---------------------------------------------------------------------
-
-
-def rfc3339(text: str) -> datetime:
-    """An argparse type: an RFC 3339 time with its UTC offset, as `at` is (SPEC §2)."""
-    try:
-        return msgspec.convert(text, m.Timestamp)
-    except msgspec.ValidationError:
-        raise argparse.ArgumentTypeError(
-            f"not an RFC 3339 time with a UTC offset: {text!r} (e.g. 2024-03-04T08:00:00Z)"
-        ) from None
-
-
-# --- reading the log fast ------------------------------------------------------
-#
-# `service.log` builds an eventsourcing domain event per position (about 65,000
-# a second here); replay and the time lookup read the stored rows themselves
-# and decode only what they use: twice to five times as fast. The two structs
-# below read the first slots of ctilink.adapters.store.codec.StoredRecord, [received, event, ...];
-# tests/test_history.py checks them against `service.log`.
-
-PAGE = 5000
-FIRST_PAGE = 100  # newest first
-LAST = 2**63 - 1  # SQLite's largest integer
-
-
-class _Logged(msgspec.Struct, array_like=True):
-    received: msgspec.Raw  # skipped unparsed
-    message: m.Message
-
-
-class _At(msgspec.Struct):
-    at: datetime | None = None  # the event's other fields are skipped
-
-
-class _Times(msgspec.Struct, array_like=True):
-    received: datetime
-    message: _At
-
-
-_decode_logged = msgspec.json.Decoder(_Logged).decode
-_decode_times = msgspec.json.Decoder(_Times).decode
-
-
-def _pages(
-    service: NetworkService, network: str, upto: int | None, newest_first: bool
-) -> Iterator[list[Any]]:
-    """Rows (position, stored record) of positions 1..upto, one query per page."""
-    recorder: Any = service.recorder  # adapters' recorders answer `records`
-    low, high = 1, (upto if upto is not None else LAST)
-    # From the end, the answer is often in the first rows: start small.
-    size = min(PAGE, FIRST_PAGE) if newest_first else PAGE
-    while low <= high:
-        page = recorder.records(network, low, high, size, desc=newest_first)
-        if page:
-            yield page
-        if len(page) < size:
-            return
-        size = min(PAGE, size * 4)
-        if newest_first:
-            high = page[-1][0] - 1
-        else:
-            low = page[-1][0] + 1
-
-
-def logged_messages(
-    service: NetworkService, network: str, upto: int | None = None
-) -> Iterator[tuple[int, m.Message]]:
-    """(position, event as accepted) from position 1 up to `upto` (default: the last)."""
-    for page in _pages(service, network, upto, newest_first=False):
-        for position, record in page:
-            yield position, _decode_logged(record).message
-
-
-def recorded_times(service: NetworkService, network: str) -> Iterator[tuple[int, datetime]]:
-    """(position, recorded time) from the last position down: `at`, else when received."""
-    for page in _pages(service, network, None, newest_first=True):
-        for position, record in page:
-            times = _decode_times(record)
-            yield position, times.message.at or times.received
-
-
-def position_at(service: NetworkService, network: str, moment: datetime) -> int:
-    """The highest position recorded at or before `moment` (HistoryError: none is)."""
-    service.head(network)  # unknown network -> exit 2
-    found = position_at_time(recorded_times(service, network), moment)
-    if found is None:
-        raise HistoryError(
-            f"network {network!r} has no event recorded at or before {moment.isoformat()}"
-        )
-    return found
-
-
-def as_of(service: NetworkService, args: argparse.Namespace) -> int | None:
-    """The position `--at` or `--at-time` asks for; None for the last one."""
-    moment = getattr(args, "at_time", None)
-    if moment is None:
-        return args.at
-    return position_at(service, args.network, moment)
-
-
-def add_as_of(parser: argparse.ArgumentParser) -> None:
-    """`--at POSITION` or `--at-time RFC3339`, not both."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--at", type=int, metavar="POSITION", help="as of this log position")
-    group.add_argument(
-        "--at-time",
-        type=rfc3339,
-        metavar="RFC3339",
-        help="as of the last position recorded at or before this time "
-        "(its `at`, else when it was received)",
-    )
-
 
 # --- rendering changes ----------------------------------------------------------
 
@@ -307,16 +184,12 @@ def cmd_diff(service: NetworkService, args: argparse.Namespace) -> int:
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the commands to the parser."""
-    p = verbs.add_parser(
-        "replay", parents=[common], help="what each log position changed in the status"
-    )
+    p = verbs.add_parser("replay", parents=[common])
     p.add_argument("network")
     p.add_argument("--to", type=int, metavar="POSITION", help="stop after this position")
     p.set_defaults(run=cmd_replay)
 
-    p = verbs.add_parser(
-        "audit", parents=[common], help="settings, restarts, providers and topology changes"
-    )
+    p = verbs.add_parser("audit", parents=[common])
     p.add_argument("network")
     p.add_argument(
         "--since", type=rfc3339, metavar="RFC3339", help="only events recorded at or after this"
@@ -331,7 +204,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     p.set_defaults(run=cmd_audit)
 
-    p = verbs.add_parser("diff", parents=[common], help="status differences between positions")
+    p = verbs.add_parser("diff", parents=[common])
     p.add_argument("network")
     p.add_argument("a", type=int, metavar="A", help="from this position")
     p.add_argument("b", type=int, metavar="B", help="to this position")

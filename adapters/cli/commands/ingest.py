@@ -81,7 +81,7 @@ def worker_count(jobs: int | None, stream: BinaryIO) -> int:
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser("ingest", parents=[common], help="apply a JSON Lines file of events")
+    p = verbs.add_parser("ingest", parents=[common])
     p.add_argument("file", help="JSON Lines file, or - for standard input")
     p.add_argument(
         "--jobs",

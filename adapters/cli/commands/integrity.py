@@ -82,11 +82,7 @@ def _head_argument(text: str) -> tuple[int, bytes]:
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the commands to the parser."""
-    p = verbs.add_parser(
-        "verify",
-        parents=[common],
-        help="recompute the hash chain; exit 1 at the first position that does not match",
-    )
+    p = verbs.add_parser("verify", parents=[common])
     p.add_argument("network", nargs="?", help="one network (default: every network)")
     p.add_argument(
         "--head",
@@ -96,8 +92,6 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "a consistently rewritten chain",
     )
     p.set_defaults(run=cmd_verify)
-    p = verbs.add_parser(
-        "head", parents=[common], help="the network's last position and its chain hash"
-    )
+    p = verbs.add_parser("head", parents=[common])
     p.add_argument("network")
     p.set_defaults(run=cmd_head)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ctilink.adapters.cli.commands.serve import add_connection_arguments, nats_options
+from ctilink.adapters.cli.connection import add_connection_arguments, nats_options
 from ctilink.adapters.cli.output import emit_json, encode_json
 from ctilink.adapters.cli.render import table
-from ctilink.adapters.nats.remote import ask
 from ctilink.adapters.nats.wire import NetworkSummary, NoArguments
 from ctilink.adapters.store.selection import network_heads
 from ctilink.domain.service import NetworkService
@@ -35,6 +34,8 @@ def cmd_log(service: NetworkService, args: argparse.Namespace) -> int:
 def cmd_networks(service: NetworkService | None, args: argparse.Namespace) -> int:
     """List every network with its position and effective mode."""
     if service is None:
+        from ctilink.adapters.nats.remote import ask  # only --nats loads nats-py
+
         _, listing = ask(
             args.nats, "networks", NoArguments(), nats_options(args), list[NetworkSummary]
         )
@@ -53,9 +54,9 @@ def cmd_networks(service: NetworkService | None, args: argparse.Namespace) -> in
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the commands to the parser."""
-    p = verbs.add_parser("log", parents=[common], help="the network's events")
+    p = verbs.add_parser("log", parents=[common])
     p.add_argument("network")
     p.set_defaults(run=cmd_log)
-    p = verbs.add_parser("networks", parents=[common], help="every network")
+    p = verbs.add_parser("networks", parents=[common])
     add_connection_arguments(p, "ask a running `ctilink serve` instead of the store")
     p.set_defaults(run=cmd_networks, asks_service=True)

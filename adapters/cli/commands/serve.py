@@ -5,45 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import ssl
 import sys
 
+from ctilink.adapters.cli.connection import (
+    URL_ENV,
+    add_connection_arguments,
+    connection_argv,
+    nats_options,
+)
 from ctilink.adapters.nats.remote import RemoteError
 from ctilink.adapters.nats.service import publish_forever, serve
 from ctilink.domain.service import NetworkService
-
-URL_ENV = "CTILINK_NATS_URL"
-
-
-def nats_options(args: argparse.Namespace) -> dict[str, object]:
-    """Credentials and TLS, in the keywords nats.connect() takes."""
-    options: dict[str, object] = {}
-    if args.creds:
-        options["user_credentials"] = args.creds
-    if args.user:
-        options["user"] = args.user
-        options["password"] = args.password or os.environ.get("CTILINK_NATS_PASSWORD", "")
-    if args.token:
-        options["token"] = args.token
-    if args.tls_ca or args.tls_cert:
-        context = ssl.create_default_context(cafile=args.tls_ca)
-        if args.tls_cert:
-            context.load_cert_chain(args.tls_cert, args.tls_key)
-        options["tls"] = context
-    return options
-
-
-def connection_argv(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
-    """The connection options as arguments for a child process (password in its env)."""
-    argv: list[str] = []
-    for flag in ("creds", "user", "token", "tls_ca", "tls_cert", "tls_key"):
-        value = getattr(args, flag)
-        if value:
-            argv += [f"--{flag.replace('_', '-')}", value]
-    env = dict(os.environ)
-    if args.password:
-        env["CTILINK_NATS_PASSWORD"] = args.password
-    return argv, env
 
 
 def cmd_serve(service: NetworkService, args: argparse.Namespace) -> int:
@@ -68,27 +40,9 @@ def cmd_publish(service: NetworkService, args: argparse.Namespace) -> int:
     return asyncio.run(publish_forever(args.store, url, nats_options(args)))
 
 
-def add_connection_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
-    """--nats and the credential options."""
-    default = f"NATS server (default: ${URL_ENV})"
-    p.add_argument("--nats", metavar="URL", help=what or default)
-    p.add_argument("--creds", help="NATS credentials file")
-    p.add_argument("--user", help="NATS user")
-    p.add_argument("--password", help="NATS password (or $CTILINK_NATS_PASSWORD)")
-    p.add_argument("--token", help="NATS token")
-    p.add_argument("--tls-ca", help="CA file to verify the server")
-    p.add_argument("--tls-cert", help="client certificate")
-    p.add_argument("--tls-key", help="client key")
-
-
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser(
-        "serve",
-        parents=[common],
-        help="consume ctilink.in.*, publish to CTILINK_OUT, answer ctilink.api.* "
-        "(without --nats: starts its own nats-server)",
-    )
+    p = verbs.add_parser("serve", parents=[common])
     add_connection_arguments(p)
     p.add_argument(
         "--publisher-in-process",
@@ -96,10 +50,6 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="publish from this process rather than a second one (one core only)",
     )
     p.set_defaults(run=cmd_serve, creates_store=True)
-    p = verbs.add_parser(
-        "publish",
-        parents=[common],
-        help="publish the store's log to CTILINK_OUT (serve runs this in a second process)",
-    )
+    p = verbs.add_parser("publish", parents=[common])
     add_connection_arguments(p)
     p.set_defaults(run=cmd_publish, creates_store=True)

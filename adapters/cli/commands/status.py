@@ -9,11 +9,10 @@ import argparse
 import sys
 from typing import Any
 
-from ctilink.adapters.cli.commands.history import add_as_of, as_of
-from ctilink.adapters.cli.commands.serve import add_connection_arguments, nats_options
+from ctilink.adapters.cli.as_of import add_as_of, as_of
+from ctilink.adapters.cli.connection import add_connection_arguments, nats_options
 from ctilink.adapters.cli.output import emit_json
 from ctilink.adapters.cli.render import pairs, table
-from ctilink.adapters.nats.remote import RemoteError, ask
 from ctilink.adapters.nats.wire import Query
 from ctilink.domain.service import NetworkService
 from ctilink.projections.directory import Directory, directory
@@ -25,6 +24,8 @@ def fetch(
 ) -> tuple[bytes | None, Any]:
     """The document from the store, or from a running service with --nats."""
     if service is None:
+        from ctilink.adapters.nats.remote import RemoteError, ask  # only --nats loads nats-py
+
         if args.at_time is not None:
             raise RemoteError("--at-time reads the store; use --at with --nats")
         return ask(args.nats, endpoint, Query(args.network, args.at), nats_options(args), answer)
@@ -94,11 +95,8 @@ def cmd_directory(service: NetworkService | None, args: argparse.Namespace) -> i
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the commands to the parser."""
-    for name, run, what in (
-        ("status", cmd_status, "mode, providers, component status"),
-        ("directory", cmd_directory, "system and personal directories"),
-    ):
-        p = verbs.add_parser(name, parents=[common], help=what)
+    for name, run in (("status", cmd_status), ("directory", cmd_directory)):
+        p = verbs.add_parser(name, parents=[common])
         p.add_argument("network")
         add_as_of(p)
         add_connection_arguments(p, "ask a running `ctilink serve` instead of the store")

@@ -1,0 +1,60 @@
+"""`--at POSITION` and `--at-time RFC3339`: which position a question is asked of."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+import msgspec
+
+from ctilink.adapters.errors import UserError
+from ctilink.adapters.store.log_reader import recorded_times
+from ctilink.domain import messages as m
+from ctilink.domain.service import NetworkService
+from ctilink.projections.changes import position_at_time
+
+
+class HistoryError(UserError):
+    """A history question with no answer (exit 2, one line)."""
+
+
+def rfc3339(text: str) -> datetime:
+    """An argparse type: an RFC 3339 time with its UTC offset, as `at` is (SPEC §2)."""
+    try:
+        return msgspec.convert(text, m.Timestamp)
+    except msgspec.ValidationError:
+        raise argparse.ArgumentTypeError(
+            f"not an RFC 3339 time with a UTC offset: {text!r} (e.g. 2024-03-04T08:00:00Z)"
+        ) from None
+
+
+def position_at(service: NetworkService, network: str, moment: datetime) -> int:
+    """The highest position recorded at or before `moment` (HistoryError: none is)."""
+    service.head(network)  # unknown network -> exit 2
+    found = position_at_time(recorded_times(service, network), moment)
+    if found is None:
+        raise HistoryError(
+            f"network {network!r} has no event recorded at or before {moment.isoformat()}"
+        )
+    return found
+
+
+def as_of(service: NetworkService, args: argparse.Namespace) -> int | None:
+    """The position `--at` or `--at-time` asks for; None for the last one."""
+    moment = getattr(args, "at_time", None)
+    if moment is None:
+        return args.at
+    return position_at(service, args.network, moment)
+
+
+def add_as_of(parser: argparse.ArgumentParser) -> None:
+    """`--at POSITION` or `--at-time RFC3339`, not both."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--at", type=int, metavar="POSITION", help="as of this log position")
+    group.add_argument(
+        "--at-time",
+        type=rfc3339,
+        metavar="RFC3339",
+        help="as of the last position recorded at or before this time "
+        "(its `at`, else when it was received)",
+    )

@@ -1,0 +1,55 @@
+"""How the CLI reaches NATS: --nats and the credential options, for a query or a service."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+URL_ENV = "CTILINK_NATS_URL"
+PASSWORD_ENV = "CTILINK_NATS_PASSWORD"
+
+
+def add_connection_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
+    """--nats and the credential options."""
+    default = f"NATS server (default: ${URL_ENV})"
+    p.add_argument("--nats", metavar="URL", help=what or default)
+    p.add_argument("--creds", help="NATS credentials file")
+    p.add_argument("--user", help="NATS user")
+    p.add_argument("--password", help=f"NATS password (or ${PASSWORD_ENV})")
+    p.add_argument("--token", help="NATS token")
+    p.add_argument("--tls-ca", help="CA file to verify the server")
+    p.add_argument("--tls-cert", help="client certificate")
+    p.add_argument("--tls-key", help="client key")
+
+
+def nats_options(args: argparse.Namespace) -> dict[str, object]:
+    """Credentials and TLS, in the keywords nats.connect() takes."""
+    options: dict[str, object] = {}
+    if args.creds:
+        options["user_credentials"] = args.creds
+    if args.user:
+        options["user"] = args.user
+        options["password"] = args.password or os.environ.get(PASSWORD_ENV, "")
+    if args.token:
+        options["token"] = args.token
+    if args.tls_ca or args.tls_cert:
+        import ssl  # only TLS connections pay for loading it
+
+        context = ssl.create_default_context(cafile=args.tls_ca)
+        if args.tls_cert:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        options["tls"] = context
+    return options
+
+
+def connection_argv(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The connection options as arguments for a child process (password in its env)."""
+    argv: list[str] = []
+    for flag in ("creds", "user", "token", "tls_ca", "tls_cert", "tls_key"):
+        value = getattr(args, flag)
+        if value:
+            argv += [f"--{flag.replace('_', '-')}", value]
+    env = dict(os.environ)
+    if args.password:
+        env[PASSWORD_ENV] = args.password
+    return argv, env

@@ -1,0 +1,79 @@
+"""Reading a network's stored rows fast: decoding only what replay and time lookups use.
+
+`service.log` builds an eventsourcing domain event per position (about 65,000
+a second here); replay and the time lookup read the stored rows themselves and
+decode only what they use: twice to five times as fast. The structs below read
+the first slots of codec.StoredRecord, [received, event, ...];
+tests/integration/test_history.py checks them against `service.log`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from ctilink.domain import messages as m
+from ctilink.domain.service import NetworkService
+
+PAGE = 5000
+FIRST_PAGE = 100  # newest first
+LAST = 2**63 - 1  # SQLite's largest integer
+
+
+class _Logged(msgspec.Struct, array_like=True):
+    received: msgspec.Raw  # skipped unparsed
+    message: m.Message
+
+
+class _At(msgspec.Struct):
+    at: datetime | None = None  # the event's other fields are skipped
+
+
+class _Times(msgspec.Struct, array_like=True):
+    received: datetime
+    message: _At
+
+
+_decode_logged = msgspec.json.Decoder(_Logged).decode
+_decode_times = msgspec.json.Decoder(_Times).decode
+
+
+def pages(
+    service: NetworkService, network: str, upto: int | None, newest_first: bool
+) -> Iterator[list[Any]]:
+    """Rows (position, stored record) of positions 1..upto, one query per page."""
+    recorder: Any = service.recorder  # adapters' recorders answer `records`
+    low, high = 1, (upto if upto is not None else LAST)
+    # From the end, the answer is often in the first rows: start small.
+    size = min(PAGE, FIRST_PAGE) if newest_first else PAGE
+    while low <= high:
+        page = recorder.records(network, low, high, size, desc=newest_first)
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        size = min(PAGE, size * 4)
+        if newest_first:
+            high = page[-1][0] - 1
+        else:
+            low = page[-1][0] + 1
+
+
+def logged_messages(
+    service: NetworkService, network: str, upto: int | None = None
+) -> Iterator[tuple[int, m.Message]]:
+    """(position, event as accepted) from position 1 up to `upto` (default: the last)."""
+    for page in pages(service, network, upto, newest_first=False):
+        for position, record in page:
+            yield position, _decode_logged(record).message
+
+
+def recorded_times(service: NetworkService, network: str) -> Iterator[tuple[int, datetime]]:
+    """(position, recorded time) from the last position down: `at`, else when received."""
+    for page in pages(service, network, None, newest_first=True):
+        for position, record in page:
+            times = _decode_times(record)
+            yield position, times.message.at or times.received

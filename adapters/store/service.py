@@ -1,0 +1,156 @@
+"""The application service over a real store: caches, conflicts and one transaction a batch.
+
+eventsourcing's own aggregate cache (AGGREGATE_CACHE_MAXSIZE) is not used: ingest
+writes in one thread while queries read in another, and its one cache either
+deep-copies the network at every get (FASTFORWARD: and asks the store each time)
+or hands both threads the aggregate the writer is changing. So writes hold their
+networks here, and learn of another writer from the conflict when saving; reads
+hold copies of their own, caught up from the log.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
+
+from ctilink.adapters.store.codec import NetworkMapper, stored_fingerprint
+from ctilink.domain import messages as m
+from ctilink.domain.errors import UnknownNetwork
+from ctilink.domain.network import Network
+from ctilink.domain.service import (
+    Batch,
+    NetworkService,
+    Outcome,
+    StaleNetwork,
+    Writable,
+    project,
+)
+from ctilink.domain.state import NetworkState
+
+
+class StoredNetworks(NetworkService):
+    """NetworkService with the caching and retries a store shared by writers needs."""
+
+    # eventsourcing names an application after its class unless told: the name
+    # picks the PostgreSQL tables (ctilink_events, …) and the environment prefix.
+    name = NetworkService.name
+    max_cached_networks = 10_000
+    # About 16 KB each for a 10-system network: the most recently asked keep it.
+    max_held_for_reads = 1_000
+    max_attempts = 10
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._writable: OrderedDict[str, Writable] = OrderedDict()
+        self._latest_held: OrderedDict[str, Network] = OrderedDict()  # for reads
+
+    def construct_mapper(self) -> Mapper[Any]:
+        """Encode with msgspec rather than the generic JSON transcoder."""
+        return NetworkMapper(transcoder=JSONTranscoder())
+
+    def ingest(self, messages: Sequence[m.Message]) -> list[Outcome]:
+        """Ingest, deciding again from the store when another writer got there first."""
+        conflicts = refreshed = 0
+        while True:
+            try:
+                return super().ingest(messages)
+            except IntegrityError:
+                # Another writer saved the same position: reload from the store, redo,
+                # after a random pause so that writers racing for one network part.
+                conflicts += 1
+                if conflicts == self.max_attempts:
+                    raise
+                time.sleep(random.uniform(0, 0.001 * 2**conflicts))
+            except StaleNetwork:
+                # One held network was behind and is reloaded: a batch may hold many
+                # such networks, so these do not count as conflicts.
+                refreshed += 1
+                if refreshed > len(messages) + self.max_attempts:
+                    raise
+
+    def preview(
+        self, messages: Sequence[m.Message]
+    ) -> tuple[list[Outcome], dict[str, tuple[NetworkState, int]]]:
+        """Preview, deciding again when a held network turns out to be behind."""
+        for _ in range(self.max_attempts - 1):
+            try:
+                return super().preview(messages)
+            except StaleNetwork:
+                continue  # reloaded: decide again
+        raise StaleNetwork("the store keeps changing under the preview")
+
+    def writable(self, name: str) -> Writable:
+        """The held network, or the network from its latest snapshot plus every id."""
+        network = self._writable.get(name)
+        if network is not None:
+            self._writable.move_to_end(name)
+            return network
+        try:
+            aggregate: Network | None = self._get(name)
+        except UnknownNetwork:
+            aggregate = None
+        ids: dict[str, tuple[int, bytes]] = {}
+        if aggregate is not None:
+            # Only up to the aggregate's version: a later event written meanwhile by
+            # someone else makes our save conflict, and we reload.
+            for stored in self.recorder.select_events(name, lte=aggregate.version):
+                event_id, fingerprint = stored_fingerprint(stored.state)
+                ids[event_id] = (stored.originator_version, fingerprint)
+        network = self._writable[name] = Writable(aggregate, ids)
+        if len(self._writable) > self.max_cached_networks:
+            self._writable.popitem(last=False)
+        return network
+
+    def confirm_current(self, name: str, network: Writable, batch: Batch) -> None:
+        """Raise StaleNetwork when the store holds positions the held network lacks."""
+        # A rejection writes nothing, so no conflict would reveal a held copy that
+        # another instance has moved past: look once per batch before deciding.
+        if name in batch.confirmed:
+            return
+        aggregate = network.aggregate
+        held = 0 if aggregate is None else aggregate.version - len(aggregate.pending_events)
+        if self.last_position(name) > held:
+            self._writable.pop(name, None)
+            raise StaleNetwork(name)
+        batch.confirmed.add(name)
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Drop held networks whose state may be ahead of the store."""
+        for name in names:
+            self._writable.pop(name, None)
+
+    def save_batch(self, batch: Batch) -> None:
+        """Save the batch's events and its snapshots in one transaction."""
+        if not getattr(self.recorder, "inserts_snapshots", False):
+            super().save_batch(batch)  # the in-memory store: nothing to be atomic about
+            return
+        events = [e for n in batch.networks.values() for e in n.aggregate.collect_events()]
+        if events:
+            # EventStore.put is one transaction (Application.save would add runtime
+            # Protocol checks per aggregate that cost more than the insert).
+            self.events.put(events, snapshots=batch.snapshots)
+
+    def latest(self, name: str, hold: bool = True) -> Network:
+        """The network at its last position: a held copy, caught up from the log."""
+        # Queries ask for the latest state far more often than it changes: reading
+        # only what came after the held copy beats the snapshot and up to 99 events.
+        held = self._latest_held.get(name)
+        if held is None:
+            network = self._get(name)
+        else:
+            newer = list(self.events.get(name, gt=held.version))
+            # A copy: whoever has the held state keeps the position they asked for.
+            network = project(copy.deepcopy(held), newer) if newer else held
+        if held is None and not hold:
+            return network  # a sweep over every network must not push out the ones asked for
+        self._latest_held[name] = network
+        self._latest_held.move_to_end(name)
+        if len(self._latest_held) > self.max_held_for_reads:
+            self._latest_held.popitem(last=False)
+        return network

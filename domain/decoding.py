@@ -1,0 +1,138 @@
+"""I1 in one place: raw bytes in, a valid event or the reason it is `invalid` out.
+
+Every entry point (a file's line, a NATS message, an API request) decodes here,
+so they agree on what is valid and no input can raise past this function.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC
+from typing import Any
+
+import msgspec
+
+from ctilink.domain import messages as m
+
+MAX_EVENT_BYTES = 1 << 20
+BOM = b"\xef\xbb\xbf"
+_AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<path>[^`]*)`$")
+_FRACTION = re.compile(r"T[0-9:]+\.([0-9]+)", re.IGNORECASE)
+_untyped = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder().encode
+
+
+class Invalid(msgspec.Struct, frozen=True):
+    """Raw bytes that are no valid event (I1), with the id they named, if any."""
+
+    id: str | None
+    message: str
+
+
+class _Named(msgspec.Struct):
+    """The envelope fields a rejection report names, whatever else the object holds."""
+
+    id: Any = None
+    network: Any = None
+
+
+_named = msgspec.json.Decoder(_Named).decode
+
+
+def named(raw: bytes | None, field: str) -> str | None:
+    """The string an object's `id` or `network` holds, when the bytes have a usable one."""
+    if raw is None:
+        return None
+    try:
+        value = getattr(_named(raw), field)
+    except Exception:  # any bytes at all: invalid JSON, bad UTF-8, nesting too deep
+        return None
+    return value if isinstance(value, str) else None
+
+
+def explain(error: Exception) -> str:
+    """A decoding error as a sentence led by the field it concerns."""
+    text = str(error)
+    if isinstance(error, msgspec.ValidationError):
+        found = _AT_PATH.match(text)
+        return f"field `{found['path']}`: {found['reason']}" if found else text
+    return f"not valid JSON: {text}"
+
+
+def decode(raw: bytes) -> m.Message | Invalid:
+    """Decode and validate one event (I1); never raises, whatever the bytes."""
+    problem = _check_bytes(raw)
+    if problem is None:
+        try:
+            message = m.decode(raw)
+        except msgspec.DecodeError as error:
+            problem = explain(error)
+        except RecursionError:
+            problem = "not valid JSON: nested too deeply"
+        else:
+            problem = _check_object(raw, message)
+            if problem is None:
+                return message
+    return Invalid(named(raw, "id"), problem)
+
+
+def _check_bytes(raw: bytes) -> str | None:
+    """What makes the bytes unreadable before any JSON is parsed, if anything."""
+    if len(raw) > MAX_EVENT_BYTES and len(raw.rstrip()) > MAX_EVENT_BYTES:  # a line's newline
+        return f"event is longer than {MAX_EVENT_BYTES} bytes"
+    if raw.startswith(BOM):
+        return "starts with a UTF-8 byte order mark (U+FEFF); send the JSON without it"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"not UTF-8: byte 0x{raw[error.start]:02x} at offset {error.start}"
+    return None
+
+
+def _check_object(raw: bytes, message: m.Message) -> str | None:
+    """What the schema cannot see: nulls, duplicate keys, `at` beyond a real instant."""
+    # The schema admits the object, so its nesting is shallow: this cannot recurse far.
+    tree = _untyped.decode(raw)
+    for key, value in tree.items():
+        if value is None:
+            return f"field `{key}`: null is not a value; leave the field out for its default"
+    duplicate = _duplicate_key(raw, tree)
+    if duplicate is not None:
+        return f"field `{duplicate}`: given twice in one object"
+    if message.at is not None:
+        return _check_at(message, tree["at"])
+    return None
+
+
+def _duplicate_key(raw: bytes, tree: dict[str, Any]) -> str | None:
+    """A key given twice in one object of `raw`, if any (msgspec keeps the last silently)."""
+    # Decoded, a repeated key is gone; re-encoded, the tree has one quoted string
+    # fewer per repetition. Quotes in strings are escaped the same way both sides
+    # unless `raw` spells some as \u0022: then, and to name the key, ask json.
+    if b"\\u" not in raw and raw.count(b'"') == _encode(tree).count(b'"'):
+        return None
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in items]
+        if len(set(keys)) != len(keys) and not found:
+            found.append(next(key for key in keys if keys.count(key) > 1))
+        return dict(items)
+
+    json.loads(raw, object_pairs_hook=pairs)
+    return found[0] if found else None
+
+
+def _check_at(message: m.Message, text: str) -> str | None:
+    """I1: `at` is a real instant between years 1 and 9999 in UTC, kept exactly."""
+    assert message.at is not None
+    try:
+        message.at.astimezone(UTC)
+    except OverflowError:
+        return f"field `at`: {text!r} is not an instant between years 1 and 9999 in UTC"
+    fraction = _FRACTION.search(text)
+    if fraction is not None and len(fraction.group(1)) > 6:
+        # msgspec would round it: two different `at`s would then be one (I3).
+        return f"field `at`: {text!r} is more precise than a microsecond"
+    return None
