@@ -82,14 +82,14 @@ def run(args: argparse.Namespace) -> int:
 
     from eventsourcing.persistence import PersistenceError  # the store's errors
 
-    from ctilink.adapters.store.selection import open_service
+    from ctilink.adapters import bootstrap
 
     try:
         if not getattr(args, "uses_store", True):
             return args.run(None, args)
         if getattr(args, "nats", None) and getattr(args, "asks_service", False):
             return args.run(None, args)  # a query answered by a running service
-        service = open_service(args.store, create=getattr(args, "creates_store", False))
+        service = bootstrap.service(args.store, create=getattr(args, "creates_store", False))
         try:
             return args.run(service, args)
         finally:

@@ -15,9 +15,9 @@ from typing import BinaryIO
 
 import msgspec
 
+from ctilink.adapters import bootstrap
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.ingest.lines import BATCH_LINES, LineReport, ingest_lines, read_lines
-from ctilink.adapters.store.selection import open_service
 
 Lines = list[tuple[int, bytes | None]]
 
@@ -46,7 +46,7 @@ def route(raw: bytes | None, workers: int) -> int:
 
 def _serve(store: str, pipe: Connection) -> None:
     """A worker: ingest each share it is sent, answer with the line reports."""
-    service = open_service(store)
+    service = bootstrap.service(store)
     try:
         while True:
             try:

@@ -13,7 +13,7 @@ from nats.micro import add_service
 from nats.micro.request import Request, ServiceError
 from nats.micro.service import Service
 
-from ctilink.adapters.nats.consumer import Ingestor
+from ctilink.adapters.nats.ingestor import Ingestor
 from ctilink.adapters.nats.wire import IngestReply, NetworkSummary, NoArguments, Query, encode
 from ctilink.adapters.store.selection import network_heads
 from ctilink.adapters.store.waiting import STORE_AWAY, first_line

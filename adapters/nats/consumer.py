@@ -1,4 +1,4 @@
-"""Consumes CTILINK_IN: apply, commit, publish rejections, then ack."""
+"""Consumes one partition of CTILINK_IN: apply, commit, publish rejections, then ack."""
 
 from __future__ import annotations
 
@@ -17,61 +17,17 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from ctilink.adapters.nats.batch import publish_many
+from ctilink.adapters.nats.ingestor import Ingestor
 from ctilink.adapters.nats.streams import IN_STREAM, network_of
 from ctilink.adapters.nats.wire import Rejection, encode
 from ctilink.adapters.store.waiting import STORE_AWAY, STORE_RETRY_SECONDS, first_line, wait_or_stop
 from ctilink.domain import messages as m
 from ctilink.domain.decoding import Invalid, decode
-from ctilink.domain.service import NetworkService, Outcome
+from ctilink.domain.service import Outcome
 
 FETCH = 1000  # at most this many messages are applied and committed together
 EXPIRES = 1.0  # seconds a pull request waits on the server for messages
 ACK = b"+ACK"
-
-
-class Ingestor:
-    """Applies events for every consumer of this process, one commit at a time."""
-
-    def __init__(self, service: NetworkService) -> None:
-        self.service = service
-        self.waiting: list[tuple[list[m.Message], asyncio.Future[list[Outcome]]]] = []
-        self.committer: asyncio.Task[None] | None = None  # the single writer of this process
-
-    async def ingest(self, messages: list[m.Message]) -> list[Outcome]:
-        """Apply and commit in a worker thread, so queries keep being answered."""
-        # Batches that arrive while a commit runs go together in the next one:
-        # the partitions' consumers share a transaction rather than queue for one.
-        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        self.waiting.append((messages, future))
-        if self.committer is None or self.committer.done():
-            self.committer = asyncio.ensure_future(self._commit_waiting())
-        # A caller that is cancelled leaves the commit running: it cannot be
-        # stopped halfway, and a second one must not start beside it.
-        return await future
-
-    async def _commit_waiting(self) -> None:
-        """Commit the waiting batches, together, until none wait; each caller gets its own."""
-        while self.waiting:
-            group, self.waiting = self.waiting, []
-            together = [message for messages, _ in group for message in messages]
-            try:
-                outcomes = await asyncio.to_thread(self.service.ingest, together)
-            except Exception as error:
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            start = 0
-            for messages, future in group:
-                if not future.done():  # a cancelled caller's batch is committed all the same
-                    future.set_result(outcomes[start : start + len(messages)])
-                start += len(messages)
-
-    async def close(self) -> None:
-        """Wait for the commit in progress, if any (before the store is closed)."""
-        if self.committer is not None:
-            with contextlib.suppress(Exception):
-                await self.committer
 
 
 def check(msg: Msg) -> m.Message | Rejection:

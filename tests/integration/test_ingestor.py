@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from ctilink.adapters.nats.consumer import Ingestor
+from ctilink.adapters.nats.ingestor import Ingestor
 from ctilink.domain.service import Outcome
 
 

@@ -260,9 +260,7 @@ def test_duplicates_and_conflicts_are_recognised_after_reopening_the_store_i3(ne
     ]
 
 
-def test_the_store_keeps_its_table_names_whatever_the_service_class_is_called(
-    service, store_kind
-):
+def test_the_store_keeps_its_table_names_whatever_the_service_class_is_called(service, store_kind):
     # eventsourcing names tables after the application: renaming a class must not
     # leave an existing PostgreSQL store's tables behind.
     service.ingest([decode(installed())])

@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 
+from ctilink.adapters import bootstrap
 from ctilink.adapters.cli.connection import (
     URL_ENV,
     add_connection_arguments,
@@ -14,7 +15,6 @@ from ctilink.adapters.cli.connection import (
     nats_options,
 )
 from ctilink.adapters.nats.remote import RemoteError
-from ctilink.adapters.nats.service import publish_forever, serve
 from ctilink.domain.service import NetworkService
 
 
@@ -28,7 +28,8 @@ def cmd_serve(service: NetworkService, args: argparse.Namespace) -> int:
         store = ["--store", args.store] if args.store else []
         command = [sys.executable, "-m", "ctilink.adapters.cli", "publish", *store, *argv]
         publisher = (command, env)
-    return asyncio.run(serve(args.store, url, nats_options(args), publisher))
+    config = bootstrap.ServeConfig(args.store, url, nats_options(args), publisher)
+    return asyncio.run(bootstrap.serve(config))
 
 
 def cmd_publish(service: NetworkService, args: argparse.Namespace) -> int:
@@ -37,7 +38,7 @@ def cmd_publish(service: NetworkService, args: argparse.Namespace) -> int:
     url = args.nats or os.environ.get(URL_ENV)
     if not url:
         raise RemoteError("publish needs --nats URL (or $CTILINK_NATS_URL)")
-    return asyncio.run(publish_forever(args.store, url, nats_options(args)))
+    return asyncio.run(bootstrap.publish(args.store, url, nats_options(args)))
 
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

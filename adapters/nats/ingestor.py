@@ -1,0 +1,54 @@
+"""One writer per process: the batches of every partition's consumer, committed together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from ctilink.domain import messages as m
+from ctilink.domain.service import NetworkService, Outcome
+
+
+class Ingestor:
+    """Applies events for every consumer of this process, one commit at a time."""
+
+    def __init__(self, service: NetworkService) -> None:
+        self.service = service
+        self.waiting: list[tuple[list[m.Message], asyncio.Future[list[Outcome]]]] = []
+        self.committer: asyncio.Task[None] | None = None  # the single writer of this process
+
+    async def ingest(self, messages: list[m.Message]) -> list[Outcome]:
+        """Apply and commit in a worker thread, so queries keep being answered."""
+        # Batches that arrive while a commit runs go together in the next one:
+        # the partitions' consumers share a transaction rather than queue for one.
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        self.waiting.append((messages, future))
+        if self.committer is None or self.committer.done():
+            self.committer = asyncio.ensure_future(self._commit_waiting())
+        # A caller that is cancelled leaves the commit running: it cannot be
+        # stopped halfway, and a second one must not start beside it.
+        return await future
+
+    async def _commit_waiting(self) -> None:
+        """Commit the waiting batches, together, until none wait; each caller gets its own."""
+        while self.waiting:
+            group, self.waiting = self.waiting, []
+            together = [message for messages, _ in group for message in messages]
+            try:
+                outcomes = await asyncio.to_thread(self.service.ingest, together)
+            except Exception as error:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            start = 0
+            for messages, future in group:
+                if not future.done():  # a cancelled caller's batch is committed all the same
+                    future.set_result(outcomes[start : start + len(messages)])
+                start += len(messages)
+
+    async def close(self) -> None:
+        """Wait for the commit in progress, if any (before the store is closed)."""
+        if self.committer is not None:
+            with contextlib.suppress(Exception):
+                await self.committer
