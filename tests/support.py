@@ -67,3 +67,27 @@ def system(
     """A system_added event."""
     address = fields.pop("address", f"10.0.0.{sum(name.encode()) % 250 + 1}")
     return ev("system_added", system=name, role=role, platform=platform, address=address, **fields)
+
+
+def configure(kind: str, name: str) -> dict[str, Any]:
+    """A provider_configured event."""
+    return ev("provider_configured", kind=kind, system=name)
+
+
+def remove(kind: str, name: str) -> dict[str, Any]:
+    """A provider_removed event."""
+    return ev("provider_removed", kind=kind, system=name)
+
+
+def same_but_position(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Two documents equal in everything but their position."""
+    return {**before, "position": None} == {**after, "position": None}
+
+
+def cli(capsys: Any, *args: str) -> tuple[int, str, str]:
+    """One `ctilink` command run in this process: (exit status, stdout, stderr)."""
+    from ctilink.adapters.cli.main import main
+
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err

@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.conftest import Service, network_of, wait_for
 from tests.e2e.private_postgres import PrivatePostgres
-from tests.e2e.traffic import check_exactly_once, event_ids, many_events
+from tests.e2e.traffic import check_exactly_once, many_events, settled_event_ids
 
 INSTANCES = 3
 PRODUCERS = 3
@@ -93,12 +93,8 @@ async def test_three_instances_with_a_kill_and_a_database_restart_lose_and_doubl
     await asyncio.to_thread(postgres.start)
     await producing
 
-    async def everything_out() -> bool:
-        return sum((await event_ids(nc)).values()) >= len(lines)
-
-    await wait_for(everything_out, timeout=180, every=0.5)
-    await asyncio.sleep(1)  # anything doubled would show up now
-    check_exactly_once(store, lines, await event_ids(nc))
+    ids = await settled_event_ids(nc, store, len(lines), timeout=180)
+    check_exactly_once(store, lines, ids)
     inbound = await nc.jetstream().stream_info("CTILINK_IN")
     assert inbound.state.messages == 0  # every inbound message acked (work queue)
 

@@ -17,7 +17,13 @@ from ctilink.adapters.nats.consumer import check
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain import messages as m
 from tests.e2e.conftest import ROOT, Service, scenario, stream_messages, wait_for
-from tests.e2e.traffic import check_exactly_once, event_ids, many_events, publish_all
+from tests.e2e.traffic import (
+    check_exactly_once,
+    event_ids,
+    many_events,
+    publish_all,
+    settled_event_ids,
+)
 
 EXPECTED = {
     n: json.loads((ROOT / f"examples/expected-{n}-status.json").read_text())
@@ -145,12 +151,8 @@ async def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(nc, serv
     await publishing
     service.start()
 
-    async def everything_out() -> bool:
-        return sum((await event_ids(nc)).values()) >= len(lines)
-
-    await wait_for(everything_out, timeout=60, every=0.3)
-    await asyncio.sleep(1)  # anything doubled would show up now
-    check_exactly_once(service.store, lines, await event_ids(nc))
+    ids = await settled_event_ids(nc, service.store, len(lines))
+    check_exactly_once(service.store, lines, ids)
     inbound = await js.stream_info("CTILINK_IN")
     assert inbound.state.messages == 0  # every inbound message acked (work queue)
 
@@ -179,12 +181,8 @@ async def test_nats_restart_while_events_flow_loses_and_doubles_nothing(nc, serv
     nats_server.start()  # same port, same store: streams and acks survive
     await publish_all(nc, second)
 
-    async def everything_out() -> bool:
-        return sum((await event_ids(nc)).values()) >= len(lines)
-
-    await wait_for(everything_out, timeout=60, every=0.3)
-    await asyncio.sleep(1)
-    check_exactly_once(service.store, lines, await event_ids(nc))
+    ids = await settled_event_ids(nc, service.store, len(lines))
+    check_exactly_once(service.store, lines, ids)
     assert "reconnected" in service.log.read_text()
     assert service.stop() == 0
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections import Counter
 from pathlib import Path
 
+from ctilink.adapters.nats.publisher import TRACKING_NAME
 from ctilink.adapters.store.selection import open_service
 from ctilink.projections.status import status
-from tests.e2e.conftest import network_of, stream_messages
+from tests.e2e.conftest import network_of, stream_messages, wait_for
 
 
 async def publish_all(nc, lines: list[bytes]) -> None:
@@ -25,6 +27,38 @@ async def event_ids(nc) -> Counter:
         m.headers["Nats-Msg-Id"]
         for m in await stream_messages(nc, "CTILINK_OUT", "ctilink.events.>")
     )
+
+
+def publisher_caught_up(store: Path | str) -> bool:
+    """Whether the publisher has recorded the log's last position (0 while the store is away)."""
+    try:
+        service = open_service(str(store))
+    except Exception:  # a store restarting in a fault test
+        return False
+    try:
+        last = service.recorder.max_notification_id() or 0
+        done = service.factory.tracking_recorder().max_tracking_id(TRACKING_NAME) or 0
+        return last > 0 and done >= last
+    except Exception:
+        return False
+    finally:
+        service.close()
+
+
+async def settled_event_ids(nc, store: Path | str, events: int, timeout: float = 60) -> Counter:
+    """CTILINK_OUT's event ids once `events` are out and the publisher has nothing left.
+
+    A position is recorded only after JetStream acknowledged all its messages, so
+    once the last one is recorded, whatever was sent twice is in the count already.
+    """
+
+    async def settled() -> bool:
+        if sum((await event_ids(nc)).values()) < events:
+            return False
+        return await asyncio.to_thread(publisher_caught_up, store)
+
+    await wait_for(settled, timeout=timeout, every=0.3)
+    return await event_ids(nc)
 
 
 def many_events(count: int, networks: int, seed: int) -> list[bytes]:

@@ -29,21 +29,14 @@ from ctilink.domain.service import NetworkService
 from ctilink.projections.changes import AUDITED, compare, replay
 from ctilink.projections.status import status
 from tests.integration.test_replay import realistic_events
-from tests.support import Harness, decode, ev, installed, system
+from tests.support import Harness, cli, decode, ev, installed, system
 
 SCENARIO = Path(__file__).resolve().parents[2] / "examples" / "scenario.jsonl"
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """One CLI command in process: (exit status, stdout, stderr)."""
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def json_lines(capsys: pytest.CaptureFixture[str], store: str, *args: str) -> list[Any]:
     """A `--json` answer, one document per line, that must succeed quietly."""
-    rc, out, err = run(capsys, *args, "--json", "--store", store)
+    rc, out, err = cli(capsys, *args, "--json", "--store", store)
     assert (rc, err) == (0, ""), err
     return [json.loads(line) for line in out.splitlines()]
 
@@ -202,7 +195,7 @@ def test_replay_rows_of_a_removed_system_have_no_after_i7(
 def test_replay_human_output_shows_mode_provider_and_row_changes_m5_p1_p3(
     scenario: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, out, err = run(capsys, "replay", "globex", "--store", scenario)
+    rc, out, err = cli(capsys, "replay", "globex", "--store", scenario)
 
     assert (rc, err) == (0, "")
     lines = out.splitlines()
@@ -233,7 +226,7 @@ def test_replay_human_output_shows_mode_provider_and_row_changes_m5_p1_p3(
 def test_history_commands_fail_in_one_line(
     scenario: str, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    rc, out, err = run(capsys, *args, "--store", scenario)
+    rc, out, err = cli(capsys, *args, "--store", scenario)
 
     assert (rc, out) == (2, "")
     assert err.startswith("ctilink: ") and message in err and err.count("\n") == 1
@@ -264,7 +257,7 @@ def test_progress_bar_only_on_a_terminal_and_for_a_long_log() -> None:
 def test_replay_writes_nothing_on_stderr_when_it_is_not_a_terminal(
     scenario: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, _, err = run(capsys, "replay", "acme", "--json", "--store", scenario)
+    rc, _, err = cli(capsys, "replay", "acme", "--json", "--store", scenario)
 
     assert (rc, err) == (0, "")
 
@@ -411,7 +404,7 @@ def test_audit_type_must_be_an_audited_type(
 def test_audit_human_output_shows_mode_moves(
     scenario: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, out, err = run(capsys, "audit", "globex", "--type", "portal_restarted", "--store", scenario)
+    rc, out, err = cli(capsys, "audit", "globex", "--type", "portal_restarted", "--store", scenario)
 
     assert (rc, err) == (0, "")
     header, _rule, row = out.splitlines()
@@ -492,10 +485,10 @@ def test_diff_backwards_is_the_mirror_and_a_position_with_itself_is_empty(
 
 
 def test_diff_human_output(scenario: str, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, err = run(capsys, "diff", "acme", "12", "13", "--store", scenario)
+    rc, out, err = cli(capsys, "diff", "acme", "12", "13", "--store", scenario)
     assert (rc, err, out) == (0, "", "acme: position 12 → 13\n  no differences\n")
 
-    rc, out, err = run(capsys, "diff", "acme", "10", "11", "--store", scenario)
+    rc, out, err = cli(capsys, "diff", "acme", "10", "11", "--store", scenario)
     assert (rc, err) == (0, "")
     assert out == "acme: position 10 → 11\n  provider added: voicemail 10.10.0.20 (auto)\n"
 

@@ -17,19 +17,12 @@ import pytest
 from ctilink.adapters.cli.main import main
 from ctilink.adapters.store import log_reader
 from ctilink.projections.changes import position_at_time
-from tests.support import Harness, ev, installed, system
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """One CLI command in process: (exit status, stdout, stderr)."""
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
+from tests.support import Harness, cli, ev, installed, system
 
 
 def doc(capsys: pytest.CaptureFixture[str], store: str, *args: str) -> dict[str, Any]:
     """A `--json` answer that must succeed quietly."""
-    rc, out, err = run(capsys, *args, "--json", "--store", store)
+    rc, out, err = cli(capsys, *args, "--json", "--store", store)
     assert (rc, err) == (0, ""), err
     return json.loads(out)
 
@@ -138,7 +131,7 @@ def test_at_time_uses_the_receive_time_of_an_event_without_at(
         doc(capsys, store_path, "status", "acme", "--at-time", "2100-01-01T00:00:00Z")["position"]
         == 2
     )
-    rc, out, err = run(
+    rc, out, err = cli(
         capsys, "status", "acme", "--at-time", before.isoformat(), "--store", store_path
     )
     assert (rc, out) == (2, "")
@@ -149,7 +142,7 @@ def test_at_time_uses_the_receive_time_of_an_event_without_at(
 def test_at_time_before_the_first_event_is_a_one_line_error(
     timeline: Harness, store_path: str, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    rc, out, err = run(
+    rc, out, err = cli(
         capsys, command, "acme", "--at-time", "2024-03-04T09:59:59Z", "--store", store_path
     )
 
@@ -162,7 +155,7 @@ def test_at_time_before_the_first_event_is_a_one_line_error(
 def test_at_time_of_an_unknown_network_is_a_one_line_error(
     timeline: Harness, store_path: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, out, err = run(capsys, "status", "nope", "--at-time", t(30), "--store", store_path)
+    rc, out, err = cli(capsys, "status", "nope", "--at-time", t(30), "--store", store_path)
 
     assert (rc, out, err) == (2, "", "ctilink: unknown network 'nope'\n")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ev, installed, system
+from tests.support import configure, ev, installed, same_but_position, system
 
 SE = "linux_server_edition"
 
@@ -29,16 +29,6 @@ def states(doc: dict[str, Any]) -> dict[tuple[str, str], str]:
 def link(name: str, component: str, up: bool) -> dict[str, Any]:
     """A link_changed event."""
     return ev("link_changed", system=name, component=component, up=up)
-
-
-def configure(kind: str, name: str) -> dict[str, Any]:
-    """A provider_configured event."""
-    return ev("provider_configured", kind=kind, system=name)
-
-
-def same_but_position(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Two documents equal in everything but their position."""
-    return {**before, "position": None} == {**after, "position": None}
 
 
 CENTRAL_TRIO = [

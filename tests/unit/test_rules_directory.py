@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ev, installed, system
+from tests.support import configure, ev, installed, system
 
 SE = "linux_server_edition"
 
@@ -40,11 +40,6 @@ def homed(user: str, name: str) -> dict[str, Any]:
 def sys_entry(name: str, number: str, owner: str, via: str) -> dict[str, str]:
     """One expected system-directory entry."""
     return {"name": name, "number": number, "system": owner, "via": via}
-
-
-def configure(kind: str, name: str) -> dict[str, Any]:
-    """A provider_configured event."""
-    return ev("provider_configured", kind=kind, system=name)
 
 
 CENTRAL_TRIO = [

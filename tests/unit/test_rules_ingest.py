@@ -13,7 +13,7 @@ from ctilink.adapters.ingest.lines import LineReport, ingest
 from ctilink.domain.errors import UnknownNetwork
 from ctilink.domain.mode import version_key
 from ctilink.projections.log import entry
-from tests.support import decode, ev, installed, system
+from tests.support import decode, ev, installed, same_but_position, system
 
 
 def feed(service: Any, *lines: dict[str, Any] | str | bytes) -> list[LineReport]:
@@ -36,11 +36,6 @@ def schema_error(event: dict[str, Any]) -> str:
     with pytest.raises(msgspec.ValidationError) as caught:
         decode(event)
     return str(caught.value)
-
-
-def same_but_position(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Two documents equal in everything but their position."""
-    return {**before, "position": None} == {**after, "position": None}
 
 
 # --- I1: validation ----------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ev, installed, system
+from tests.support import ev, installed, same_but_position, system
 
 SE = "linux_server_edition"
 OTHER_PLATFORMS = ["application_server_ip500v2", "windows", "ucm"]
@@ -35,11 +35,6 @@ def mode_block(
 def provider_list(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The providers of a status document as (kind, target, origin)."""
     return [(p["kind"], p["target"], p["origin"]) for p in doc["providers"]]
-
-
-def same_but_position(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Two documents equal in everything but their position."""
-    return {**before, "position": None} == {**after, "position": None}
 
 
 # --- M1: the initial mode ------------------------------------------------------

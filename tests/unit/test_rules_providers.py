@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ev, installed, system
+from tests.support import configure, ev, installed, remove, same_but_position, system
 
 SE = "linux_server_edition"
 
@@ -14,21 +14,6 @@ SE = "linux_server_edition"
 def provider_list(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The providers of a status document as (kind, target, origin)."""
     return [(p["kind"], p["target"], p["origin"]) for p in doc["providers"]]
-
-
-def configure(kind: str, name: str) -> dict[str, Any]:
-    """A provider_configured event."""
-    return ev("provider_configured", kind=kind, system=name)
-
-
-def remove(kind: str, name: str) -> dict[str, Any]:
-    """A provider_removed event."""
-    return ev("provider_removed", kind=kind, system=name)
-
-
-def same_but_position(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Two documents equal in everything but their position."""
-    return {**before, "position": None} == {**after, "position": None}
 
 
 # One installation per effective mode.
