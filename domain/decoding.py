@@ -20,7 +20,7 @@ BOM = b"\xef\xbb\xbf"
 _AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<path>[^`]*)`$")
 _FRACTION = re.compile(r"T[0-9:]+\.([0-9]+)", re.IGNORECASE)
 _untyped = msgspec.json.Decoder()
-_encode = msgspec.json.Encoder().encode
+_encode = m.encode
 
 
 class Invalid(msgspec.Struct, frozen=True):
@@ -68,6 +68,8 @@ def decode(raw: bytes) -> m.Message | Invalid:
             message = m.decode(raw)
         except msgspec.DecodeError as error:
             problem = explain(error)
+        except UnicodeDecodeError:  # inside a string: msgspec checks the bytes as it goes
+            problem = _not_utf8(raw)
         except RecursionError:
             problem = "not valid JSON: nested too deeply"
         else:
@@ -83,35 +85,47 @@ def _check_bytes(raw: bytes) -> str | None:
         return f"event is longer than {MAX_EVENT_BYTES} bytes"
     if raw.startswith(BOM):
         return "starts with a UTF-8 byte order mark (U+FEFF); send the JSON without it"
+    return None
+
+
+def _not_utf8(raw: bytes) -> str:
+    """Where the bytes stop being UTF-8."""
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as error:
         return f"not UTF-8: byte 0x{raw[error.start]:02x} at offset {error.start}"
-    return None
+    return "not UTF-8"
 
 
 def _check_object(raw: bytes, message: m.Message) -> str | None:
     """What the schema cannot see: nulls, duplicate keys, `at` beyond a real instant."""
-    # The schema admits the object, so its nesting is shallow: this cannot recurse far.
-    tree = _untyped.decode(raw)
-    for key, value in tree.items():
-        if value is None:
-            return f"field `{key}`: null is not a value; leave the field out for its default"
-    duplicate = _duplicate_key(raw, tree)
-    if duplicate is not None:
-        return f"field `{duplicate}`: given twice in one object"
+    # A cheap look at the bytes first; the costly part runs only when it may find
+    # something: most events have no null, no repeated key, no default sent.
+    if not _nothing_hidden(raw, message):
+        # The schema admits the object, so its nesting is shallow: no deep recursion.
+        for key, value in _untyped.decode(raw).items():
+            if value is None:
+                return f"field `{key}`: null is not a value; leave the field out for its default"
+        duplicate = _duplicate_key(raw)
+        if duplicate is not None:
+            return f"field `{duplicate}`: given twice in one object"
     if message.at is not None:
-        return _check_at(message, tree["at"])
+        return _check_at(raw, message)
     return None
 
 
-def _duplicate_key(raw: bytes, tree: dict[str, Any]) -> str | None:
-    """A key given twice in one object of `raw`, if any (msgspec keeps the last silently)."""
-    # Decoded, a repeated key is gone; re-encoded, the tree has one quoted string
-    # fewer per repetition. Quotes in strings are escaped the same way both sides
-    # unless `raw` spells some as \u0022: then, and to name the key, ask json.
-    if b"\\u" not in raw and raw.count(b'"') == _encode(tree).count(b'"'):
-        return None
+def _nothing_hidden(raw: bytes, message: m.Message) -> bool:
+    """True when `raw` surely has no repeated key and no null (False: look closer)."""
+    # Re-encoded, the event has a quoted string for every key and string value
+    # the bytes have, less any key repeated (msgspec keeps the last silently),
+    # any key sent as null, and any field sent with its default value. Quotes
+    # inside strings are escaped alike on both sides unless the bytes spell some
+    # as \u0022.
+    return b"\\u" not in raw and raw.count(b'"') == _encode(message).count(b'"')
+
+
+def _duplicate_key(raw: bytes) -> str | None:
+    """The first key given twice in one object of `raw`, if any."""
     found: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -124,15 +138,28 @@ def _duplicate_key(raw: bytes, tree: dict[str, Any]) -> str | None:
     return found[0] if found else None
 
 
-def _check_at(message: m.Message, text: str) -> str | None:
+class _AtText(msgspec.Struct):
+    """An event's `at` as it was written (its other fields are skipped)."""
+
+    at: str | None = None
+
+
+_at_text = msgspec.json.Decoder(_AtText).decode
+_LONG_FRACTION = re.compile(rb"\.[0-9]{7}")
+
+
+def _check_at(raw: bytes, message: m.Message) -> str | None:
     """I1: `at` is a real instant between years 1 and 9999 in UTC, kept exactly."""
     assert message.at is not None
     try:
         message.at.astimezone(UTC)
     except OverflowError:
+        text = _at_text(raw).at
         return f"field `at`: {text!r} is not an instant between years 1 and 9999 in UTC"
-    fraction = _FRACTION.search(text)
-    if fraction is not None and len(fraction.group(1)) > 6:
-        # msgspec would round it: two different `at`s would then be one (I3).
-        return f"field `at`: {text!r} is more precise than a microsecond"
+    if _LONG_FRACTION.search(raw):
+        text = _at_text(raw).at or ""
+        fraction = _FRACTION.search(text)
+        if fraction is not None and len(fraction.group(1)) > 6:
+            # msgspec would round it: two different `at`s would then be one (I3).
+            return f"field `at`: {text!r} is more precise than a microsecond"
     return None
