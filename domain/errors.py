@@ -21,6 +21,9 @@ class Code(StrEnum):
     NOT_HOST_SYSTEM = "not_host_system"
     TOO_MANY_ENTRIES = "too_many_entries"
     ID_CONFLICT = "id_conflict"
+    # Not a rule of the SPEC: the network's stored log cannot be read (the store was
+    # damaged), so nothing can be decided for it until it is repaired.
+    LOG_DAMAGED = "log_damaged"
 
 
 class Rejected(Exception):
@@ -30,6 +33,19 @@ class Rejected(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class DamagedLog(Exception):
+    """A stored position cannot be read, or does not follow the one before it."""
+
+    def __init__(self, network: str, position: int, reason: str) -> None:
+        super().__init__(
+            f"network {network!r} cannot be read at position {position} ({reason}); "
+            f"run `ctilink verify {network}`"
+        )
+        self.network = network
+        self.position = position
+        self.reason = reason
 
 
 class UnknownNetwork(LookupError):

@@ -17,7 +17,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import StoredEvent
 
 from ctilink.domain import messages as m
-from ctilink.domain.errors import Code, PositionOutOfRange, Rejected, UnknownNetwork
+from ctilink.domain.errors import Code, DamagedLog, PositionOutOfRange, Rejected, UnknownNetwork
 from ctilink.domain.network import Installed, Network, Recorded
 from ctilink.domain.state import NetworkState
 
@@ -69,11 +69,19 @@ class Batch:
 
 
 def project(aggregate: Any, events: Iterable[Any]) -> Any:
-    """Fold stored events into an aggregate (or a snapshot into one)."""
+    """Fold stored events into an aggregate (or a snapshot into one); DamagedLog if one misfits."""
     # eventsourcing's default projector asserts a runtime-checkable Protocol on
     # every event, which costs more than the fold itself.
     for event in events:
-        aggregate = event.mutate(aggregate)
+        try:
+            aggregate = event.mutate(aggregate)
+        except Exception as error:  # a row deleted, renumbered, or of the wrong kind
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise DamagedLog(
+                event.originator_id,
+                event.originator_version,
+                reason or f"{type(event).__name__} does not follow the position before it",
+            ) from None
     return aggregate
 
 
@@ -117,7 +125,10 @@ class NetworkService(Application[str]):
 
     def decide(self, message: m.Message, batch: Batch) -> Outcome:
         """Accept, recognise as a duplicate (I3) or reject (I2) one event, in memory."""
-        network = self.writable(message.network)
+        try:
+            network = self.writable(message.network)
+        except DamagedLog as damage:  # the others are decided all the same
+            return Outcome("rejected", code=Code.LOG_DAMAGED, message=str(damage))
         content = m.Content(message)
         seen = network.ids.get(message.id)
         if seen is not None:

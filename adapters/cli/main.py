@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from ctilink.adapters.errors import UserError
-from ctilink.domain.errors import PositionOutOfRange, UnknownNetwork
+from ctilink.domain.errors import DamagedLog, PositionOutOfRange, UnknownNetwork
 
 # Every command, the module that implements it (adapters/cli/commands/), and its
 # one-line help. Only the module of the command being run is imported, so that
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # /dev/null so the interpreter's final flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UnknownNetwork, PositionOutOfRange, UserError, OSError) as error:
+    except (UnknownNetwork, PositionOutOfRange, DamagedLog, UserError, OSError) as error:
         print(f"ctilink: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

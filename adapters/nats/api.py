@@ -18,7 +18,7 @@ from ctilink.adapters.nats.wire import IngestReply, NetworkSummary, NoArguments,
 from ctilink.adapters.store.selection import network_heads
 from ctilink.adapters.store.waiting import STORE_AWAY, first_line
 from ctilink.domain.decoding import Invalid, decode, explain
-from ctilink.domain.errors import PositionOutOfRange, UnknownNetwork
+from ctilink.domain.errors import DamagedLog, PositionOutOfRange, UnknownNetwork
 from ctilink.projections.directory import directory
 from ctilink.projections.status import status
 
@@ -87,6 +87,8 @@ class Api:
             raise ServiceError("404", str(error)) from None
         except PositionOutOfRange as error:
             raise ServiceError("400", str(error)) from None
+        except DamagedLog as error:  # the store, not the request: an operator must look
+            raise ServiceError("500", str(error)) from None
 
     async def status(self, request: Request) -> None:
         """SPEC §8 status document."""
@@ -110,7 +112,10 @@ class Api:
     def _networks(self) -> bytes:
         listing = []
         for name, _ in network_heads(self.service):
-            state, position = self.service.state_at(name, hold=False)
+            try:
+                state, position = self.service.state_at(name, hold=False)
+            except DamagedLog:
+                continue  # one damaged network must not hide the others (status names it)
             listing.append(NetworkSummary(name, position, state.effective.value))
         return encode(listing)
 

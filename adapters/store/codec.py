@@ -10,6 +10,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic, register_topic
 
 from ctilink.domain import messages as m
+from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import Installed, Network, Recorded, Snapshot, build
 from ctilink.domain.state import NetworkState
 
@@ -123,6 +124,18 @@ class NetworkMapper(Mapper[str]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        """Decode a log event or a snapshot; DamagedLog names a row that cannot be read."""
+        try:
+            return self._decode(stored_event)
+        except Exception as error:  # whatever a damaged row holds: garbage, NULL, wrong type
+            what = "snapshot" if "Snapshot" in str(stored_event.topic) else "row"
+            raise DamagedLog(
+                str(stored_event.originator_id),
+                int(stored_event.originator_version or 0),
+                f"its {what} cannot be decoded: {first_line(error)}",
+            ) from None
+
+    def _decode(self, stored_event: StoredEvent) -> Any:
         """Decode a log event or a snapshot."""
         cls = _topic_class(stored_event.topic)
         fields: dict[str, Any] = {
@@ -148,3 +161,9 @@ class NetworkMapper(Mapper[str]):
             if cls is Installed:
                 fields["originator_topic"] = _NETWORK_TOPIC
         return build(cls, **fields)
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line, or its class name when it says nothing."""
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -15,7 +15,9 @@ from typing import Any
 
 import msgspec
 
+from ctilink.adapters.store.codec import first_line
 from ctilink.domain import messages as m
+from ctilink.domain.errors import DamagedLog
 from ctilink.domain.service import NetworkService
 
 PAGE = 5000
@@ -66,14 +68,30 @@ def logged_messages(
     service: NetworkService, network: str, upto: int | None = None
 ) -> Iterator[tuple[int, m.Message]]:
     """(position, event as accepted) from position 1 up to `upto` (default: the last)."""
+    expected = 1
     for page in pages(service, network, upto, newest_first=False):
         for position, record in page:
-            yield position, _decode_logged(record).message
+            yield position, _read(network, position, expected, _decode_logged, record).message
+            expected = position + 1
 
 
 def recorded_times(service: NetworkService, network: str) -> Iterator[tuple[int, datetime]]:
     """(position, recorded time) from the last position down: `at`, else when received."""
+    expected: int | None = None  # the last position, whatever it is
     for page in pages(service, network, None, newest_first=True):
         for position, record in page:
-            times = _decode_times(record)
+            times = _read(network, position, expected or position, _decode_times, record)
             yield position, times.message.at or times.received
+            expected = position - 1
+
+
+def _read(network: str, position: int, expected: int, decode: Any, record: bytes) -> Any:
+    """One stored record decoded; DamagedLog when it is not the position expected or unreadable."""
+    if position != expected:
+        raise DamagedLog(network, expected, f"the position is missing; the next row is {position}")
+    try:
+        return decode(record)
+    except Exception as error:  # whatever a damaged row holds
+        raise DamagedLog(
+            network, position, f"its row cannot be decoded: {first_line(error)}"
+        ) from None

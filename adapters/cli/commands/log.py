@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ctilink.adapters.cli.connection import add_connection_arguments, nats_options
 from ctilink.adapters.cli.output import emit_json, encode_json
 from ctilink.adapters.cli.render import table
 from ctilink.adapters.nats.wire import NetworkSummary, NoArguments
 from ctilink.adapters.store.selection import network_heads
+from ctilink.domain.errors import DamagedLog
 from ctilink.domain.service import NetworkService
 from ctilink.projections.log import entry, fields
 
@@ -40,15 +42,23 @@ def cmd_networks(service: NetworkService | None, args: argparse.Namespace) -> in
             args.nats, "networks", NoArguments(), nats_options(args), list[NetworkSummary]
         )
     else:
-        listing = []
+        listing, damaged = [], []
         for name, position in network_heads(service):
-            state, _ = service.state_at(name)
+            try:
+                state, _ = service.state_at(name, hold=False)
+            except DamagedLog as error:  # the healthy networks are listed all the same
+                damaged.append(error)
+                continue
             listing.append(NetworkSummary(name, position, state.effective.value))
     if args.json:
         emit_json(listing)
     else:
         rows = [(n.network, n.position, n.effective) for n in listing]
         print(table(("network", "position", "effective"), rows))
+    if service is not None and damaged:
+        for error in damaged:
+            print(f"ctilink: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
