@@ -145,7 +145,7 @@ def _partitions(roles: Any, ingestor: Any, nc: Any, committed: Any) -> Any:
     """This instance's share of the inbound partitions, each read by a consumer of its own."""
     from ctilink.adapters.nats.consumer import Consumer
     from ctilink.adapters.nats.partitions import Partitions
-    from ctilink.adapters.nats.streams import PARTITIONS, partition_subject
+    from ctilink.adapters.nats.streams import IN_STREAM, PARTITIONS, partition_subject
 
     instance = secrets.token_hex(4)  # each holder's consumers have names of their own
 
@@ -157,6 +157,7 @@ def _partitions(roles: Any, ingestor: Any, nc: Any, committed: Any) -> Any:
             log=say,
             durable=f"ctilink-p{partition}-{instance}",
             subject=partition_subject(partition),
+            source=f"nats:{IN_STREAM}:{partition}",
         )
         await consumer.start()
         return consumer

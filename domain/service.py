@@ -9,7 +9,7 @@ the plain eventsourcing way, without caches.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
 import msgspec
@@ -17,6 +17,8 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import StoredEvent
 
 from ctilink.domain import messages as m
+from ctilink.domain.arrivals import MAX_KEPT_PAYLOAD, Arrival, Rejection
+from ctilink.domain.decoding import Invalid
 from ctilink.domain.errors import Code, DamagedLog, PositionOutOfRange, Rejected, UnknownNetwork
 from ctilink.domain.network import Installed, Network, Recorded
 from ctilink.domain.state import NetworkState
@@ -25,9 +27,13 @@ LogEvent = Installed | Recorded
 
 
 class Outcome(msgspec.Struct, frozen=True):
-    """What became of one inbound event."""
+    """What became of one inbound event.
 
-    outcome: Literal["accepted", "duplicate", "rejected"]
+    `decided`: its source position was recorded before, so it was decided then
+    (a redelivery after a crash); nothing is decided again.
+    """
+
+    outcome: Literal["accepted", "duplicate", "rejected", "decided"]
     position: int | None = None
     code: str | None = None
     message: str | None = None
@@ -58,7 +64,15 @@ class StaleNetwork(Exception):
 class Batch:
     """What one ingest call has decided but not yet saved."""
 
-    __slots__ = ("confirmed", "networks", "received", "snapshots")
+    __slots__ = (
+        "confirmed",
+        "journal",
+        "networks",
+        "received",
+        "rejections",
+        "snapshots",
+        "sources",
+    )
 
     def __init__(self) -> None:
         # One receive time per batch: reading the clock per event is not free.
@@ -66,6 +80,10 @@ class Batch:
         self.networks: dict[str, Writable] = {}  # those with events to save
         self.snapshots: list[StoredEvent] = []  # encoded when taken: the state moves on
         self.confirmed: set[str] = set()  # networks found current with the store
+        self.rejections: list[Rejection] = []
+        # source -> (position recorded before, position after this batch)
+        self.sources: dict[str, tuple[int, int]] = {}
+        self.journal: Any = None  # what the caller keeps of the batch (a file's outcomes)
 
 
 def project(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -96,16 +114,61 @@ class NetworkService(Application[str]):
 
     # --- commands ----------------------------------------------------------
 
-    def ingest(self, messages: Sequence[m.Message]) -> list[Outcome]:
-        """Decide each event in arrival order (I4); save the accepted ones together."""
+    def ingest(
+        self,
+        arrivals: Sequence[m.Message | Arrival],
+        journal: Callable[[list[Outcome]], Any] | None = None,
+    ) -> list[Outcome]:
+        """Decide each event in arrival order (I4); save them and their sources together.
+
+        `journal` turns the outcomes into what the caller keeps of the batch,
+        saved in the same transaction.
+        """
         batch = Batch()
         try:
-            outcomes = [self.decide(message, batch) for message in messages]
+            outcomes = [self.receive(arrival, batch) for arrival in arrivals]
+            if journal is not None:
+                batch.journal = journal(outcomes)
             self.save_batch(batch)
         except BaseException:
             self.forget(batch.networks)  # what they hold in memory is ahead of the store
+            self.forget_sources()
             raise
         return outcomes
+
+    def receive(self, arrival: m.Message | Arrival, batch: Batch) -> Outcome:
+        """Decide one arrival, once per source position; keep a rejection with its payload."""
+        if not isinstance(arrival, Arrival):
+            return self.decide(arrival, batch)
+        source, position = arrival.source, arrival.position
+        if source is not None and position is not None:
+            before, last = batch.sources.get(source) or (self._tracked(source),) * 2
+            if position <= last:
+                return DECIDED  # recorded with an earlier commit: delivered again
+            batch.sources[source] = (before, position)
+        event = arrival.event
+        if isinstance(event, Invalid):
+            outcome = Outcome("rejected", code=Code.INVALID, message=event.message)
+        else:
+            outcome = self.decide(event, batch)
+        if outcome.outcome == "rejected":
+            batch.rejections.append(
+                Rejection(
+                    network=arrival.named_network,
+                    source=source,
+                    position=position,
+                    event_id=event.id,
+                    code=outcome.code or "",
+                    message=outcome.message or "",
+                    payload=arrival.payload[:MAX_KEPT_PAYLOAD],
+                    received=batch.received,
+                )
+            )
+        return outcome
+
+    def _tracked(self, source: str) -> int:
+        """The last position of `source` decided and saved (0 before the first)."""
+        return self.inbound_position(source)
 
     def preview(
         self, messages: Sequence[m.Message]
@@ -197,6 +260,13 @@ class NetworkService(Application[str]):
         }
         return Writable(aggregate, ids)
 
+    def inbound_position(self, source: str) -> int:
+        """The last position of a source saved with the events it led to (0: none)."""
+        return 0
+
+    def forget_sources(self) -> None:
+        """Drop whatever is held in memory of the sources' positions."""
+
     def confirm_current(self, name: str, network: Writable, batch: Batch) -> None:
         """Before a rejection: make sure the held network is not behind the store."""
 
@@ -214,6 +284,9 @@ class NetworkService(Application[str]):
     def latest(self, name: str, hold: bool = True) -> Network:
         """The network at its last position."""
         return self._get(name)
+
+
+DECIDED = Outcome("decided")
 
 
 def repeated(message: m.Message, seen: tuple[int, bytes], fingerprint: bytes) -> Outcome:

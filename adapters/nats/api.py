@@ -17,7 +17,8 @@ from ctilink.adapters.nats.ingestor import Ingestor
 from ctilink.adapters.nats.wire import IngestReply, NetworkSummary, NoArguments, Query, encode
 from ctilink.adapters.store.selection import network_heads
 from ctilink.adapters.store.waiting import STORE_AWAY, first_line
-from ctilink.domain.decoding import Invalid, decode, explain
+from ctilink.domain.arrivals import Arrival
+from ctilink.domain.decoding import Invalid, decode, explain, named
 from ctilink.domain.errors import DamagedLog, PositionOutOfRange, UnknownNetwork
 from ctilink.projections.directory import directory
 from ctilink.projections.status import status
@@ -25,6 +26,7 @@ from ctilink.projections.status import status
 NAME = "ctilink"
 VERSION = "0.1.0"
 QUEUE_GROUP = "ctilink"
+API_SOURCE = "api"
 
 _query = msgspec.json.Decoder(Query).decode
 _no_arguments = msgspec.json.Decoder(NoArguments).decode
@@ -121,12 +123,12 @@ class Api:
 
     async def ingest(self, request: Request) -> None:
         """Apply one event now and say what became of it."""
-        message = decode(request.data)
-        if isinstance(message, Invalid):
-            reply = IngestReply("rejected", None, "invalid", message.message)
-        else:
-            outcome = (await self.ingestor.ingest([message]))[0]
-            reply = IngestReply(outcome.outcome, outcome.position, outcome.code, outcome.message)
+        event = decode(request.data)
+        network = named(request.data, "network") if isinstance(event, Invalid) else None
+        # Kept like every rejection (source "api"), but answered here, not published.
+        arrival = Arrival(event, API_SOURCE, None, network, request.data)
+        outcome = (await self.ingestor.ingest([arrival]))[0]
+        reply = IngestReply(outcome.outcome, outcome.position, outcome.code, outcome.message)
         await request.respond(encode(reply))
 
 

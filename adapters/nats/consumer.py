@@ -8,7 +8,7 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -19,9 +19,8 @@ from nats.js.errors import NotFoundError
 from ctilink.adapters.nats.batch import publish_many
 from ctilink.adapters.nats.ingestor import Ingestor
 from ctilink.adapters.nats.streams import IN_STREAM, network_of
-from ctilink.adapters.nats.wire import Rejection, encode
 from ctilink.adapters.store.waiting import STORE_AWAY, STORE_RETRY_SECONDS, first_line, wait_or_stop
-from ctilink.domain import messages as m
+from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decoding import Invalid, decode
 from ctilink.domain.service import Outcome
 
@@ -30,20 +29,17 @@ EXPIRES = 1.0  # seconds a pull request waits on the server for messages
 ACK = b"+ACK"
 
 
-def check(msg: Msg) -> m.Message | Rejection:
-    """Decode one inbound message, or the `invalid` rejection that says why not (I1)."""
+def arrival(msg: Msg, source: str) -> Arrival:
+    """One inbound message as it arrived: decoded (I1), from its partition, at its sequence."""
     data = msg.data
-    message = decode(data)
-    if isinstance(message, Invalid):
-        return Rejection("invalid", message.message, data[:1024].decode("utf-8", "replace"))
     token = network_of(msg.subject)
-    if message.network != token:
-        return Rejection(
-            "invalid",
-            f"field `network`: {message.network!r} differs from the subject's network {token!r}",
-            data.decode("utf-8", "replace"),
+    event = decode(data)
+    if not isinstance(event, Invalid) and event.network != token:
+        event = Invalid(
+            event.id,
+            f"field `network`: {event.network!r} differs from the subject's network {token!r}",
         )
-    return message
+    return Arrival(event, source, msg.metadata.sequence.stream, token, data)
 
 
 class Pull:
@@ -76,6 +72,7 @@ class Consumer:
         stream: str = IN_STREAM,
         batch: int = FETCH,
         api_prefix: str = JS_API_PREFIX,
+        source: str | None = None,
     ) -> None:
         self.ingestor = ingestor
         self.nc = nc
@@ -83,6 +80,8 @@ class Consumer:
         self.committed = committed
         self.log = log
         self.stream, self.durable, self.subject, self.batch = stream, durable, subject, batch
+        # Where its messages come from, as the store records the last one decided.
+        self.source = source or f"nats:{stream}:{subject}"
         # The pull request of the JetStream API, as nats-py's fetch() sends it.
         self.next_subject = f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self.subscription = None
@@ -198,36 +197,20 @@ class Consumer:
             await self.handle(batch, stop)
 
     async def handle(self, batch: list[Msg], stop: asyncio.Event) -> None:
-        """Apply one batch: commit, publish rejections, then ack every message."""
-        checked = [check(msg) for msg in batch]
-        valid = [c for c in checked if not isinstance(c, Rejection)]
-        committed = await self._ingest_when_stored(valid, stop)
+        """Apply one batch, committing its rejections and position with it, then ack it all."""
+        # A message at or below the partition's recorded position was decided by a
+        # commit whose ack was lost (a crash, a handover): it is acked, not decided
+        # again. Rejections are published by the publisher, from the store.
+        arrivals = [arrival(msg, self.source) for msg in batch]
+        committed = await self._ingest_when_stored(arrivals, stop)
         if committed is None:
             return  # stopped while the store was away: unacked, the batch comes again
-        outcomes = iter(committed)
-        rejections: list[Awaitable[object]] = []
-        for msg, item in zip(batch, checked, strict=True):
-            if not isinstance(item, Rejection):
-                outcome = next(outcomes)
-                if outcome.outcome != "rejected":
-                    continue
-                item = Rejection(outcome.code or "", outcome.message or "", msg.data.decode())
-            token = network_of(msg.subject)
-            # The inbound sequence makes the id: a redelivered message is deduplicated.
-            msg_id = f"rejected:{msg.metadata.sequence.stream}"
-            rejections.append(
-                await self.js.publish_async(
-                    f"ctilink.rejected.{token}", encode(item), headers={"Nats-Msg-Id": msg_id}
-                )
-            )
         self.committed()
-        if rejections:
-            await asyncio.wait_for(asyncio.gather(*rejections), timeout=10)
         # What msg.ack() sends for each, as one write.
         await publish_many(self.nc, ((msg.reply, ACK, "", None) for msg in batch))
 
     async def _ingest_when_stored(
-        self, messages: list[m.Message], stop: asyncio.Event
+        self, messages: list[Arrival], stop: asyncio.Event
     ) -> list[Outcome] | None:
         """Ingest, retrying while the store is away; None if stopped meanwhile."""
         waiting = False

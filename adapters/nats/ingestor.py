@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 from ctilink.domain import messages as m
+from ctilink.domain.arrivals import Arrival
 from ctilink.domain.service import NetworkService, Outcome
 
 
@@ -17,7 +18,7 @@ class Ingestor:
         self.waiting: list[tuple[list[m.Message], asyncio.Future[list[Outcome]]]] = []
         self.committer: asyncio.Task[None] | None = None  # the single writer of this process
 
-    async def ingest(self, messages: list[m.Message]) -> list[Outcome]:
+    async def ingest(self, messages: list[m.Message | Arrival]) -> list[Outcome]:
         """Apply and commit in a worker thread, so queries keep being answered."""
         # Batches that arrive while a commit runs go together in the next one:
         # the partitions' consumers share a transaction rather than queue for one.

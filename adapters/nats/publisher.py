@@ -11,19 +11,29 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
 from ctilink.adapters.nats.batch import BatchPublisher, PublishFailed
-from ctilink.adapters.nats.wire import ProvidersChanged, PublishedEvent, StatusChanged, encode
+from ctilink.adapters.nats.wire import (
+    Omitted,
+    ProvidersChanged,
+    PublishedEvent,
+    RejectionMessage,
+    StatusChanged,
+    encode,
+)
 from ctilink.domain import messages as m
+from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import Installed, Recorded, recorded_at
 from ctilink.domain.service import NetworkService
 from ctilink.domain.state import NetworkState, step
 from ctilink.projections.changes import compare
 from ctilink.projections.status import Status, status
 
-TRACKING_NAME = "ctilink.publisher"
+TRACKING_NAME = "ctilink.publisher"  # the log's notification ids
+REJECTIONS_TRACKING_NAME = "ctilink.publisher.rejections"  # the rejections' ids
 PAGE = 1000
 ACK_TIMEOUT = 10.0
 
 Outgoing = tuple[str, bytes, str]  # subject, payload, Nats-Msg-Id
+Page = tuple[int | None, list[Outgoing]]  # the page's last id (None: no page), its messages
 # What publishing raises while NATS is away (nats.errors.Error: e.g. the client's
 # reconnect buffer is full).
 NATS_AWAY = (PublishFailed, TimeoutError, OSError, NatsError)
@@ -48,9 +58,9 @@ class Publisher:
         self.poll = poll  # how long to wait for a wake before looking anyway
         self.batch: BatchPublisher | None = None
 
-    def position(self) -> int:
-        """The last notification id whose messages are all in CTILINK_OUT."""
-        return self.tracking.max_tracking_id(TRACKING_NAME) or 0
+    def position(self, name: str = TRACKING_NAME) -> int:
+        """The last notification (or rejection) id whose messages are all in CTILINK_OUT."""
+        return self.tracking.max_tracking_id(name) or 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish whatever is new, whenever woken, until stopped (then once more)."""
@@ -78,21 +88,27 @@ class Publisher:
         await asyncio.sleep(0.5)
 
     async def publish_pending(self) -> int:
-        """Publish every position after the stored one; returns how many pages."""
+        """Publish every position, and every NATS rejection, after the stored ones; pages sent."""
         count = 0
         while True:
-            start = self.position()
-            last, outgoing = await asyncio.to_thread(self._prepare, start)
-            if last is None:
+            sent = await self._publish_page(TRACKING_NAME, self._event_page)
+            sent += await self._publish_page(REJECTIONS_TRACKING_NAME, self._rejection_page)
+            if not sent:
                 return count
-            await self._send(outgoing)
-            # Recorded only after JetStream stored every message: a crash before
-            # this line republishes them, and the duplicate window drops the copies.
-            done = Tracking(TRACKING_NAME, last)
-            await asyncio.to_thread(self.tracking.insert_tracking, done)  # it syncs
-            count += 1
+            count += sent
 
-    def _prepare(self, start: int) -> tuple[int | None, list[Outgoing]]:
+    async def _publish_page(self, name: str, prepare: Callable[[int], Page]) -> int:
+        """Publish the next page of one log; 1 if there was one, else 0."""
+        last, outgoing = await asyncio.to_thread(lambda: prepare(self.position(name)))
+        if last is None:
+            return 0
+        await self._send([self._fitting(message) for message in outgoing])
+        # Recorded only after JetStream stored every message: a crash before
+        # this line republishes them, and the duplicate window drops the copies.
+        await asyncio.to_thread(self.tracking.insert_tracking, Tracking(name, last))  # it syncs
+        return 1
+
+    def _event_page(self, start: int) -> Page:
         """The messages of the next page of the log, and its last notification id."""
         page = self.service.recorder.select_notifications(
             start=start, limit=PAGE, inclusive_of_start=False
@@ -101,9 +117,43 @@ class Publisher:
             return None, []
         outgoing: list[Outgoing] = []
         for notification in page:
-            event = self.service.mapper.to_domain_event(notification)
+            try:
+                event = self.service.mapper.to_domain_event(notification)
+            except DamagedLog as error:  # the rest of the log is published all the same
+                self.log(f"publisher skipped a position: {error}")
+                continue
             outgoing += self._messages(event)
         return page[-1].id, outgoing
+
+    def _rejection_page(self, start: int) -> Page:
+        """The next page of rejections of events that came over NATS, and its last id."""
+        page = self.service.recorder.rejections(after=start, limit=PAGE)
+        if not page:
+            return None, []
+        outgoing = [
+            (
+                f"ctilink.rejected.{rejection.network}",
+                encode(RejectionMessage.of(rejection)),
+                # The inbound sequence: a '.' that no network name has keeps these ids
+                # apart from the events' `<network>:<position>` (one stream, one window).
+                f"rejected.{rejection.position}",
+            )
+            for _, rejection in page
+            if (rejection.source or "").startswith("nats:") and rejection.network
+        ]
+        return page[-1][0], outgoing
+
+    def _fitting(self, message: Outgoing) -> Outgoing:
+        """The message, or a short notice in its place when it is larger than NATS takes."""
+        subject, payload, msg_id = message
+        # The headers and the protocol line take about as many bytes as the ids in them.
+        if len(payload) + 2 * len(msg_id) + len(subject) + 64 <= self.nc.max_payload:
+            return message
+        self.log(
+            f"publisher: {msg_id} is {len(payload)} bytes, more than NATS takes; sent a notice"
+        )
+        notice = Omitted(msg_id, len(payload), self.nc.max_payload)
+        return subject, encode(notice), msg_id
 
     def _messages(self, event: Installed | Recorded) -> list[Outgoing]:
         """The outbound messages for one log position."""
@@ -112,7 +162,12 @@ class Publisher:
         key = f"{network}:{position}"
         published = PublishedEvent(network, position, recorded_at(event), message.actor, message)
         out = [(f"ctilink.events.{network}.{m.type_of(message)}", encode(published), key)]
-        state, before = self._state_before(network, position)
+        try:
+            state, before = self._state_before(network, position)
+        except DamagedLog as error:  # no state to compare: the event alone goes out
+            self.log(f"publisher sent {key} without status: {error}")
+            self.states.pop(network, None)
+            return out
         state = step(state, message)
         after = status(state, position)
         self.states[network] = (state, after)

@@ -7,6 +7,7 @@ from datetime import datetime
 import msgspec
 
 from ctilink.domain import messages as m
+from ctilink.domain.arrivals import Rejection
 from ctilink.projections.providers import Provider
 from ctilink.projections.status import ComponentRow, ModeView
 
@@ -41,12 +42,25 @@ class StatusChanged(msgspec.Struct, frozen=True):
     changed: list[ComponentRow]
 
 
-class Rejection(msgspec.Struct, frozen=True):
+class RejectionMessage(msgspec.Struct, frozen=True):
     """`ctilink.rejected.<network>`: an inbound event that was not appended, and why."""
 
     code: str
     message: str
-    payload: str  # the original payload, as text
+    payload: str  # the original payload as text (its first 64 KiB)
+
+    @classmethod
+    def of(cls, rejection: Rejection) -> RejectionMessage:
+        """The message for a kept rejection."""
+        return cls(rejection.code, rejection.message, rejection.payload.decode("utf-8", "replace"))
+
+
+class Omitted(msgspec.Struct, frozen=True):
+    """In place of a message larger than the NATS server takes (its max_payload)."""
+
+    omitted: str  # the Nats-Msg-Id of the message that was not sent
+    size: int
+    max_payload: int
 
 
 class Query(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
+
+from ctilink.adapters.store.inbound import OutcomeChunk
+from ctilink.domain.arrivals import Rejection
 
 
 class MemoryRecorder(POPOApplicationRecorder):
-    """The in-memory recorder, with the listings the SQLite and PostgreSQL recorders give."""
+    """The in-memory recorder, with the listings and inbound records of the real stores."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inbound: dict[str, int] = {}
+        self._rejections: list[Rejection] = []
+        self._outcomes: dict[str, dict[int, OutcomeChunk]] = {}
+
+    def insert_events(
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        sources: dict[str, tuple[int, int]] | None = None,
+        rejections: Sequence[Rejection] = (),
+        journal: OutcomeChunk | None = None,
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        """Insert the events and the inbound records under one lock: all or nothing."""
+        with self._database_lock:
+            for source, (before, _) in (sources or {}).items():
+                if self._inbound.get(source, 0) != before:
+                    raise IntegrityError(f"source {source!r} moved past {before} meanwhile")
+            if journal is not None and journal.first_line in self._outcomes.get(journal.source, {}):
+                raise IntegrityError(f"lines from {journal.first_line} of {journal.source!r} kept")
+            ids = super().insert_events(stored_events, **kwargs)
+            for source, (_, after) in (sources or {}).items():
+                self._inbound[source] = after
+            self._rejections += rejections
+            if journal is not None:
+                self._outcomes.setdefault(journal.source, {})[journal.first_line] = journal
+            return ids
 
     def heads(self) -> list[tuple[str, int]]:
         """Every network with its last position, sorted by name."""
@@ -26,11 +61,33 @@ class MemoryRecorder(POPOApplicationRecorder):
         found = self.select_events(network, gt=low - 1, lte=high, desc=desc, limit=limit)
         return [(stored.originator_version, stored.state) for stored in found]
 
+    def inbound_position(self, source: str) -> int:
+        """The last position of `source` decided and committed (0 before the first)."""
+        return self._inbound.get(source, 0)
+
+    def rejections(
+        self, network: str | None = None, after: int = 0, limit: int = 1000
+    ) -> list[tuple[int, Rejection]]:
+        """(id, rejection) in commit order after `after`: of one network, or of all."""
+        found = [
+            (number, r)
+            for number, r in enumerate(self._rejections, start=1)
+            if number > after and (network is None or r.network == network)
+        ]
+        return found[:limit]
+
+    def outcome_chunks(self, source: str) -> Iterator[OutcomeChunk]:
+        """A file's committed shares of lines, by first line."""
+        chunks = self._outcomes.get(source, {})
+        yield from (chunks[first] for first in sorted(chunks))
+
+    def forget_outcomes(self, source: str) -> None:
+        """Drop what is kept of a file's lines."""
+        self._outcomes.pop(source, None)
+
 
 class Factory(POPOFactory):
     """POPOFactory with the recorder above."""
-
-    application_recorder_class = MemoryRecorder
 
     def application_recorder(self) -> Any:
         """The events recorder."""

@@ -16,14 +16,24 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
+from ctilink.domain.arrivals import Rejection
 
-class BatchInsertRecorder(PostgresApplicationRecorder):
-    """Inserts a batch's events, and its snapshots, in one transaction."""
+
+class BatchInsertRecorder(InboundTables, PostgresApplicationRecorder):
+    """Inserts a batch's events, snapshots and inbound records in one transaction."""
 
     inserts_snapshots = True
+    mark = "%s"
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        self.sql_create_statements += [
+            SQL(statement)  # type: ignore[arg-type]
+            for statement in self.inbound_statements(
+                "BIGSERIAL PRIMARY KEY", "BYTEA", "TIMESTAMPTZ"
+            )
+        ]
         schema = Identifier(self.datastore.schema)
         table = Identifier(events_table_name)
         snapshots = Identifier(events_table_name.removesuffix("_events") + "_snapshots")
@@ -53,9 +63,12 @@ class BatchInsertRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         snapshots: Sequence[StoredEvent] = (),
+        sources: dict[str, tuple[int, int]] | None = None,
+        rejections: Sequence[Rejection] = (),
+        journal: OutcomeChunk | None = None,
         **_: Any,
     ) -> Sequence[int] | None:
-        """Insert the events, and the snapshots taken among them, in one transaction."""
+        """Insert the events, their snapshots and inbound records in one transaction."""
         # A binary COPY: the stock insert dumps an array of composites in Python,
         # which costs more than the rest of the commit. Nothing here needs the
         # notification ids back (readers page the log themselves).
@@ -69,11 +82,29 @@ class BatchInsertRecorder(PostgresApplicationRecorder):
             self._lock_table(cursor)
             if snapshots:
                 cursor.executemany(self.snapshot_insert, _rows(snapshots))
-            with cursor.copy(self.copy_statement) as copy:
-                copy.set_types(COLUMN_TYPES)
-                for row in _rows(stored_events):
-                    copy.write_row(row)
+            if stored_events:
+                with cursor.copy(self.copy_statement) as copy:
+                    copy.set_types(COLUMN_TYPES)
+                    for row in _rows(stored_events):
+                        copy.write_row(row)
+            # Under the same table lock: rejections, too, get their ids in commit order.
+            self.write_inbound(cursor, sources or {}, rejections, journal)
         return None
+
+    def table(self, name: str) -> str:
+        """The table in this store's schema (a checked lower-case name: safe to quote)."""
+        return f'"{self.datastore.schema}".{name}'
+
+    def query(self, sql: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:
+        """Rows of a read."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, params)
+            return [tuple(row.values()) for row in cursor.fetchall()]
+
+    def execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One write in a transaction of its own."""
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(sql, params)
 
     def heads(self) -> list[tuple[str, int]]:
         """Every network with its last position, sorted by name."""

@@ -49,6 +49,7 @@ class StoredNetworks(NetworkService):
         super().__init__(env)
         self._writable: OrderedDict[str, Writable] = OrderedDict()
         self._latest_held: OrderedDict[str, Network] = OrderedDict()  # for reads
+        self._sources: dict[str, int] = {}  # source -> last position saved
 
     def construct_mapper(self) -> Mapper[Any]:
         """Encode with msgspec rather than the generic JSON transcoder."""
@@ -126,15 +127,36 @@ class StoredNetworks(NetworkService):
             self._writable.pop(name, None)
 
     def save_batch(self, batch: Batch) -> None:
-        """Save the batch's events and its snapshots in one transaction."""
-        if not getattr(self.recorder, "inserts_snapshots", False):
-            super().save_batch(batch)  # the in-memory store: nothing to be atomic about
-            return
+        """Save the batch's events, snapshots, sources and rejections in one transaction."""
         events = [e for n in batch.networks.values() for e in n.aggregate.collect_events()]
-        if events:
-            # EventStore.put is one transaction (Application.save would add runtime
-            # Protocol checks per aggregate that cost more than the insert).
-            self.events.put(events, snapshots=batch.snapshots)
+        if not (events or batch.sources or batch.rejections or batch.journal is not None):
+            return
+        inbound = {
+            "sources": batch.sources,
+            "rejections": batch.rejections,
+            "journal": batch.journal,
+        }
+        # EventStore.put is one transaction (Application.save would add runtime
+        # Protocol checks per aggregate that cost more than the insert).
+        if getattr(self.recorder, "inserts_snapshots", False):
+            self.events.put(events, snapshots=batch.snapshots, **inbound)
+        else:  # the in-memory store keeps snapshots apart: nothing there outlives a crash
+            self.events.put(events, **inbound)
+            if batch.snapshots and self.snapshots is not None:
+                self.snapshots.recorder.insert_events(batch.snapshots)
+        for source, (_, after) in batch.sources.items():
+            self._sources[source] = after
+
+    def inbound_position(self, source: str) -> int:
+        """The last position of a source saved with its events (held until a conflict)."""
+        position = self._sources.get(source)
+        if position is None:
+            position = self._sources[source] = self.recorder.inbound_position(source)
+        return position
+
+    def forget_sources(self) -> None:
+        """A save failed: another writer may have moved a source; read them afresh."""
+        self._sources.clear()
 
     def latest(self, name: str, hold: bool = True) -> Network:
         """The network at its last position: a held copy, caught up from the log."""

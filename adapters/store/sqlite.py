@@ -14,6 +14,9 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 
+from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
+from ctilink.domain.arrivals import Rejection
+
 # WAL with synchronous=FULL syncs the log on every commit, so an accepted event
 # survives a crash of the machine, not only of the process (NORMAL would not).
 PRAGMAS = ("PRAGMA synchronous=FULL", "PRAGMA busy_timeout=30000")
@@ -29,10 +32,17 @@ class DurableConnectionPool(SQLiteConnectionPool):
         return connection
 
 
-class BatchInsertRecorder(SQLiteApplicationRecorder):
-    """Inserts a batch's events, and its snapshots, in one transaction."""
+class BatchInsertRecorder(InboundTables, SQLiteApplicationRecorder):
+    """Inserts a batch's events, snapshots and inbound records in one transaction."""
 
     inserts_snapshots = True
+
+    def construct_create_table_statements(self) -> list[str]:
+        """eventsourcing's tables, and the inbound ones (adapters/store/inbound.py)."""
+        return [
+            *super().construct_create_table_statements(),
+            *self.inbound_statements("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT"),
+        ]
 
     def _insert_events(
         self,
@@ -40,6 +50,9 @@ class BatchInsertRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         snapshots: Sequence[StoredEvent] = (),
+        sources: dict[str, tuple[int, int]] | None = None,
+        rejections: Sequence[Rejection] = (),
+        journal: OutcomeChunk | None = None,
         **_: Any,
     ) -> Sequence[int] | None:
         # The stock recorder runs one INSERT per event to collect rowids; nothing
@@ -48,7 +61,23 @@ class BatchInsertRecorder(SQLiteApplicationRecorder):
         if snapshots:
             # Same transaction, so a batch costs one sync of the log, not two.
             c.executemany(SNAPSHOT_INSERT, _rows(snapshots))
+        self.write_inbound(c.sqlite_cursor, sources or {}, rejections, journal)
         return None
+
+    def rejection_row(self, r: Rejection) -> tuple[Any, ...]:
+        """A rejection as the table's columns (the time as ISO text)."""
+        return (*super().rejection_row(r)[:-1], r.received.isoformat())
+
+    def query(self, sql: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:
+        """Rows of a read."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One write in a transaction of its own."""
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(sql, params)
 
     def heads(self) -> list[tuple[str, int]]:
         """Every network with its last position, sorted by name."""

@@ -72,10 +72,10 @@ class Recording:
     def __init__(self, log: list[str], rng: random.Random) -> None:
         self.log, self.rng = log, rng
 
-    async def ingest(self, messages: list) -> list[Outcome]:
+    async def ingest(self, arrivals: list) -> list[Outcome]:
         await asyncio.sleep(self.rng.uniform(0.0, 0.03))  # a commit takes a while
-        self.log.extend(m.id for m in messages if m.id not in self.log)
-        return [Outcome("accepted", position=1) for _ in messages]
+        self.log.extend(a.event.id for a in arrivals if a.event.id not in self.log)
+        return [Outcome("accepted", position=1) for _ in arrivals]
 
 
 async def test_a_holder_that_lost_its_partition_unnoticed_stops_when_another_takes_it_i4(

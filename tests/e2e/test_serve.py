@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 from nats.errors import MaxPayloadError
 
-from ctilink.adapters.ingest.lines import MAX_LINE_BYTES
-from ctilink.adapters.nats.consumer import check
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain import messages as m
 from tests.e2e.conftest import ROOT, Service, scenario, stream_messages, wait_for
@@ -185,22 +183,6 @@ async def test_nats_restart_while_events_flow_loses_and_doubles_nothing(nc, serv
     check_exactly_once(service.store, lines, ids)
     assert "reconnected" in service.log.read_text()
     assert service.stop() == 0
-
-
-class _Msg:
-    """Just what check() reads of a NATS message."""
-
-    def __init__(self, subject: str, data: bytes) -> None:
-        self.subject, self.data = subject, data
-
-
-def test_an_event_over_the_line_limit_is_invalid_even_if_nats_carried_it_i1():
-    # A server configured with a larger max_payload would deliver it.
-    big = b'{"type":"portal_restarted","id":"r","network":"acme","actor":"' + b"a" * MAX_LINE_BYTES
-
-    rejection = check(_Msg("ctilink.in.acme", big))
-
-    assert rejection.code == "invalid" and "longer than" in rejection.message
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
