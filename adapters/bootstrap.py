@@ -91,10 +91,11 @@ async def publish(store: str | None, url: str, options: dict[str, Any]) -> int:
     """The publisher process: CTILINK_OUT from the store's log until SIGTERM or orphaned."""
     import asyncio
 
+    from ctilink.adapters.lifetime import die_with_parent
     from ctilink.adapters.nats.connection import connect_or_stop, leave
     from ctilink.adapters.nats.leading import publish_while_leading
     from ctilink.adapters.nats.publisher import Publisher
-    from ctilink.adapters.nats.publisher_process import die_with_parent, stop_when_orphaned
+    from ctilink.adapters.nats.publisher_process import stop_when_orphaned
     from ctilink.adapters.nats.streams import ensure_streams
     from ctilink.adapters.store.roles import open_roles
 

@@ -13,7 +13,7 @@ import msgspec
 
 from bench.machine import describe
 from bench.workload import interleaved_lines
-from ctilink.adapters.ingest.lines import LineReport, ingest
+from ctilink.adapters.ingest.lines import LineReport, ingest, read_lines
 from ctilink.adapters.ingest.parallel import ingest_parallel
 from ctilink.adapters.store.selection import open_service
 
@@ -61,7 +61,7 @@ def ctilink_ingest(path: Path, lines: list[bytes], workers: int) -> tuple[float,
     if workers == 1:
         ingest(service, stream, report)
     else:
-        ingest_parallel(str(path), stream, report, workers)  # includes starting the workers
+        ingest_parallel(str(path), read_lines(stream), report, workers)  # with starting them
     elapsed = time.perf_counter() - start
     service.close()
     return elapsed, counts

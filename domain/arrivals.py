@@ -28,6 +28,10 @@ class Arrival(msgspec.Struct, frozen=True):
     position: int | None = None  # its place in the source: stream sequence, line number
     network: str | None = None  # the network it names (for an invalid one: if any)
     payload: bytes = b""  # as sent
+    # A sequential source (a NATS partition) delivers in order: its last position
+    # is recorded with each batch, compare-and-set. A file keeps a record per line
+    # instead (its lines may be shared out among worker processes).
+    sequential: bool = True
 
     @property
     def named_network(self) -> str | None:

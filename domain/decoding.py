@@ -18,7 +18,7 @@ from ctilink.domain import messages as m
 MAX_EVENT_BYTES = 1 << 20
 BOM = b"\xef\xbb\xbf"
 _AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<path>[^`]*)`$")
-_FRACTION = re.compile(r"T[0-9:]+\.([0-9]+)", re.IGNORECASE)
+_FRACTION = re.compile(r":[0-9]{2}\.([0-9]+)")  # the seconds' fraction, whatever the separator
 _untyped = msgspec.json.Decoder()
 _encode = m.encode
 
@@ -60,14 +60,19 @@ def explain(error: Exception) -> str:
     return f"not valid JSON: {text}"
 
 
-def decode(raw: bytes) -> m.Message | Invalid:
+def decode(raw: bytes | str) -> m.Message | Invalid:
     """Decode and validate one event (I1); never raises, whatever the bytes."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")  # a lone surrogate fails as bad UTF-8
+    elif not isinstance(raw, bytes):
+        return Invalid(None, f"not bytes but {type(raw).__name__}")
     problem = _check_bytes(raw)
     if problem is None:
         try:
             message = m.decode(raw)
         except msgspec.DecodeError as error:
-            problem = explain(error)
+            # A repeated key is the likelier cause to name (msgspec kept the last one).
+            problem = _repeated_key_problem(raw) or explain(error)
         except UnicodeDecodeError:  # inside a string: msgspec checks the bytes as it goes
             problem = _not_utf8(raw)
         except RecursionError:
@@ -106,9 +111,9 @@ def _check_object(raw: bytes, message: m.Message) -> str | None:
         for key, value in _untyped.decode(raw).items():
             if value is None:
                 return f"field `{key}`: null is not a value; leave the field out for its default"
-        duplicate = _duplicate_key(raw)
-        if duplicate is not None:
-            return f"field `{duplicate}`: given twice in one object"
+        repeated = _repeated_key_problem(raw)
+        if repeated is not None:
+            return repeated
     if message.at is not None:
         return _check_at(raw, message)
     return None
@@ -122,6 +127,15 @@ def _nothing_hidden(raw: bytes, message: m.Message) -> bool:
     # inside strings are escaped alike on both sides unless the bytes spell some
     # as \u0022.
     return b"\\u" not in raw and raw.count(b'"') == _encode(message).count(b'"')
+
+
+def _repeated_key_problem(raw: bytes) -> str | None:
+    """`given twice` for the first repeated key of JSON that parses, else None."""
+    try:
+        duplicate = _duplicate_key(raw)
+    except (ValueError, RecursionError):  # not JSON at all: msgspec's reason stands
+        return None
+    return None if duplicate is None else f"field `{duplicate}`: given twice in one object"
 
 
 def _duplicate_key(raw: bytes) -> str | None:
@@ -145,7 +159,6 @@ class _AtText(msgspec.Struct):
 
 
 _at_text = msgspec.json.Decoder(_AtText).decode
-_LONG_FRACTION = re.compile(rb"\.[0-9]{7}")
 
 
 def _check_at(raw: bytes, message: m.Message) -> str | None:
@@ -156,10 +169,10 @@ def _check_at(raw: bytes, message: m.Message) -> str | None:
     except OverflowError:
         text = _at_text(raw).at
         return f"field `at`: {text!r} is not an instant between years 1 and 9999 in UTC"
-    if _LONG_FRACTION.search(raw):
-        text = _at_text(raw).at or ""
-        fraction = _FRACTION.search(text)
-        if fraction is not None and len(fraction.group(1)) > 6:
-            # msgspec would round it: two different `at`s would then be one (I3).
-            return f"field `at`: {text!r} is more precise than a microsecond"
+    # The text as sent, escapes resolved: msgspec would round a finer fraction, and
+    # two different `at`s would then be one (I3).
+    text = _at_text(raw).at or ""
+    fraction = _FRACTION.search(text)
+    if fraction is not None and len(fraction.group(1)) > 6:
+        return f"field `at`: {text!r} is more precise than a microsecond"
     return None

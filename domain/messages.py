@@ -9,12 +9,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
-# SPEC §1: names are safe as one NATS subject token.
-Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+# SPEC §1: names are safe as one NATS subject token. \Z, not $: `$` also
+# matches before a final newline, which would let "ab\n" through.
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}\Z")]
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-# I8: one to four dot-separated numbers.
-Version = Annotated[str, msgspec.Meta(pattern=r"^[0-9]+(\.[0-9]+){0,3}$")]
+# I8: one to four dot-separated numbers (of at most 9 digits: compared as ints).
+Version = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,9}(\.[0-9]{1,9}){0,3}\Z")]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 
 Platform = Literal["linux_server_edition", "application_server_ip500v2", "windows", "ucm"]

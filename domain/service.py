@@ -141,7 +141,7 @@ class NetworkService(Application[str]):
         if not isinstance(arrival, Arrival):
             return self.decide(arrival, batch)
         source, position = arrival.source, arrival.position
-        if source is not None and position is not None:
+        if arrival.sequential and source is not None and position is not None:
             before, last = batch.sources.get(source) or (self._tracked(source),) * 2
             if position <= last:
                 return DECIDED  # recorded with an earlier commit: delivered again
@@ -189,7 +189,8 @@ class NetworkService(Application[str]):
     def decide(self, message: m.Message, batch: Batch) -> Outcome:
         """Accept, recognise as a duplicate (I3) or reject (I2) one event, in memory."""
         try:
-            network = self.writable(message.network)
+            # A network this batch wrote to is held here, whatever `writable` keeps.
+            network = batch.networks.get(message.network) or self.writable(message.network)
         except DamagedLog as damage:  # the others are decided all the same
             return Outcome("rejected", code=Code.LOG_DAMAGED, message=str(damage))
         content = m.Content(message)

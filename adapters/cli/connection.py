@@ -9,10 +9,30 @@ URL_ENV = "CTILINK_NATS_URL"
 PASSWORD_ENV = "CTILINK_NATS_PASSWORD"
 
 
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def nats_urls(text: str) -> str:
+    """An argparse type: one or more NATS URLs, comma-separated (nats://host:port)."""
+    for url in text.split(","):
+        scheme, sep, rest = url.strip().partition("://")
+        host, _, port = rest.rstrip("/").rpartition(":") if ":" in rest else (rest, "", "")
+        if (
+            not sep
+            or scheme not in NATS_SCHEMES
+            or not (host or rest)
+            or (port and not port.isdigit())
+        ):
+            raise argparse.ArgumentTypeError(
+                f"{url.strip()!r} is not a NATS URL (nats://host:port; tls://, ws://, wss:// too)"
+            )
+    return text
+
+
 def add_connection_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
     """--nats and the credential options."""
     default = f"NATS server (default: ${URL_ENV})"
-    p.add_argument("--nats", metavar="URL", help=what or default)
+    p.add_argument("--nats", metavar="URL", type=nats_urls, help=what or default)
     p.add_argument("--creds", help="NATS credentials file")
     p.add_argument("--user", help="NATS user")
     p.add_argument("--password", help=f"NATS password (or ${PASSWORD_ENV})")

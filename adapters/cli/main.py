@@ -7,6 +7,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ctilink.adapters.errors import UserError
 from ctilink.domain.errors import DamagedLog, PositionOutOfRange, UnknownNetwork
@@ -32,14 +33,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error told in one line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        """One line on stderr, exit 2."""
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The argument parser; the command named in `argv` gets its full set of options."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "--store", help="SQLite file or postgresql:// URL (default: $CTILINK_STORE or ./ctilink.db)"
     )
     common.add_argument("--json", action="store_true", help="exact, stable JSON output")
-    top = argparse.ArgumentParser(
+    top = Parser(
         prog="ctilink", description="Event-sourced CTI link state for one-X Portal networks."
     )
     verbs = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -68,7 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # /dev/null so the interpreter's final flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UnknownNetwork, PositionOutOfRange, DamagedLog, UserError, OSError) as error:
+    except OSError as error:  # a file named on the command line: missing, a directory…
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"ctilink: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
+    except (UnknownNetwork, PositionOutOfRange, DamagedLog, UserError) as error:
         print(f"ctilink: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

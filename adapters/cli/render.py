@@ -4,6 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# C0 and C1 control characters, DEL, and the line and paragraph separators: what a
+# terminal would obey (clear the screen, move the cursor) rather than show.
+_CONTROL = [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+_ESCAPES = {code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" for code in _CONTROL}
+_ESCAPES.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+
+
+def safe(text: str) -> str:
+    """Text as a terminal may print it: control characters shown as escapes."""
+    return text.translate(_ESCAPES)
+
+
+def safe_lines(text: str) -> str:
+    """Several lines, each made safe; the line breaks between them stay."""
+    return "\n".join(safe(line) for line in text.split("\n"))
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Left-aligned columns separated by two spaces, with a header rule."""
@@ -25,7 +41,7 @@ def _cell(value: object) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return safe(str(value))
 
 
 def pairs(items: Sequence[tuple[str, object]]) -> str:

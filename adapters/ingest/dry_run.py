@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from ctilink.adapters.cli.output import encode_json
-from ctilink.adapters.cli.render import pairs, table
+from ctilink.adapters.cli.render import pairs, safe_lines, table
 from ctilink.adapters.ingest import lines as ingesting
 from ctilink.domain.decoding import Invalid, named
 from ctilink.domain.errors import UnknownNetwork
@@ -59,9 +59,9 @@ def _named_network(item: Any, raw: bytes | None) -> str | None:
 def preview(service: NetworkService, stream: BinaryIO) -> list[NetworkPreview]:
     """Decide every line against the store without committing; one entry per network named."""
     parsed = []
-    for number, raw in ingesting.read_lines(stream):
-        item = ingesting.parse(raw)
-        parsed.append((number, item, _named_network(item, raw)))
+    for line in ingesting.read_lines(stream):
+        item = ingesting.parse(line)
+        parsed.append((line.number, item, _named_network(item, line.raw)))
     messages = [item for _, item, _ in parsed if not isinstance(item, Invalid)]
     outcomes, after = service.preview(messages)
     decided = iter(outcomes)
@@ -119,7 +119,7 @@ def cmd_dry_run(service: NetworkService, args: argparse.Namespace) -> int:
         for network in networks:
             out.write(encode_json(network) + b"\n")
     else:
-        print(render(networks, reports))
+        print(safe_lines(render(networks, reports)))
     return 1 if any(r.outcome == "rejected" for r in reports) else 0
 
 

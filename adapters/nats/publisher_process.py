@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
-import ctypes.util
 import os
-import signal
 from collections.abc import Callable
 
 PARENT_ENV = "CTILINK_SERVE_PID"
 ORPHAN_GRACE_SECONDS = 5.0
-PR_SET_PDEATHSIG = 1
 
 
 async def supervise(command: list[str], env: dict[str, str], stop: asyncio.Event) -> None:
@@ -33,15 +28,6 @@ async def supervise(command: list[str], env: dict[str, str], stop: asyncio.Event
         except TimeoutError:
             child.kill()
             await exited
-
-
-def die_with_parent() -> None:
-    """On Linux, have the kernel kill this process when the serving process dies."""
-    # Safe at any moment: a position is recorded only once JetStream acknowledged
-    # it, so whatever was in flight is published again, deduplicated, next time.
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 async def stop_when_orphaned(stop: asyncio.Event, log: Callable[[str], None]) -> None:

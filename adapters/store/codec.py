@@ -60,20 +60,20 @@ def stored_fingerprint(state: bytes) -> tuple[str, bytes]:
     return found.message.id, found.fingerprint
 
 
-_TOPICS = {cls: get_topic(cls) for cls in (Installed, Recorded, Snapshot)}
+# A row names its class by a stable name, not by the module the class lives in:
+# the names the first stores were written with. Moving a module changes nothing
+# that is written, and a build from before the move still reads every row. A
+# row's topic never imports anything: only these classes can be named (a
+# tampered row naming another is unreadable).
+_TOPICS = {cls: f"domain.network:{cls.__name__}" for cls in (Installed, Recorded, Snapshot)}
 _NETWORK_TOPIC = get_topic(Network)
-# Rows written before ctilink installed as one package name their classes by the
-# old module path. They stay readable, and a row's topic never imports anything:
-# only these classes can be named (a tampered row naming another is unreadable).
-LEGACY_TOPICS = {
-    f"domain.network:{cls.__name__}": cls for cls in (Installed, Recorded, Snapshot, Network)
-}
 KNOWN_TOPICS: dict[str, type] = {
     **{topic: cls for cls, topic in _TOPICS.items()},
-    _NETWORK_TOPIC: Network,
-    **LEGACY_TOPICS,
+    # The module paths too, as eventsourcing would write them.
+    **{get_topic(cls): cls for cls in (Installed, Recorded, Snapshot, Network)},
+    "domain.network:Network": Network,
 }
-for _topic, _cls in LEGACY_TOPICS.items():
+for _topic, _cls in KNOWN_TOPICS.items():
     register_topic(_topic, _cls)  # for whatever in eventsourcing resolves a topic itself
 
 

@@ -27,6 +27,11 @@ def partition_role(partition: int) -> int:
     return 100 + partition
 
 
+def source_role(source: str) -> int:
+    """The role of ingesting one file (a source): one run at a time."""
+    return 1_000_000 + (zlib.crc32(source.encode()) >> 2)  # an int4, as the lock takes it
+
+
 class Roles(Protocol):
     """Exclusive roles shared by the processes on one store."""
 

@@ -15,6 +15,7 @@ from ctilink.adapters.errors import UserError
 from ctilink.adapters.store.service import StoredNetworks
 
 DEFAULT_STORE = "ctilink.db"
+MEMORY = "memory://"
 STORE_ENV = "CTILINK_STORE"
 
 
@@ -24,7 +25,20 @@ class StoreError(UserError):
 
 def resolve(store: str | None) -> str:
     """The store to use: --store, else $CTILINK_STORE, else ./ctilink.db."""
-    return store or os.environ.get(STORE_ENV) or DEFAULT_STORE
+    chosen = store if store is not None else os.environ.get(STORE_ENV)
+    if chosen is None:
+        return DEFAULT_STORE
+    if not chosen.strip():
+        raise StoreError("the store is given as an empty string: name a file or a URL")
+    scheme = chosen.split("://", 1)[0] if "://" in chosen else None
+    if scheme == "memory" and chosen != MEMORY:
+        raise StoreError(f"store {chosen!r}: memory:// takes nothing after it")
+    if scheme is not None and f"{scheme}://" not in (*POSTGRES_SCHEMES, MEMORY):
+        raise StoreError(
+            f"store {redact(chosen)!r}: {scheme}:// is not a store ctilink knows "
+            "(a SQLite file path, postgresql://…, or memory://)"
+        )
+    return chosen
 
 
 def is_postgres(store: str) -> bool:
@@ -33,6 +47,15 @@ def is_postgres(store: str) -> bool:
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# TLS to PostgreSQL: URL options that libpq reads from its own environment variables.
+LIBPQ_ENV = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+}
+LIBPQ_PREFIX = "LIBPQ_"  # marks them in the environment handed to eventsourcing
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -52,9 +75,15 @@ def postgres_env(url: str) -> dict[str, str]:
         raise StoreError(
             f"store URL {redact(url)!r}: schema {schema!r} is not a lower-case SQL name"
         )
+    tls = {LIBPQ_ENV[key]: options.pop(key) for key in list(options) if key in LIBPQ_ENV}
+    if tls.get("PGSSLMODE", "prefer") not in SSL_MODES:
+        raise StoreError(
+            f"store URL {redact(url)!r}: sslmode must be one of {', '.join(SSL_MODES)}"
+        )
     if options:
         raise StoreError(f"store URL {redact(url)!r}: unknown option(s) {sorted(options)}")
     return {
+        **{f"{LIBPQ_PREFIX}{name}": value for name, value in tls.items()},
         "PERSISTENCE_MODULE": "ctilink.adapters.store.postgres:Factory",
         "POSTGRES_DBNAME": database,
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
@@ -72,12 +101,16 @@ def postgres_env(url: str) -> dict[str, str]:
 
 def redact(store: str) -> str:
     """The store as it may be shown: a URL's password replaced by ***."""
-    if not is_postgres(store):
+    scheme, sep, rest = store.partition("://")
+    if not sep:
         return store
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", store)
-
-
-MEMORY = "memory://"
+    # The host follows the last @ of the authority: a password may hold @ itself.
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return store
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}{slash}{tail}"
 
 
 def persistence_env(store: str) -> dict[str, str]:
@@ -108,6 +141,10 @@ def open_service(store: str | None = None, *, create: bool = True) -> StoredNetw
         raise StoreError(f"store {location!r} does not exist (nothing was ingested there)")
     env = persistence_env(location)
     if postgres:
+        # libpq reads its TLS settings from the environment: set for this process
+        # and the children it starts (the publisher), which open the same store.
+        for key in [key for key in env if key.startswith(LIBPQ_PREFIX)]:
+            os.environ[key.removeprefix(LIBPQ_PREFIX)] = env.pop(key)
         probe(location, env)
     try:
         return StoredNetworks(env=env)

@@ -14,14 +14,15 @@ import copy
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 
-from ctilink.adapters.store.codec import NetworkMapper, stored_fingerprint
+from ctilink.adapters.store.codec import NetworkMapper, first_line, stored_fingerprint
 from ctilink.domain import messages as m
-from ctilink.domain.errors import UnknownNetwork
+from ctilink.domain.arrivals import Arrival
+from ctilink.domain.errors import DamagedLog, UnknownNetwork
 from ctilink.domain.network import Network
 from ctilink.domain.service import (
     Batch,
@@ -55,12 +56,16 @@ class StoredNetworks(NetworkService):
         """Encode with msgspec rather than the generic JSON transcoder."""
         return NetworkMapper(transcoder=JSONTranscoder())
 
-    def ingest(self, messages: Sequence[m.Message]) -> list[Outcome]:
+    def ingest(
+        self,
+        arrivals: Sequence[m.Message | Arrival],
+        journal: Callable[[list[Outcome]], Any] | None = None,
+    ) -> list[Outcome]:
         """Ingest, deciding again from the store when another writer got there first."""
         conflicts = refreshed = 0
         while True:
             try:
-                return super().ingest(messages)
+                return super().ingest(arrivals, journal)
             except IntegrityError:
                 # Another writer saved the same position: reload from the store, redo,
                 # after a random pause so that writers racing for one network part.
@@ -72,7 +77,7 @@ class StoredNetworks(NetworkService):
                 # One held network was behind and is reloaded: a batch may hold many
                 # such networks, so these do not count as conflicts.
                 refreshed += 1
-                if refreshed > len(messages) + self.max_attempts:
+                if refreshed > len(arrivals) + self.max_attempts:
                     raise
 
     def preview(
@@ -101,7 +106,11 @@ class StoredNetworks(NetworkService):
             # Only up to the aggregate's version: a later event written meanwhile by
             # someone else makes our save conflict, and we reload.
             for stored in self.recorder.select_events(name, lte=aggregate.version):
-                event_id, fingerprint = stored_fingerprint(stored.state)
+                try:
+                    event_id, fingerprint = stored_fingerprint(stored.state)
+                except Exception as error:  # a damaged row: nothing can be decided here
+                    reason = f"its row cannot be decoded: {first_line(error)}"
+                    raise DamagedLog(name, stored.originator_version, reason) from None
                 ids[event_id] = (stored.originator_version, fingerprint)
         network = self._writable[name] = Writable(aggregate, ids)
         if len(self._writable) > self.max_cached_networks:

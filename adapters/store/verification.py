@@ -33,7 +33,7 @@ from typing import Any, Literal
 import msgspec
 
 from ctilink.domain import messages as m
-from ctilink.domain.errors import UnknownNetwork
+from ctilink.domain.errors import DamagedLog, UnknownNetwork
 from ctilink.domain.network import GENESIS, Installed, Recorded, link
 from ctilink.domain.service import NetworkService
 from ctilink.domain.state import NetworkState, step
@@ -187,7 +187,12 @@ class _Walk:
         try:
             event = self._decode(row)
         except Exception as error:  # a tampered row can fail in many ways
-            return Problem(expected, "unreadable", f"the row cannot be decoded: {error}")
+            reason = error.reason if isinstance(error, DamagedLog) else str(error)
+            return Problem(
+                expected,
+                "unreadable",
+                f"the row cannot be decoded: {reason.removeprefix('its row cannot be decoded: ')}",
+            )
         content = m.Content(event.message)
         chain = link(self.chain, content, event.timestamp)
         if chain != event.chain:
@@ -224,7 +229,8 @@ class _Walk:
         if stored is None:
             return None
         if isinstance(stored, Exception):
-            return Problem(position, "snapshot", f"the snapshot cannot be decoded: {stored}")
+            reason = stored.reason if isinstance(stored, DamagedLog) else str(stored)
+            return Problem(position, "snapshot", reason.replace("its snapshot", "the snapshot"))
         if stored.get("chain") != self.chain:
             return Problem(
                 position, "snapshot", "the snapshot's hash differs from the log's at its position"

@@ -679,10 +679,25 @@ def test_reports_stay_in_order_across_many_lines_i4(tmp_path, new_store):
     assert query(store, "status", "many")["position"] == len(accepted)
 
 
-def test_ingesting_the_same_file_again_gives_only_duplicates_i3(scenario, new_store):
+def test_ingesting_the_same_file_again_reports_each_line_as_first_decided_and_appends_nothing_i3(
+    scenario, new_store
+):
     store = new_store()
     first = ctilink("ingest", str(SCENARIO), "--json", store=store)
     again = ctilink("ingest", str(SCENARIO), "--json", store=store)
+
+    assert (first.rc, again.rc) == (0, 0)
+    assert again.json_lines() == first.json_lines()
+    assert "53 lines were decided by an earlier run" in again.err
+    assert query(store, "networks") == query(scenario.store, "networks")  # nothing appended
+
+
+def test_ingesting_again_with_again_decides_every_line_anew_duplicates_by_id_i3(
+    scenario, new_store
+):
+    store = new_store()
+    first = ctilink("ingest", str(SCENARIO), "--json", store=store)
+    again = ctilink("ingest", str(SCENARIO), "--json", "--again", store=store)
 
     assert (first.rc, again.rc) == (0, 0)
     assert [r["outcome"] for r in again.json_lines()] == ["duplicate"] * len(scenario.events)

@@ -1,9 +1,12 @@
-"""Crash safety of `ctilink ingest`: SIGKILL mid-file, then the same file again.
+"""A crash never changes a decision: `ctilink ingest` killed again and again, then run to the end.
 
-A line is reported only once its batch is durable, so whatever a killed run
-reported as accepted is in the store, and a re-run of the same file applies
-every event exactly once: what the killed run got in is acknowledged as a
-duplicate at its original position (I3), the rest is appended in file order (I4).
+The file is rich in rejections that depend on order (events for a network not
+installed yet, systems not added yet, a second primary, a conversion twice, an
+id sent again with other content): deciding a line a second time, against a
+later state, would often turn a rejection into an acceptance. Every line's
+first outcome is kept with its batch, so the runs after a SIGKILL report each
+line as it was first decided, decide only the rest, and end with exactly the
+logs, hash chains and reports of one uninterrupted run.
 """
 
 from __future__ import annotations
@@ -15,139 +18,76 @@ import signal
 import subprocess
 import sys
 import threading
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ctilink.adapters.store.selection import open_service
+from ctilink.adapters.store.verification import head
 
-NETWORK_COUNT = 20
-EXPANSIONS = ("exp-1", "exp-2", "exp-3")
-USERS = ("ann", "bob", "cy", "dee", "eve")
+NETWORKS = 12
 TIMEOUT = 120
+KILLS = 12  # per store and process layout: 48 SIGKILLs in all
+BATCH = 250  # lines a commit: many commits, so that each kill lands in a fresh one
 
 
-def valid_events(seed: int, count: int) -> list[dict[str, Any]]:
-    """`count` events over NETWORK_COUNT networks, each one accepted in file order."""
+def order_dependent_events(seed: int, count: int) -> list[dict[str, Any]]:
+    """Events whose verdicts depend on their order: shuffled, with repeats and conflicts."""
     rng = random.Random(seed)
-    networks = [f"site-{i:02d}" for i in range(NETWORK_COUNT)]
-    # Per network: its setup still to send, and what later events may rely on.
-    pending: dict[str, list[dict[str, Any]]] = {}
-    facts: dict[str, dict[str, Any]] = {}
-    for index, name in enumerate(networks):
-        flavour = index % 4
-        install: dict[str, Any] = {"type": "portal_installed", "platform": "linux_server_edition"}
-        if flavour == 1:
-            install["upgraded_from"] = "9.1"  # legacy, convertible (M1, M4)
-        elif flavour == 2:
-            install["platform"] = "windows"  # manual, never central (M2)
-        elif flavour == 3:
-            install["upgraded_from"] = "11.1"  # manual on Server Edition
-        setup = [
-            install,
-            {
-                "type": "system_added",
-                "system": "pri",
-                "role": "primary",
-                "platform": "linux",
-                "address": "10.0.0.1",
-            },
-            {
-                "type": "system_added",
-                "system": "sec",
-                "role": "secondary",
-                "platform": "linux",
-                "address": "10.0.0.2",
-            },
-        ] + [
-            {
-                "type": "system_added",
-                "system": exp,
-                "role": "expansion",
-                "platform": "ip500v2",
-                "address": f"10.0.1.{n}",
+    events: list[dict[str, Any]] = []
+    for n in range(NETWORKS):
+        net = f"net-{n:02d}"
+        legacy = n % 3 == 0
+        install = {"type": "portal_installed", "platform": "linux_server_edition"}
+        if legacy:
+            install["upgraded_from"] = "9.1"
+        events.append({**install, "network": net})
+        for role, name in (("primary", "pri"), ("secondary", "sec"), ("primary", "pri2")):
+            events.append(
+                {
+                    "type": "system_added",
+                    "network": net,
+                    "system": name,
+                    "role": role,
+                    "platform": "linux",
+                    "address": "10.0.0.1",
+                }
+            )
+    while len(events) < count:
+        net = f"net-{rng.randrange(NETWORKS):02d}"
+        roll = rng.random()
+        if roll < 0.5:
+            event = {
+                "type": "link_changed",
+                "system": rng.choice(("pri", "sec", "pri2", "gone")),
+                "component": rng.choice(("csta", "dsml")),
+                "up": rng.random() < 0.5,
             }
-            for n, exp in enumerate(EXPANSIONS, 1)
-        ]
-        pending[name] = setup
-        facts[name] = {
-            "central": install["platform"] == "linux_server_edition",
-            "legacy": flavour == 1,
-            "users": {},
-        }
-    systems = ["pri", "sec", *EXPANSIONS]
-    events = []
-    for serial in range(1, count + 1):
-        name = rng.choice(networks)
-        setup = pending[name]
-        event = setup.pop(0) if setup else random_event(rng, facts[name], systems)
-        events.append({**event, "id": f"ev-{serial:06d}", "network": name})
-    return events
-
-
-def random_event(rng: random.Random, facts: dict[str, Any], systems: list[str]) -> dict[str, Any]:
-    """One event that the rules accept, given what the network is known to be."""
-    users: dict[str, str] = facts["users"]
-    roll = rng.random()
-    system = rng.choice(systems)
-    if roll < 0.30:
-        return {
-            "type": "link_changed",
-            "system": system,
-            "component": rng.choice(("csta", "dsml")),
-            "up": rng.random() < 0.7,
-        }
-    if roll < 0.38:
-        return {"type": rng.choice(("failover", "failback")), "system": system}
-    if roll < 0.44:
-        return {"type": "resilience_set", "enabled": rng.random() < 0.6}
-    if roll < 0.50:
-        kind = rng.choice(("provider_configured", "provider_removed"))
-        return {"type": kind, "kind": rng.choice(("csta", "dsml")), "system": system}
-    if roll < 0.56:
-        entries = [
-            {"name": f"N{rng.randrange(50)}", "number": str(rng.randrange(200, 300))}
-            for _ in range(rng.randrange(4))
-        ]
-        return {"type": "directory_changed", "system": system, "entries": entries}
-    if roll < 0.64:
-        user = rng.choice(USERS)
-        users[user] = system
-        return {"type": "user_homed", "user": user, "system": system}
-    if roll < 0.70 and users:
-        user = rng.choice(sorted(users))
-        entries = [
-            {"name": f"P{rng.randrange(50)}", "number": str(rng.randrange(100, 999))}
-            for _ in range(rng.randrange(4))
-        ]
-        return {
-            "type": "personal_directory_changed",
-            "system": users[user],
-            "user": user,
-            "entries": entries,
-        }
-    if roll < 0.72 and users:
-        user = rng.choice(sorted(users))
-        del users[user]
-        return {"type": "user_removed", "user": user}
-    if roll < 0.76:
-        return {
-            "type": "voicemail_discovered",
-            "address": f"10.9.0.{rng.randrange(1, 4)}",
-            "system": system,
-        }
-    if roll < 0.84:
-        return {"type": "portal_restarted", "actor": "admin"}
-    # The setting the portal shows (M2–M4).
-    if facts["legacy"]:
-        if facts["central"] and rng.random() < 0.1:
-            facts["legacy"] = False
-            return {"type": "converted_to_central"}
-        return {"type": "auto_provisioning_set", "enabled": rng.random() < 0.5}
-    enabled = facts["central"] and rng.random() < 0.6
-    return {"type": "central_cti_link_set", "enabled": enabled}
+        elif roll < 0.6:
+            event = {"type": rng.choice(("failover", "failback")), "system": "pri"}
+        elif roll < 0.7:
+            event = {"type": "converted_to_central"}
+        elif roll < 0.8:
+            event = {
+                "type": rng.choice(("central_cti_link_set", "auto_provisioning_set")),
+                "enabled": rng.random() < 0.5,
+            }
+        elif roll < 0.9:
+            event = {"type": "system_removed", "system": rng.choice(("pri", "sec", "pri2"))}
+        else:
+            event = {"type": "portal_restarted"}
+        events.append({**event, "network": net})
+    rng.shuffle(events)  # installs and systems land anywhere: order decides
+    lines = []
+    for serial, event in enumerate(events, 1):
+        # Every event has its `at`, so that the hash chains of two runs can be equal.
+        stamped = {**event, "id": f"e{serial}", "at": f"2024-01-01T00:00:{serial % 60:02d}Z"}
+        lines.append(stamped)
+        if rng.random() < 0.03:  # the same id again: a duplicate, or with other content
+            again = dict(stamped) if rng.random() < 0.5 else {**stamped, "actor": "other"}
+            lines.append(again)
+    return lines
 
 
 def write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
@@ -155,17 +95,19 @@ def write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
     return path
 
 
-def ingest_command(store: Path, events_file: Path, jobs: int = 1) -> list[str]:
+def ingest_command(store: str, events_file: Path, jobs: int) -> list[str]:
     return [
         sys.executable,
         "-m",
         "ctilink.adapters.cli",
         "ingest",
         "--store",
-        str(store),
+        store,
         "--json",
         "--jobs",
         str(jobs),
+        "--batch",
+        str(BATCH),
         str(events_file),
     ]
 
@@ -178,8 +120,7 @@ def parse_reports(output: bytes) -> list[dict[str, Any]]:
 
 def run_and_kill(command: list[str], cwd: Path, after_lines: int) -> tuple[int, bytes]:
     """Start the command, SIGKILL it once it has printed `after_lines` lines."""
-    stderr = open(cwd / "killed.stderr", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr)
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     chunks: list[bytes] = []
     enough = threading.Event()
@@ -206,128 +147,158 @@ def run_and_kill(command: list[str], cwd: Path, after_lines: int) -> tuple[int, 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        stderr.close()
     return returncode, b"".join(chunks)
 
 
-def run_to_completion(command: list[str], cwd: Path) -> tuple[int, list[dict[str, Any]]]:
+def run_to_completion(command: list[str], cwd: Path) -> tuple[int, list[dict[str, Any]], str]:
     done = subprocess.run(command, cwd=cwd, capture_output=True, timeout=TIMEOUT, check=False)
-    assert done.stderr == b"", done.stderr.decode(errors="replace")
-    return done.returncode, parse_reports(done.stdout)
+    assert b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
+    return done.returncode, parse_reports(done.stdout), done.stderr.decode()
 
 
-def check_logs_hold_every_event_once(store: Path, events: list[dict[str, Any]]) -> dict:
-    """Every network's log: positions 1..N, unique ids, exactly the file's ids in file order."""
-    expected: dict[str, list[str]] = defaultdict(list)
-    for event in events:
-        expected[event["network"]].append(event["id"])
-    where: dict[tuple[str, str], int] = {}
-    service = open_service(str(store))
+def logs_and_heads(store: str) -> dict[str, tuple[list[str], str]]:
+    """Every network's logged ids, and the hash at its head."""
+    service = open_service(store)
     try:
-        for network, ids in expected.items():
-            log = list(service.log(network))
-            positions = [event.originator_version for event in log]
-            logged = [event.message.id for event in log]
-            assert positions == list(range(1, len(log) + 1)), network
-            assert len(set(logged)) == len(logged), f"{network}: an id is logged twice"
-            assert set(logged) == set(ids), network
-            assert logged == ids, f"{network}: not in file order"
-            where.update({(network, i): p for i, p in zip(logged, positions, strict=True)})
+        recorder: Any = service.recorder
+        return {
+            name: ([e.message.id for e in service.log(name)], head(service, name).hash)
+            for name, _ in recorder.heads()
+        }
     finally:
         service.close()
-    return where
 
 
 @pytest.fixture(scope="module")
-def big_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
-    events = valid_events(seed=7, count=30_000)
-    path = write_jsonl(tmp_path_factory.mktemp("crash") / "events.jsonl", events)
-    return path, events
+def scenario(
+    tmp_path_factory: pytest.TempPathFactory,
+    new_store,  # type: ignore[no-untyped-def]
+) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
+    """The file, and what one uninterrupted run makes of it."""
+    folder = tmp_path_factory.mktemp("crash")
+    events_file = write_jsonl(folder / "events.jsonl", order_dependent_events(seed=5, count=12_000))
+    store = new_store()
+    returncode, reports, _ = run_to_completion(ingest_command(store, events_file, 1), folder)
+    outcomes = {r["outcome"] for r in reports}
+    rejected = sum(r["outcome"] == "rejected" for r in reports)
+    assert returncode == 1 and outcomes == {"accepted", "rejected", "duplicate"}
+    assert rejected > len(reports) // 5, "the scenario must be rich in rejections"
+    return events_file, reports, logs_and_heads(store)
 
 
 @pytest.mark.parametrize("jobs", [1, 2], ids=["one-process", "two-workers"])
-@pytest.mark.parametrize("after_lines", [1, 12_000, 22_000], ids=["early", "midway", "late"])
-def test_rerun_after_sigkill_applies_every_event_exactly_once_i3_i4(
+def test_killed_again_and_again_then_run_to_the_end_equals_one_uninterrupted_run_i3_i4(
     tmp_path: Path,
-    big_file: tuple[Path, list[dict[str, Any]]],
-    after_lines: int,
+    scenario: tuple[Path, list[dict[str, Any]], dict[str, Any]],
     jobs: int,
     new_store,  # type: ignore[no-untyped-def]
 ) -> None:
-    events_file, events = big_file
+    events_file, expected, uninterrupted = scenario
     store = new_store()
-    # With workers, the kill leaves them orphaned: they may still commit the share
-    # in hand while the re-run starts, and nothing may be doubled all the same.
     command = ingest_command(store, events_file, jobs)
+    rng = random.Random(jobs)
 
-    returncode, output = run_and_kill(command, tmp_path, after_lines)
-    killed = parse_reports(output)
-    # The kill landed mid-file, after some lines were reported.
-    assert returncode == -signal.SIGKILL, f"ingest ended by itself ({returncode})"
-    assert len(killed) >= after_lines
-    assert killed[-1]["line"] < len(events)
-    assert [r["line"] for r in killed] == list(range(1, len(killed) + 1))
-    assert {r["outcome"] for r in killed} == {"accepted"}
+    reported = 0
+    for _ in range(KILLS):
+        # Past what the runs before reported: the kill lands in a run that is deciding.
+        after = reported + rng.randrange(1, BATCH)
+        returncode, output = run_and_kill(command, tmp_path, min(after, len(expected) - 1))
+        assert returncode == -signal.SIGKILL, f"ingest ended by itself ({returncode})"
+        # What a killed run reported is each line's first decision, whenever it was made.
+        killed = parse_reports(output)
+        assert killed == expected[: len(killed)]
+        assert reported < len(killed) < len(expected)
+        reported = len(killed)
 
-    returncode, rerun = run_to_completion(command, tmp_path)
-    assert returncode == 0
-    assert [r["line"] for r in rerun] == list(range(1, len(events) + 1))
-    assert [r["id"] for r in rerun] == [event["id"] for event in events]
-    assert {r["outcome"] for r in rerun} <= {"accepted", "duplicate"}
-    # Whatever the killed run reported accepted is a duplicate at the same position (I3).
-    for report in killed:
-        again = rerun[report["line"] - 1]
-        assert (again["outcome"], again["position"]) == ("duplicate", report["position"]), (
-            report,
-            again,
-        )
+    returncode, reports, said = run_to_completion(command, tmp_path)
 
-    where = check_logs_hold_every_event_once(store, events)
-    for report, event in zip(rerun, events, strict=True):
-        assert report["position"] == where[(event["network"], event["id"])], report
+    assert returncode == 1
+    assert reports == expected
+    assert "decided by an earlier run" in said
+    assert logs_and_heads(store) == uninterrupted
 
 
-def test_rerunning_a_completed_file_reports_every_line_duplicate_and_exits_0_i3(
+def test_a_completed_file_changes_nothing_and_lines_added_since_are_ingested_as_new_i3(
+    tmp_path: Path,
+    scenario: tuple[Path, list[dict[str, Any]], dict[str, Any]],
+    new_store,  # type: ignore[no-untyped-def]
+) -> None:
+    events_file, expected, uninterrupted = scenario
+    store = new_store()
+    copy = tmp_path / "growing.jsonl"
+    copy.write_bytes(events_file.read_bytes())
+    command = ingest_command(store, copy, 1)
+    run_to_completion(command, tmp_path)
+
+    returncode, again, said = run_to_completion(command, tmp_path)
+    assert (returncode, again) == (1, expected)
+    assert f"{len(expected)} lines were decided by an earlier run" in said
+    assert logs_and_heads(store) == uninterrupted
+
+    added = {
+        "type": "portal_restarted",
+        "id": "later",
+        "network": "net-00",
+        "at": "2024-02-01T00:00:00Z",
+    }
+    with copy.open("a") as out:
+        out.write(json.dumps(added) + "\n")
+    returncode, grown, _ = run_to_completion(command, tmp_path)
+    assert grown[:-1] == expected
+    assert (grown[-1]["line"], grown[-1]["id"]) == (len(expected) + 1, "later")
+    assert grown[-1]["outcome"] in ("accepted", "rejected")
+
+
+def test_a_file_changed_where_it_was_ingested_is_refused_naming_the_line(
     tmp_path: Path,
     new_store,  # type: ignore[no-untyped-def]
 ) -> None:
-    events = valid_events(seed=8, count=12_000)  # more than one batch of 5000 lines
-    events_file = write_jsonl(tmp_path / "events.jsonl", events)
     store = new_store()
-    command = ingest_command(store, events_file)
+    events = order_dependent_events(seed=9, count=300)
+    path = write_jsonl(tmp_path / "events.jsonl", events)
+    command = ingest_command(store, path, 1)
+    run_to_completion(command, tmp_path)
+    before = logs_and_heads(store)
 
-    returncode, first = run_to_completion(command, tmp_path)
-    assert returncode == 0
-    assert [r["outcome"] for r in first] == ["accepted"] * len(events)
-    where = check_logs_hold_every_event_once(store, events)
+    events[120] = {**events[120], "actor": "someone-else"}
+    write_jsonl(path, [*events, {"type": "portal_restarted", "id": "new", "network": "net-01"}])
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT)
 
-    returncode, second = run_to_completion(command, tmp_path)
-    assert returncode == 0
-    assert [r["line"] for r in second] == list(range(1, len(events) + 1))
-    assert [(r["id"], r["outcome"], r["position"], r["code"]) for r in second] == [
-        (r["id"], "duplicate", r["position"], None) for r in first
+    assert done.returncode == 2
+    assert done.stderr.startswith("ctilink: line 121 differs from the line ingested")
+    assert done.stdout == ""
+    assert logs_and_heads(store) == before  # nothing of the changed file was decided
+
+
+def test_standard_input_resumes_when_named_with_source_i3(
+    tmp_path: Path,
+    new_store,  # type: ignore[no-untyped-def]
+) -> None:
+    store = new_store()
+    events = order_dependent_events(seed=11, count=400)
+    data = "".join(json.dumps(event) + "\n" for event in events).encode()
+    command = [
+        sys.executable,
+        "-m",
+        "ctilink.adapters.cli",
+        "ingest",
+        "-",
+        "--json",
+        "--source",
+        "feed-1",
+        "--store",
+        store,
     ]
-    assert check_logs_hold_every_event_once(store, events) == where
 
-    # The CLI's own view of one log agrees.
-    network = events[0]["network"]
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ctilink.adapters.cli",
-            "log",
-            network,
-            "--store",
-            str(store),
-            "--json",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=TIMEOUT,
-        check=True,
+    first = subprocess.run(command, input=data, capture_output=True, timeout=TIMEOUT)
+    second = subprocess.run(command, input=data, capture_output=True, timeout=TIMEOUT)
+    unnamed = subprocess.run(
+        [*command[:-4], "--store", store], input=data, capture_output=True, timeout=TIMEOUT
     )
-    logged = [json.loads(line) for line in shown.stdout.splitlines()]
-    assert [(e["position"], e["event"]["id"]) for e in logged] == sorted(
-        (p, i) for (n, i), p in where.items() if n == network
-    )
+
+    assert parse_reports(second.stdout) == parse_reports(first.stdout)
+    assert b"decided by an earlier run" in second.stderr
+    # Unnamed, standard input is decided afresh: accepted lines are duplicates by id (I3).
+    accepted = [r["line"] for r in parse_reports(first.stdout) if r["outcome"] == "accepted"]
+    redecided = {r["line"]: r["outcome"] for r in parse_reports(unnamed.stdout)}
+    assert {redecided[line] for line in accepted} == {"duplicate"}

@@ -383,6 +383,7 @@ def test_audit_since_and_type_filter_each_entry_by_its_recorded_time_i4(
         "2024-01-02T00:00:00+00:00",
         "--type",
         "system_added",
+        "--type",
         "provider_configured",
     )
 
@@ -503,3 +504,12 @@ def test_diff_same_as_replay_for_consecutive_positions(
         assert {k: found[k] for k in ("mode", "providers", "components")} == {
             k: step[k] for k in ("mode", "providers", "components")
         }, p
+
+
+def test_audit_type_takes_one_type_so_the_network_after_it_is_the_network(
+    scenario: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = cli(capsys, "audit", "--type", "portal_restarted", "globex", "--store", scenario)
+
+    assert (rc, err) == (0, "")
+    assert "portal_restarted" in out and "globex" not in err

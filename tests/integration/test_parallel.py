@@ -14,7 +14,7 @@ import pytest
 
 from bench.workload import interleaved_lines, single_network_lines
 from ctilink.adapters.cli.commands.ingest import PARALLEL_FROM_BYTES, worker_count
-from ctilink.adapters.ingest.lines import LineReport, ingest
+from ctilink.adapters.ingest.lines import LineReport, ingest, read_lines
 from ctilink.adapters.ingest.parallel import ingest_parallel, route
 from ctilink.adapters.store.selection import open_service
 from ctilink.projections.directory import directory
@@ -47,7 +47,7 @@ def run(store: str, data: bytes, workers: int) -> list[LineReport]:
     if workers == 1:
         ingest(service, io.BytesIO(data), reports.append)
     else:
-        ingest_parallel(store, io.BytesIO(data), reports.append, workers)
+        ingest_parallel(store, read_lines(io.BytesIO(data)), reports.append, workers)
     service.close()
     return reports
 

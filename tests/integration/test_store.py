@@ -212,7 +212,8 @@ def test_preview_commits_nothing_and_reports_what_ingest_would(service):
         ("postgresql://postgres@127.0.0.1:5432/", "names no database"),
         ("postgresql://postgres@127.0.0.1:port/db", "port is not a number"),
         ("postgresql://postgres@127.0.0.1/db?schema=Not-A-Name", "not a lower-case SQL name"),
-        ("postgresql://postgres@127.0.0.1/db?sslmode=x", "unknown option"),
+        ("postgresql://postgres@127.0.0.1/db?sslmode=x", "sslmode must be one of"),
+        ("postgresql://postgres@127.0.0.1/db?pool=9", "unknown option"),
     ],
 )
 def test_a_malformed_postgresql_url_is_named_with_the_reason(url, reason):

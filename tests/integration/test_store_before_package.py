@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,38 @@ def test_new_events_append_to_an_old_network_and_the_chain_still_verifies(
     verdicts = [json.loads(v) for v in capsys.readouterr().out.splitlines()[-4:]]
     assert {(v["network"], v["ok"]) for v in verdicts} >= {("longnet", True)}
     assert [v["position"] for v in verdicts if v["network"] == "longnet"] == [251]
+
+
+def test_rows_are_written_under_the_stable_names_so_earlier_builds_read_them(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "new.db"
+    events = FIXTURE / "events.jsonl"
+
+    assert main(["ingest", str(events), "--store", str(store)]) == 0
+
+    with sqlite3.connect(store) as db:
+        topics = {row[0] for row in db.execute("SELECT topic FROM stored_events")}
+        snapshots = {row[0] for row in db.execute("SELECT topic FROM stored_snapshots")}
+    assert topics == {"domain.network:Installed", "domain.network:Recorded"}
+    assert snapshots == {"domain.network:Snapshot"}
+
+
+def test_a_row_naming_any_other_class_is_unreadable_and_nothing_is_imported(
+    old_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "tampered.db"
+    shutil.copy(old_store, store)
+    with sqlite3.connect(store) as db:  # `this:s` would print the Zen of Python if imported
+        db.execute(
+            "UPDATE stored_events SET topic = 'this:s' "
+            "WHERE originator_id = 'acme' AND originator_version = 2"
+        )
+
+    rc = main(["verify", "acme", "--json", "--store", str(store)])
+
+    out, _ = capsys.readouterr()
+    assert rc == 1
+    assert json.loads(out)["problem"]["kind"] == "unreadable"
+    assert "The Zen of Python" not in out
+    assert "this" not in sys.modules

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from ctilink.adapters.cli.as_of import rfc3339
 from ctilink.adapters.cli.output import emit_json, encode_json
-from ctilink.adapters.cli.render import table
+from ctilink.adapters.cli.render import safe, safe_lines, table
 from ctilink.adapters.store.log_reader import logged_messages
 from ctilink.domain.errors import PositionOutOfRange
 from ctilink.domain.service import NetworkService
@@ -120,7 +120,8 @@ def cmd_replay(service: NetworkService, args: argparse.Namespace) -> int:
                 lines = change_lines(step.mode, step.providers, step.components)
                 header = f"{step.position:>{width}} {step.type}"
                 text = "\n".join([header] + [f"{'':>{width}}   {line}" for line in lines])
-                out.write((text if lines else f"{header} (no change)").encode() + b"\n")
+                shown = safe_lines(text) if lines else f"{header} (no change)"
+                out.write(shown.encode() + b"\n")
             if progress is not None:
                 progress.update(step.position)
     finally:
@@ -178,7 +179,7 @@ def cmd_diff(service: NetworkService, args: argparse.Namespace) -> int:
         return 0
     print(f"{found.network}: position {found.from_} {ARROW} {found.to}")
     lines = change_lines(found.mode, found.providers, found.components)
-    print("\n".join(f"  {line}" for line in lines) if lines else "  no differences")
+    print("\n".join(f"  {safe(line)}" for line in lines) if lines else "  no differences")
     return 0
 
 
@@ -196,11 +197,10 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     p.add_argument(
         "--type",
-        action="extend",
-        nargs="+",
+        action="append",
         choices=AUDITED,
         metavar="TYPE",
-        help=f"only these event types (any of: {', '.join(AUDITED)})",
+        help=f"only this event type; repeat for more (any of: {', '.join(AUDITED)})",
     )
     p.set_defaults(run=cmd_audit)
 

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 from ctilink.adapters.cli.output import encode_json
 from ctilink.adapters.cli.render import pairs, table
-from ctilink.adapters.ingest import lines as ingesting
+from ctilink.adapters.errors import UserError
 from ctilink.adapters.ingest.dry_run import cmd_dry_run
+from ctilink.adapters.ingest.lines import (
+    BATCH_LINES,
+    Line,
+    LineReport,
+    ingest_lines,
+    read_lines,
+)
 from ctilink.adapters.ingest.parallel import ingest_parallel
-from ctilink.adapters.store.selection import resolve
+from ctilink.adapters.ingest.resume import check, kept_lines, resumed
+from ctilink.adapters.store.selection import MEMORY, resolve
 from ctilink.domain.service import NetworkService
 
 
@@ -21,45 +32,122 @@ def cmd_ingest(service: NetworkService, args: argparse.Namespace) -> int:
     """Apply a JSON Lines file; exit 1 when any line was rejected."""
     if args.dry_run:
         return cmd_dry_run(service, args)
-    counts: Counter[str] = Counter()
-    rejected: list[ingesting.LineReport] = []
-    out = sys.stdout.buffer
-    progress = sys.stderr.isatty()
-
-    def report(line: ingesting.LineReport) -> None:
-        counts[line.outcome] += 1
-        if line.outcome == "rejected":
-            rejected.append(line)
-        if args.json:
-            out.write(encode_json(line) + b"\n")
-        if progress and line.line % 10_000 == 0:
-            print(f"\r{line.line} lines…", end="", file=sys.stderr, flush=True)
-
+    output = Output(args.json)
     stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
-    with stream:
+    source = source_of(args)
+    with stream, holding(args.store, source):
+        lines: Iterator[Line | LineReport] = read_lines(stream)
+        if source is not None:
+            if args.again:
+                service.recorder.forget_outcomes(source)
+            lines = output.counting(resume(service, source, stream))
         workers = worker_count(args.jobs, stream)
         if workers > 1:
-            ingest_parallel(resolve(args.store), stream, report, workers)
+            ingest_parallel(resolve(args.store), lines, output.report, workers, source, args.batch)
         else:
-            ingesting.ingest(service, stream, report)
-    if progress:
-        print("\r", end="", file=sys.stderr)
-    if not args.json:
-        total = sum(counts.values())
-        print(
-            pairs(
-                [(k, counts[k]) for k in ("accepted", "duplicate", "rejected")] + [("lines", total)]
-            )
-        )
-        if rejected:
-            print()
+            ingest_lines(service, lines, output.report, batch_lines=args.batch, source=source)
+    return output.finish()
+
+
+def source_of(args: argparse.Namespace) -> str | None:
+    """The name a file's lines are kept under: --source, else the file's full path."""
+    if args.source:
+        return f"file:{args.source}"
+    if args.file == "-":
+        return None  # stdin resumes only when named
+    return f"file:{Path(args.file).resolve()}"
+
+
+def resume(service: NetworkService, source: str, stream: BinaryIO) -> Iterator[Line | LineReport]:
+    """The lines, those ingested before from this source as their first reports."""
+    chunks = list(service.recorder.outcome_chunks(source))
+    if chunks and stream.seekable():
+        # Refuse a changed file before anything of it is decided.
+        check(stream, kept_lines(chunks), max(chunk.last_line for chunk in chunks))
+    return resumed(read_lines(stream), kept_lines(chunks))
+
+
+@contextlib.contextmanager
+def holding(store: str | None, source: str | None) -> Iterator[None]:
+    """One ingest at a time per source (a role on the store); refused if another runs."""
+    location = resolve(store)
+    if source is None or location == MEMORY:
+        yield
+        return
+    from ctilink.adapters.store.roles import open_roles, source_role
+
+    roles = open_roles(location, member=False)
+    try:
+        if not roles.take(source_role(source)):
+            raise UserError(f"another ingest of {source.removeprefix('file:')!r} is running")
+        yield
+    finally:
+        roles.close()
+
+
+class Output:
+    """The report of every line: --json lines as they come, else a summary at the end."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.counts: Counter[str] = Counter()
+        self.rejected: list[LineReport] = []
+        self.closed_at: int | None = None  # the line at which the reader went away
+        self.before = 0  # lines decided by an earlier run of the same source
+        self.progress = sys.stderr.isatty()
+        self.out = sys.stdout.buffer
+
+    def report(self, line: LineReport) -> None:
+        """Count one line, and write its --json line while anybody reads."""
+        self.counts[line.outcome] += 1
+        if line.outcome == "rejected":
+            self.rejected.append(line)
+        if self.as_json and self.closed_at is None:
+            try:
+                self.out.write(encode_json(line) + b"\n")
+            except BrokenPipeError:
+                # `| head`: the rest of the file is ingested all the same, quietly.
+                self.closed_at = line.line
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if self.progress and line.line % 10_000 == 0:
+            print(f"\r{line.line} lines…", end="", file=sys.stderr, flush=True)
+
+    def counting(self, items: Iterator[Line | LineReport]) -> Iterator[Line | LineReport]:
+        """The items, counting the lines an earlier run decided."""
+        for item in items:
+            if isinstance(item, LineReport):
+                self.before += 1
+            yield item
+
+    def finish(self) -> int:
+        """The summary (without --json); exit 1 when any line was rejected."""
+        if self.progress:
+            print("\r", end="", file=sys.stderr)
+        if self.closed_at is not None:
             print(
-                table(
-                    ("line", "id", "code", "reason"),
-                    [(r.line, r.id, r.code, r.message) for r in rejected],
-                )
+                f"ctilink: the output was closed at line {self.closed_at}; every line was ingested",
+                file=sys.stderr,
             )
-    return 1 if rejected else 0
+        if self.before:
+            now = sum(self.counts.values()) - self.before
+            print(
+                f"ctilink: {self.before} lines were decided by an earlier run of this input "
+                f"and are reported as then; {now} were decided now",
+                file=sys.stderr,
+            )
+        if not self.as_json:
+            total = sum(self.counts.values())
+            rows = [(k, self.counts[k]) for k in ("accepted", "duplicate", "rejected")]
+            print(pairs([*rows, ("lines", total)]))
+            if self.rejected:
+                print()
+                print(
+                    table(
+                        ("line", "id", "code", "reason"),
+                        [(r.line, r.id, r.code, r.message) for r in self.rejected],
+                    )
+                )
+        return 1 if self.rejected else 0
 
 
 PARALLEL_FROM_BYTES = 4 << 20
@@ -79,16 +167,43 @@ def worker_count(jobs: int | None, stream: BinaryIO) -> int:
     return max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number from 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1")
+    return int(text)
+
+
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the command to the parser."""
     p = verbs.add_parser("ingest", parents=[common])
     p.add_argument("file", help="JSON Lines file, or - for standard input")
     p.add_argument(
         "--jobs",
-        type=int,
+        type=positive,
         metavar="N",
         help="worker processes, each owning a share of the networks "
         "(default: one per core for files of 4 MiB or more, else 1)",
+    )
+    p.add_argument(
+        "--batch",
+        type=positive,
+        default=BATCH_LINES,
+        metavar="N",
+        help=f"lines decided and committed together (default {BATCH_LINES}): fewer show "
+        "results sooner, more ingest faster",
+    )
+    p.add_argument(
+        "--source",
+        metavar="NAME",
+        help="the name this input's lines are kept under, so that a re-run resumes "
+        "(default: the file's full path; standard input resumes only when named)",
+    )
+    p.add_argument(
+        "--again",
+        action="store_true",
+        help="forget what was kept of this source and decide every line again "
+        "(accepted lines are duplicates by id; rejected ones may now pass)",
     )
     p.add_argument(
         "--dry-run",

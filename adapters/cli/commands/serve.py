@@ -15,12 +15,23 @@ from ctilink.adapters.cli.connection import (
     nats_options,
 )
 from ctilink.adapters.nats.remote import RemoteError
+from ctilink.adapters.store.selection import MEMORY, StoreError, resolve
 from ctilink.domain.service import NetworkService
+
+
+def shared_store(store: str | None, command: str) -> None:
+    """Refuse a store that a second process cannot open (StoreError)."""
+    if resolve(store) == MEMORY:
+        raise StoreError(
+            f"{command} needs a store its publisher can open too: a SQLite file or "
+            "postgresql://…, not memory://"
+        )
 
 
 def cmd_serve(service: NetworkService, args: argparse.Namespace) -> int:
     """Run the service until SIGINT or SIGTERM."""
     service.close()  # the server opens its own
+    shared_store(args.store, "serve")
     url = args.nats or os.environ.get(URL_ENV)
     publisher = None
     if not args.publisher_in_process:
@@ -35,6 +46,7 @@ def cmd_serve(service: NetworkService, args: argparse.Namespace) -> int:
 def cmd_publish(service: NetworkService, args: argparse.Namespace) -> int:
     """Publish the store's log to CTILINK_OUT until SIGINT or SIGTERM."""
     service.close()
+    shared_store(args.store, "publish")
     url = args.nats or os.environ.get(URL_ENV)
     if not url:
         raise RemoteError("publish needs --nats URL (or $CTILINK_NATS_URL)")

@@ -12,7 +12,7 @@ from typing import Any
 from ctilink.adapters.cli.as_of import add_as_of, as_of
 from ctilink.adapters.cli.connection import add_connection_arguments, nats_options
 from ctilink.adapters.cli.output import emit_json
-from ctilink.adapters.cli.render import pairs, table
+from ctilink.adapters.cli.render import pairs, safe, table
 from ctilink.adapters.nats.wire import Query
 from ctilink.domain.service import NetworkService
 from ctilink.projections.directory import Directory, directory
@@ -88,7 +88,7 @@ def cmd_directory(service: NetworkService | None, args: argparse.Namespace) -> i
         )
     )
     for user, entries in doc.personal.items():
-        print(f"\npersonal directory of {user}")
+        print(f"\npersonal directory of {safe(user)}")
         print(table(("name", "number"), [(e.name, e.number) for e in entries]))
     return 0
 
