@@ -205,6 +205,9 @@ class Consumer:
         committed = await self._ingest_when_stored(arrivals, stop)
         if committed is None:
             return  # stopped while the store was away: unacked, the batch comes again
+        again = sum(outcome.outcome == "decided" for outcome in committed)
+        if again:
+            self.log(f"consumer {self.durable}: {again} messages decided before came again; acked")
         self.committed()
         # What msg.ack() sends for each, as one write.
         await publish_many(self.nc, ((msg.reply, ACK, "", None) for msg in batch))

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from ctilink.adapters.nats.publisher import TRACKING_NAME
+from ctilink.adapters.nats.publisher import REJECTIONS_TRACKING_NAME, TRACKING_NAME
 from ctilink.adapters.store.selection import open_service
+from ctilink.adapters.store.verification import head
 from ctilink.projections.status import status
-from tests.e2e.conftest import network_of, stream_messages, wait_for
+from tests.e2e.conftest import ROOT, network_of, stream_messages, wait_for
 
 
 async def publish_all(nc, lines: list[bytes]) -> None:
@@ -36,9 +41,12 @@ def publisher_caught_up(store: Path | str) -> bool:
     except Exception:  # a store restarting in a fault test
         return False
     try:
+        tracking = service.factory.tracking_recorder()
         last = service.recorder.max_notification_id() or 0
-        done = service.factory.tracking_recorder().max_tracking_id(TRACKING_NAME) or 0
-        return last > 0 and done >= last
+        done = tracking.max_tracking_id(TRACKING_NAME) or 0
+        rejections_done = tracking.max_tracking_id(REJECTIONS_TRACKING_NAME) or 0
+        unsent = service.recorder.rejections(after=rejections_done, limit=1)
+        return last > 0 and done >= last and not unsent
     except Exception:
         return False
     finally:
@@ -127,3 +135,61 @@ def check_exactly_once(store: Path, lines: list[bytes], ids: Counter) -> None:
         service.close()
     assert set(ids) == expected_ids
     assert set(ids.values()) == {1}, [k for k, v in ids.items() if v > 1][:5]
+
+
+def logs_and_heads(store: Path | str) -> dict[str, tuple[list[str], str]]:
+    """Every network's logged ids, and the hash at its head."""
+    service = open_service(str(store))
+    try:
+        recorder: Any = service.recorder
+        return {
+            name: ([e.message.id for e in service.log(name)], head(service, name).hash)
+            for name, _ in recorder.heads()
+        }
+    finally:
+        service.close()
+
+
+def uninterrupted(lines: list[bytes], folder: Path) -> tuple[list[dict[str, Any]], dict]:
+    """What one `ctilink ingest` of the lines, in order, reports and logs."""
+    events_file = folder / "events.jsonl"
+    events_file.write_bytes(b"\n".join(lines) + b"\n")
+    store = folder / "reference.db"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ctilink.adapters.cli",
+            "ingest",
+            str(events_file),
+            "--json",
+            "--store",
+            str(store),
+        ],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()], logs_and_heads(store)
+
+
+def right_after_a_commit(store: Path | str, timeout: float = 10.0) -> None:
+    """Return as soon as a service commits a batch: the moment before it acks it."""
+    service = open_service(str(store))
+    recorder: Any = service.recorder
+    sql = f"SELECT SUM(position) FROM {recorder.table('ctilink_inbound')}"
+
+    def positions() -> int:
+        try:
+            return int(recorder.query(sql, ())[0][0] or 0)
+        except Exception:  # busy, or not created yet
+            return -1
+
+    try:
+        start, deadline = positions(), time.monotonic() + timeout
+        while positions() in (start, -1) and time.monotonic() < deadline:
+            time.sleep(0.0005)
+    finally:
+        service.close()
