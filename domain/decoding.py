@@ -86,8 +86,11 @@ def decode(raw: bytes | str) -> m.Message | Invalid:
 
 def _check_bytes(raw: bytes) -> str | None:
     """What makes the bytes unreadable before any JSON is parsed, if anything."""
-    if len(raw) > MAX_EVENT_BYTES and len(raw.rstrip()) > MAX_EVENT_BYTES:  # a line's newline
-        return f"event is longer than {MAX_EVENT_BYTES} bytes"
+    if len(raw) > MAX_EVENT_BYTES:
+        # A line's own line break does not count; any other byte does.
+        ending = 2 if raw.endswith(b"\r\n") else 1 if raw.endswith(b"\n") else 0
+        if len(raw) - ending > MAX_EVENT_BYTES:
+            return f"event is longer than {MAX_EVENT_BYTES} bytes"
     if raw.startswith(BOM):
         return "starts with a UTF-8 byte order mark (U+FEFF); send the JSON without it"
     return None

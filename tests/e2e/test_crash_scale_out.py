@@ -54,12 +54,13 @@ async def test_three_instances_killed_twenty_times_end_as_one_uninterrupted_run_
     )
     instances[0].start()  # creates the streams
     instances[0].kill()
-    await publish_all(nc, lines)  # a backlog, taken in big batches
     for instance in instances:
         instance.start()
     rng = random.Random(7)
 
     for kill in range(KILLS):
+        wave = lines[kill * len(lines) // KILLS : (kill + 1) * len(lines) // KILLS]
+        await publish_all(nc, wave)  # taken in batches, often with events they depend on
         if kill % 2:
             await asyncio.sleep(rng.uniform(0.05, 0.4))
         else:  # one of them just committed a batch: with luck, this one, before its ack

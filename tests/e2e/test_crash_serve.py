@@ -14,6 +14,9 @@ import asyncio
 import json
 import random
 from collections import Counter
+from collections.abc import Iterator
+
+import pytest
 
 from tests.e2e.conftest import Service, stream_messages, wait_for
 from tests.e2e.traffic import (
@@ -29,8 +32,17 @@ from tests.scenarios import order_dependent_events
 KILLS = 20
 
 
+@pytest.fixture
+def serving(nats_server, tmp_path) -> Iterator[Service]:  # type: ignore[no-untyped-def]
+    """The service, not started; killed at the end if still running (a failed test too)."""
+    service = Service(tmp_path / "serve.db", nats_server.url, tmp_path / "serve.log")
+    yield service
+    if service.process is not None and service.process.poll() is None:
+        service.kill()
+
+
 async def test_serve_killed_twenty_times_mid_stream_ends_as_one_uninterrupted_run_i3_i4(
-    nc, nats_server, tmp_path
+    nc, serving, tmp_path
 ):
     events = order_dependent_events(seed=3, count=4_000, networks=150)
     lines = [json.dumps(e).encode() for e in events]
@@ -41,15 +53,16 @@ async def test_serve_killed_twenty_times_mid_stream_ends_as_one_uninterrupted_ru
         if r["outcome"] == "rejected"
     )
     assert len(rejected) > len(lines) // 5  # rich in rejections
-    service = Service(tmp_path / "serve.db", nats_server.url, tmp_path / "serve.log")
+    service = serving
     service.start()  # creates the streams
     service.kill()
     rng = random.Random(4)
 
-    # A backlog: each start takes it in batches of up to a thousand, where an
+    # A backlog for each start, taken in batches of up to a thousand, where an
     # event's verdict often depends on events later in the same batch.
-    await publish_all(nc, lines)
-    for kill in range(KILLS):
+    waves = [lines[k * len(lines) // KILLS : (k + 1) * len(lines) // KILLS] for k in range(KILLS)]
+    for kill, wave in enumerate(waves):
+        await publish_all(nc, wave)  # fresh work for each start, while it is down
         service.start()
         if kill % 2:
             await asyncio.sleep(rng.uniform(0.02, 0.3))  # anywhere: deciding, committing

@@ -175,8 +175,8 @@ def uninterrupted(lines: list[bytes], folder: Path) -> tuple[list[dict[str, Any]
     return [json.loads(line) for line in done.stdout.splitlines()], logs_and_heads(store)
 
 
-def right_after_a_commit(store: Path | str, timeout: float = 10.0) -> None:
-    """Return as soon as a service commits a batch: the moment before it acks it."""
+def right_after_a_commit(store: Path | str, timeout: float = 3.0) -> None:
+    """Return as soon as a service commits a batch (the moment before it acks it), or in time."""
     service = open_service(str(store))
     recorder: Any = service.recorder
     sql = f"SELECT SUM(position) FROM {recorder.table('ctilink_inbound')}"
