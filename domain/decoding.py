@@ -16,6 +16,9 @@ import msgspec
 from ctilink.domain import messages as m
 
 MAX_EVENT_BYTES = 1 << 20
+# An accepted event is published inside an envelope (network, position, at,
+# actor) and with headers: what could never fit NATS's default 1 MiB is refused.
+MAX_PUBLISHED_BYTES = MAX_EVENT_BYTES - (8 << 10)
 BOM = b"\xef\xbb\xbf"
 _AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<path>[^`]*)`$")
 _FRACTION = re.compile(r":[0-9]{2}\.([0-9]+)")  # the seconds' fraction, whatever the separator
@@ -107,9 +110,15 @@ def _not_utf8(raw: bytes) -> str:
 
 def _check_object(raw: bytes, message: m.Message) -> str | None:
     """What the schema cannot see: nulls, duplicate keys, `at` beyond a real instant."""
+    encoded = _encode(message)
+    if len(encoded) > MAX_PUBLISHED_BYTES:
+        return (
+            f"the event is {len(encoded)} bytes as ctilink publishes it; at most "
+            f"{MAX_PUBLISHED_BYTES} fit in one NATS message with its envelope"
+        )
     # A cheap look at the bytes first; the costly part runs only when it may find
     # something: most events have no null, no repeated key, no default sent.
-    if not _nothing_hidden(raw, message):
+    if not _nothing_hidden(raw, encoded):
         # The schema admits the object, so its nesting is shallow: no deep recursion.
         for key, value in _untyped.decode(raw).items():
             if value is None:
@@ -122,14 +131,14 @@ def _check_object(raw: bytes, message: m.Message) -> str | None:
     return None
 
 
-def _nothing_hidden(raw: bytes, message: m.Message) -> bool:
+def _nothing_hidden(raw: bytes, encoded: bytes) -> bool:
     """True when `raw` surely has no repeated key and no null (False: look closer)."""
     # Re-encoded, the event has a quoted string for every key and string value
     # the bytes have, less any key repeated (msgspec keeps the last silently),
     # any key sent as null, and any field sent with its default value. Quotes
     # inside strings are escaped alike on both sides unless the bytes spell some
     # as \u0022.
-    return b"\\u" not in raw and raw.count(b'"') == _encode(message).count(b'"')
+    return b"\\u" not in raw and raw.count(b'"') == encoded.count(b'"')
 
 
 def _repeated_key_problem(raw: bytes) -> str | None:

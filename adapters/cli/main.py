@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "directory": ("status", "system and personal directories"),
     "log": ("log", "the network's events"),
     "networks": ("log", "every network"),
+    "rejections": ("log", "the events rejected for a network, with why and what was sent"),
     "replay": ("history", "what each log position changed in the status"),
     "audit": ("history", "settings, restarts, providers and topology changes"),
     "diff": ("history", "status differences between positions"),

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decoding import Invalid, decode
 from ctilink.domain.service import Outcome
 
+NETWORK_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # SPEC §1
 FETCH = 1000  # at most this many messages are applied and committed together
 EXPIRES = 1.0  # seconds a pull request waits on the server for messages
 ACK = b"+ACK"
@@ -34,6 +36,13 @@ def arrival(msg: Msg, source: str) -> Arrival:
     data = msg.data
     token = network_of(msg.subject)
     event = decode(data)
+    if not NETWORK_NAME.fullmatch(token):  # a literal wildcard subject: routed nowhere
+        named_network = None if isinstance(event, Invalid) else event.network
+        event = Invalid(
+            getattr(event, "id", None),
+            f"the subject {msg.subject!r} names no network: publish to ctilink.in.<network>",
+        )
+        return Arrival(event, source, msg.metadata.sequence.stream, named_network, data)
     if not isinstance(event, Invalid) and event.network != token:
         event = Invalid(
             event.id,

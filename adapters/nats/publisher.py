@@ -150,7 +150,7 @@ class Publisher:
         if len(payload) + 2 * len(msg_id) + len(subject) + 64 <= self.nc.max_payload:
             return message
         self.log(
-            f"publisher: {msg_id} is {len(payload)} bytes, more than NATS takes; sent a notice"
+            f"publisher: {msg_id} is {len(payload)} bytes, too large for NATS; a notice sent"
         )
         notice = Omitted(msg_id, len(payload), self.nc.max_payload)
         return subject, encode(notice), msg_id

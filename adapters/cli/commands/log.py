@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
+from typing import Any
+
+import msgspec
 
 from ctilink.adapters.cli.connection import add_connection_arguments, nats_options
 from ctilink.adapters.cli.output import emit_json, encode_json
@@ -62,11 +66,57 @@ def cmd_networks(service: NetworkService | None, args: argparse.Namespace) -> in
     return 0
 
 
+class RejectionEntry(msgspec.Struct, frozen=True):
+    """`rejections --json`: one rejected event, as kept."""
+
+    network: str | None
+    source: str | None  # nats:<stream>:<partition>, file:<path>, api
+    position: int | None  # in its source: stream sequence, line number
+    id: str | None
+    received: datetime
+    code: str
+    message: str
+    payload: str  # as sent (its first 64 KiB), as text
+
+
+def cmd_rejections(service: NetworkService, args: argparse.Namespace) -> int:
+    """Print the events that were rejected for a network, oldest first."""
+    recorder: Any = service.recorder
+    rows = []
+    after = 0
+    while page := recorder.rejections(network=args.network, after=after, limit=1000):
+        after = page[-1][0]
+        for _, r in page:
+            entry = RejectionEntry(
+                r.network,
+                r.source,
+                r.position,
+                r.event_id,
+                r.received,
+                r.code,
+                r.message,
+                r.payload.decode("utf-8", "replace"),
+            )
+            if args.json:
+                emit_json(entry)
+            else:
+                at = f"{r.source or '-'}:{r.position}" if r.position is not None else r.source
+                rows.append(
+                    (r.received.isoformat(timespec="seconds"), at, r.event_id, r.code, r.message)
+                )
+    if not args.json:
+        print(table(("received", "from", "id", "code", "reason"), rows))
+    return 0
+
+
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the commands to the parser."""
     p = verbs.add_parser("log", parents=[common])
     p.add_argument("network")
     p.set_defaults(run=cmd_log)
+    p = verbs.add_parser("rejections", parents=[common])
+    p.add_argument("network", nargs="?", help="one network (default: every rejection)")
+    p.set_defaults(run=cmd_rejections)
     p = verbs.add_parser("networks", parents=[common])
     add_connection_arguments(p, "ask a running `ctilink serve` instead of the store")
     p.set_defaults(run=cmd_networks, asks_service=True)
