@@ -11,7 +11,7 @@ import contextlib
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,16 @@ if TYPE_CHECKING:
 def service(store: str | None, *, create: bool = True) -> StoredNetworks:
     """The application service on the selected store (StoreError says why not)."""
     return open_service(store, create=create)
+
+
+def store_to_preview(store: str | None) -> str:
+    """The store a dry run reads: as given, or an empty one in memory if it does not exist."""
+    from ctilink.adapters.store.selection import MEMORY, is_postgres
+
+    location = resolve(store)
+    if is_postgres(location) or location == MEMORY or Path(location).exists():
+        return location
+    return MEMORY  # nothing ingested yet: every line is decided as for a new store
 
 
 def say(line: str) -> None:
@@ -53,14 +63,16 @@ async def serve(config: ServeConfig) -> int:
     from ctilink.adapters.nats.connection import connect_or_stop, leave
     from ctilink.adapters.nats.ingestor import Ingestor
     from ctilink.adapters.nats.streams import ensure_streams
-    from ctilink.adapters.store.roles import open_roles
 
     location = resolve(config.store)
     async with AsyncExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
         url = config.url or await stack.enter_async_context(embedded_nats(location))
-        store = stack.enter_context(closing(service(location)))
-        roles = stack.enter_context(closing(open_roles(location)))
+        opened = await when_available(lambda: open_store(location, member=True), stop)
+        if opened is None:
+            return 0
+        store = stack.enter_context(closing(opened[0]))
+        roles = stack.enter_context(closing(opened[1]))
         say(f"connecting to NATS at {url}")
         try:
             nc = await connect_or_stop(url, config.options, stop, "ctilink", say)
@@ -97,13 +109,15 @@ async def publish(store: str | None, url: str, options: dict[str, Any]) -> int:
     from ctilink.adapters.nats.publisher import Publisher
     from ctilink.adapters.nats.publisher_process import stop_when_orphaned
     from ctilink.adapters.nats.streams import ensure_streams
-    from ctilink.adapters.store.roles import open_roles
 
     die_with_parent()
     async with AsyncExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
-        store_service = stack.enter_context(closing(service(store)))
-        roles = stack.enter_context(closing(open_roles(resolve(store), member=False)))
+        opened = await when_available(lambda: open_store(resolve(store), member=False), stop)
+        if opened is None:
+            return 0
+        store_service = stack.enter_context(closing(opened[0]))
+        roles = stack.enter_context(closing(opened[1]))
         watching = asyncio.ensure_future(stop_when_orphaned(stop, say))
         stack.callback(watching.cancel)
         nc = await connect_or_stop(url, options, stop, "ctilink-publisher", say)
@@ -116,6 +130,43 @@ async def publish(store: str | None, url: str, options: dict[str, Any]) -> int:
             roles, lambda: Publisher(store_service, nc, log=say, poll=0.02), stop, say
         )
     return 0
+
+
+async def when_available(open_them: Callable[[], Any], stop: asyncio.Event) -> Any:
+    """What `open_them` opens, once the store answers; None if stopped first."""
+    import asyncio
+
+    from ctilink.adapters.store.selection import AWAY_SIGNS, StoreAway
+    from ctilink.adapters.store.waiting import STORE_AWAY, STORE_RETRY_SECONDS, wait_or_stop
+
+    waiting = False
+    while not stop.is_set():
+        try:
+            return await asyncio.to_thread(open_them)
+        except Exception as error:
+            away = isinstance(error, (StoreAway, *STORE_AWAY)) or (
+                type(error).__name__ == "OperationalError"  # psycopg's, from the roles
+                and any(sign in str(error).lower() for sign in AWAY_SIGNS)
+            )
+            if not away:
+                raise
+            if not waiting:  # a store restarting, or not up yet: wait, as later on
+                say(f"waiting for the store: {str(error).strip().splitlines()[0]}")
+                waiting = True
+            await wait_or_stop(stop, STORE_RETRY_SECONDS)
+    return None
+
+
+def open_store(location: str, *, member: bool) -> tuple[StoredNetworks, Any]:
+    """The service and the roles on a store, both or neither."""
+    from ctilink.adapters.store.roles import open_roles
+
+    opened = service(location)
+    try:
+        return opened, open_roles(location, member=member)
+    except BaseException:
+        opened.close()
+        raise
 
 
 def _publishing(

@@ -91,6 +91,13 @@ def project(aggregate: Any, events: Iterable[Any]) -> Any:
     # eventsourcing's default projector asserts a runtime-checkable Protocol on
     # every event, which costs more than the fold itself.
     for event in events:
+        expected = 1 if aggregate is None else aggregate.version + 1
+        if event.originator_version != expected and not isinstance(event, Network.Snapshot):
+            raise DamagedLog(
+                event.originator_id,
+                expected,
+                f"the position is missing; the next row is {event.originator_version}",
+            )
         try:
             aggregate = event.mutate(aggregate)
         except Exception as error:  # a row deleted, renumbered, or of the wrong kind
@@ -237,8 +244,17 @@ class NetworkService(Application[str]):
         return network.state, network.version
 
     def log(self, name: str, upto: int | None = None) -> Iterator[LogEvent]:
-        """The network's log events in position order, up to `upto` inclusive."""
-        yield from self.events.get(name, lte=upto)
+        """The network's log events in position order, up to `upto`; DamagedLog at a gap."""
+        expected = 1
+        for event in self.events.get(name, lte=upto):
+            if event.originator_version != expected:
+                reason = f"the position is missing; the next row is {event.originator_version}"
+                raise DamagedLog(name, expected, reason)
+            kind = Installed if expected == 1 else Recorded
+            if type(event) is not kind:
+                raise DamagedLog(name, expected, f"it holds a {type(event).__name__} row")
+            yield event
+            expected += 1
 
     def _get(self, name: str, position: int | None = None) -> Network:
         """The network from its nearest snapshot and the events after it."""

@@ -103,7 +103,10 @@ def run(args: argparse.Namespace) -> int:
             return args.run(None, args)
         if getattr(args, "nats", None) and getattr(args, "asks_service", False):
             return args.run(None, args)  # a query answered by a running service
-        service = bootstrap.service(args.store, create=getattr(args, "creates_store", False))
+        store, create = args.store, getattr(args, "creates_store", False)
+        if getattr(args, "dry_run", False):  # decides against the store, writes nothing
+            store, create = bootstrap.store_to_preview(store), False
+        service = bootstrap.service(store, create=create)
         try:
             return args.run(service, args)
         finally:

@@ -149,9 +149,7 @@ class Publisher:
         # The headers and the protocol line take about as many bytes as the ids in them.
         if len(payload) + 2 * len(msg_id) + len(subject) + 64 <= self.nc.max_payload:
             return message
-        self.log(
-            f"publisher: {msg_id} is {len(payload)} bytes, too large for NATS; a notice sent"
-        )
+        self.log(f"publisher: {msg_id} is {len(payload)} bytes, too large for NATS; a notice sent")
         notice = Omitted(msg_id, len(payload), self.nc.max_payload)
         return subject, encode(notice), msg_id
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import msgspec
 
-from ctilink.adapters.store.codec import first_line
+from ctilink.adapters.store.codec import KNOWN_TOPICS, first_line
 from ctilink.domain import messages as m
 from ctilink.domain.errors import DamagedLog
+from ctilink.domain.network import Installed, Recorded
 from ctilink.domain.service import NetworkService
 
 PAGE = 5000
@@ -70,8 +71,9 @@ def logged_messages(
     """(position, event as accepted) from position 1 up to `upto` (default: the last)."""
     expected = 1
     for page in pages(service, network, upto, newest_first=False):
-        for position, record in page:
-            yield position, _read(network, position, expected, _decode_logged, record).message
+        for position, topic, record in page:
+            logged = _read(network, position, expected, topic, _decode_logged, record)
+            yield position, logged.message
             expected = position + 1
 
 
@@ -79,16 +81,20 @@ def recorded_times(service: NetworkService, network: str) -> Iterator[tuple[int,
     """(position, recorded time) from the last position down: `at`, else when received."""
     expected: int | None = None  # the last position, whatever it is
     for page in pages(service, network, None, newest_first=True):
-        for position, record in page:
-            times = _read(network, position, expected or position, _decode_times, record)
+        for position, topic, record in page:
+            times = _read(network, position, expected or position, topic, _decode_times, record)
             yield position, times.message.at or times.received
             expected = position - 1
 
 
-def _read(network: str, position: int, expected: int, decode: Any, record: bytes) -> Any:
+def _read(
+    network: str, position: int, expected: int, topic: str, decode: Any, record: bytes
+) -> Any:
     """One stored record decoded; DamagedLog when it is not the position expected or unreadable."""
     if position != expected:
         raise DamagedLog(network, expected, f"the position is missing; the next row is {position}")
+    if KNOWN_TOPICS.get(topic) is not (Installed if position == 1 else Recorded):
+        raise DamagedLog(network, position, f"its row names the class {topic[:80]!r}")
     try:
         return decode(record)
     except Exception as error:  # whatever a damaged row holds

@@ -56,10 +56,10 @@ class MemoryRecorder(POPOApplicationRecorder):
 
     def records(
         self, network: str, low: int, high: int, limit: int, *, desc: bool = False
-    ) -> list[tuple[int, bytes]]:
-        """(position, stored record) of the network's positions low..high, at most `limit`."""
+    ) -> list[tuple[int, str, bytes]]:
+        """(position, topic, stored record) of positions low..high, at most `limit`."""
         found = self.select_events(network, gt=low - 1, lte=high, desc=desc, limit=limit)
-        return [(stored.originator_version, stored.state) for stored in found]
+        return [(stored.originator_version, stored.topic, stored.state) for stored in found]
 
     def inbound_position(self, source: str) -> int:
         """The last position of `source` decided and committed (0 before the first)."""

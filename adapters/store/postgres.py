@@ -50,7 +50,7 @@ class BatchInsertRecorder(InboundTables, PostgresApplicationRecorder):
         ).format(schema, table)
         self.records_statements = {
             desc: SQL(
-                "SELECT originator_version, state FROM {}.{} WHERE originator_id = %s "
+                "SELECT originator_version, topic, state FROM {}.{} WHERE originator_id = %s "
                 "AND originator_version BETWEEN %s AND %s "
                 f"ORDER BY originator_version {'DESC' if desc else 'ASC'} LIMIT %s"
             ).format(schema, table)
@@ -114,11 +114,13 @@ class BatchInsertRecorder(InboundTables, PostgresApplicationRecorder):
 
     def records(
         self, network: str, low: int, high: int, limit: int, *, desc: bool = False
-    ) -> list[tuple[int, bytes]]:
-        """(position, stored record) of the network's positions low..high, at most `limit`."""
+    ) -> list[tuple[int, str, bytes]]:
+        """(position, topic, stored record) of positions low..high, at most `limit`."""
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(self.records_statements[desc], (network, low, high, limit))
-            return [(row["originator_version"], bytes(row["state"])) for row in cursor]
+            return [
+                (row["originator_version"], row["topic"], bytes(row["state"])) for row in cursor
+            ]
 
 
 COLUMN_TYPES = ["text", "int8", "text", "bytea"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from eventsourcing.persistence import PersistenceError
 
@@ -21,6 +22,10 @@ STORE_ENV = "CTILINK_STORE"
 
 class StoreError(UserError):
     """The store cannot be opened as given."""
+
+
+class StoreAway(StoreError):
+    """The store's server does not answer (yet): a service waits for it."""
 
 
 def resolve(store: str | None) -> str:
@@ -132,7 +137,11 @@ def persistence_env(store: str) -> dict[str, str]:
 
 
 def open_service(store: str | None = None, *, create: bool = True) -> StoredNetworks:
-    """Open the application service on the selected store; StoreError says why not."""
+    """Open the application service on the selected store; StoreError says why not.
+
+    Without `create` the store is only read: nothing is created or written, a
+    SQLite file is opened read-only (on read-only media too).
+    """
     location = resolve(store)
     postgres = is_postgres(location)
     in_memory = location in (":memory:", MEMORY)
@@ -140,6 +149,20 @@ def open_service(store: str | None = None, *, create: bool = True) -> StoredNetw
         # Reading must not leave an empty store file behind as a side effect.
         raise StoreError(f"store {location!r} does not exist (nothing was ingested there)")
     env = persistence_env(location)
+    if not postgres and not in_memory:
+        tables = sqlite_tables(location)
+        if tables and "stored_events" not in tables:
+            shown = ", ".join(sorted(tables)[:5])
+            raise StoreError(
+                f"store {location!r} is a SQLite database of something else (tables: {shown}); "
+                "ctilink keeps its own file"
+            )
+        if not create:
+            if not tables:
+                raise StoreError(f"store {location!r} holds no ctilink log (nothing was ingested)")
+            env = read_only(env, location)
+    if not create:
+        env["CREATE_TABLE"] = "n"
     if postgres:
         # libpq reads its TLS settings from the environment: set for this process
         # and the children it starts (the publisher), which open the same store.
@@ -151,6 +174,36 @@ def open_service(store: str | None = None, *, create: bool = True) -> StoredNetw
     except (sqlite3.Error, PersistenceError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StoreError(f"store {redact(location)!r} cannot be opened: {reason}") from None
+
+
+def sqlite_tables(path: str) -> set[str]:
+    """The tables of an existing SQLite file, read-only (none for a new or empty file)."""
+    if not Path(path).exists() or Path(path).stat().st_size == 0:
+        return set()
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.DatabaseError as error:
+        if "unable to open" in str(error) or "readonly" in str(error):
+            return _tables_immutable(path)
+        raise StoreError(f"store {path!r} cannot be opened: {error}") from None
+    return {row[0] for row in rows}
+
+
+def _tables_immutable(path: str) -> set[str]:
+    """The tables of a SQLite file on read-only media (its WAL index cannot be made)."""
+    uri = f"file:{quote(path)}?immutable=1"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def read_only(env: dict[str, str], path: str) -> dict[str, str]:
+    """The environment that opens a SQLite store for reading only."""
+    # mode=ro still needs the WAL's index beside the file; read-only media have
+    # none, and the file is then read as it stands (immutable).
+    writable_dir = os.access(Path(path).resolve().parent, os.W_OK)
+    flag = "mode=ro" if writable_dir or Path(f"{path}-shm").exists() else "immutable=1"
+    return {**env, "SQLITE_DBNAME": f"file:{quote(path)}?{flag}"}
 
 
 def probe(location: str, env: dict[str, str]) -> None:
@@ -169,7 +222,22 @@ def probe(location: str, env: dict[str, str]) -> None:
         ).close()
     except psycopg.Error as error:
         reason = " ".join(str(error).split()) or type(error).__name__
-        raise StoreError(f"store {redact(location)!r} cannot be opened: {reason}") from None
+        away = any(sign in reason.lower() for sign in AWAY_SIGNS)
+        kind = StoreAway if away else StoreError
+        raise kind(f"store {redact(location)!r} cannot be opened: {reason}") from None
+
+
+# How libpq says the server is not there (yet): as opposed to a wrong password or
+# database, which no waiting mends.
+AWAY_SIGNS = (
+    "connection refused",
+    "timeout expired",
+    "could not connect",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "no route to host",
+    "server closed the connection",
+)
 
 
 def network_heads(service: StoredNetworks) -> list[tuple[str, int]]:

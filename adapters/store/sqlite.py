@@ -87,16 +87,16 @@ class BatchInsertRecorder(InboundTables, SQLiteApplicationRecorder):
 
     def records(
         self, network: str, low: int, high: int, limit: int, *, desc: bool = False
-    ) -> list[tuple[int, bytes]]:
-        """(position, stored record) of the network's positions low..high, at most `limit`."""
+    ) -> list[tuple[int, str, bytes]]:
+        """(position, topic, stored record) of positions low..high, at most `limit`."""
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(RECORDS[desc], (network, low, high, limit))
-            return [(row[0], row[1]) for row in cursor.fetchall()]
+            return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
 
 
 HEADS = "SELECT originator_id, MAX(originator_version) FROM stored_events GROUP BY originator_id"
 RECORDS = {
-    desc: "SELECT originator_version, state FROM stored_events WHERE originator_id=? "
+    desc: "SELECT originator_version, topic, state FROM stored_events WHERE originator_id=? "
     "AND originator_version BETWEEN ? AND ? "
     f"ORDER BY originator_version {'DESC' if desc else 'ASC'} LIMIT ?"
     for desc in (False, True)

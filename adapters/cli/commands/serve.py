@@ -28,9 +28,8 @@ def shared_store(store: str | None, command: str) -> None:
         )
 
 
-def cmd_serve(service: NetworkService, args: argparse.Namespace) -> int:
-    """Run the service until SIGINT or SIGTERM."""
-    service.close()  # the server opens its own
+def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
+    """Run the service until SIGINT or SIGTERM (it opens the store itself, waiting for it)."""
     shared_store(args.store, "serve")
     url = args.nats or os.environ.get(URL_ENV)
     publisher = None
@@ -43,9 +42,8 @@ def cmd_serve(service: NetworkService, args: argparse.Namespace) -> int:
     return asyncio.run(bootstrap.serve(config))
 
 
-def cmd_publish(service: NetworkService, args: argparse.Namespace) -> int:
+def cmd_publish(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Publish the store's log to CTILINK_OUT until SIGINT or SIGTERM."""
-    service.close()
     shared_store(args.store, "publish")
     url = args.nats or os.environ.get(URL_ENV)
     if not url:
@@ -62,7 +60,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         action="store_true",
         help="publish from this process rather than a second one (one core only)",
     )
-    p.set_defaults(run=cmd_serve, creates_store=True)
+    p.set_defaults(run=cmd_serve, uses_store=False)
     p = verbs.add_parser("publish", parents=[common])
     add_connection_arguments(p)
-    p.set_defaults(run=cmd_publish, creates_store=True)
+    p.set_defaults(run=cmd_publish, uses_store=False)
