@@ -197,3 +197,25 @@ async def test_fuzzed_messages_between_valid_ones_leave_every_valid_one_applied_
 
     mine = Counter(i for i in await event_ids(nc) if i.startswith(f"{network}:"))
     assert sorted(mine) == sorted(f"{network}:{p}" for p in range(1, len(junk) + 2))
+
+
+@FUZZ
+@given(
+    st.sampled_from(["status", "directory", "networks", "ingest"]),
+    st.binary(max_size=200)
+    | st.builds(
+        lambda v: json.dumps(v).encode(),
+        st.dictionaries(
+            st.sampled_from(["network", "at", "id", "type", "x"]),
+            st.none() | st.integers() | st.text(max_size=70) | st.booleans(),
+            max_size=4,
+        ),
+    ),
+)
+async def test_any_request_to_any_endpoint_is_answered_never_with_500(nc, service, endpoint, data):
+    reply = await nc.request(f"ctilink.api.{endpoint}", data, timeout=10)
+
+    code = (reply.headers or {}).get("Nats-Service-Error-Code")
+    assert code in (None, "400", "404"), (code, (reply.headers or {}).get("Nats-Service-Error"))
+    if code is None:
+        json.loads(reply.data)  # an answer is JSON
