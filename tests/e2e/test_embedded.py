@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -73,3 +74,145 @@ async def test_serve_without_nats_runs_its_own_server_takes_events_answers_and_s
     assert (tmp_path / "ctilink.db.nats").is_dir()  # its data beside the store
     assert not _port_open(url)  # and the server stopped with the service
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
+
+
+async def publish_until_acked(js, data: bytes, msg_id: str) -> None:  # type: ignore[no-untyped-def]
+    """Publish to acme's subject until JetStream acks it (deduplicated by Nats-Msg-Id)."""
+    for _ in range(20):
+        try:
+            await js.publish("ctilink.in.acme", data, headers={"Nats-Msg-Id": msg_id}, timeout=2)
+            return
+        except Exception:  # mid-reconnect: its reply may be lost, the message not
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{msg_id} never acked")
+
+
+def _servers_of(folder: Path) -> list[int]:
+    """The pids of nats-servers whose JetStream directory is in `folder`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"nats-server" in command and str(folder).encode() in command:
+                found.append(int(entry.name))
+    return found
+
+
+async def test_serve_killed_then_started_again_has_one_server_on_the_same_port_and_loses_nothing(
+    tmp_path,
+):
+    folder = tmp_path / "ctilink.db.nats"
+    first, url = _start(tmp_path, tmp_path / "first.log")
+    producer = await nats.connect(url, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+    js = producer.jetstream()
+    await js.publish("ctilink.in.acme", INSTALL)
+    try:
+        first.kill()  # SIGKILL: its nats-server is told by the kernel and stops
+        first.wait()
+        second, again = _start(tmp_path, tmp_path / "second.log")
+        try:
+            # The producer connected before the kill goes on, reconfigured in nothing:
+            # as producers do, it sends again what was not acked, with the same id.
+            for n in range(5):
+                event = {"type": "portal_restarted", "id": f"r{n}", "network": "acme"}
+                await publish_until_acked(js, json.dumps(event).encode(), f"r{n}")
+
+            async def applied() -> bool:
+                reply = await producer.request(
+                    "ctilink.api.status", b'{"network":"acme"}', timeout=2
+                )
+                return b'"position":6' in reply.data
+
+            await wait_for(applied)
+            servers = _servers_of(folder)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(30) == 0
+    finally:
+        await producer.close()
+
+    assert again == url  # the same address
+    assert len(servers) == 1
+    assert _servers_of(folder) == []  # and it stopped with the service
+
+
+async def test_a_second_serve_on_the_same_store_is_refused_in_one_line(tmp_path):
+    first, _ = _start(tmp_path, tmp_path / "first.log")
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ctilink.adapters.cli",
+                "serve",
+                "--store",
+                str(tmp_path / "ctilink.db"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(30)
+
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"ctilink: another ctilink serve (pid {first.pid}) runs")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+async def test_a_server_left_running_on_the_store_is_stopped_before_a_new_one_starts(tmp_path):
+    from ctilink.adapters.nats.embedded import EmbeddedNats
+
+    folder = tmp_path / "ctilink.db.nats"
+    leftover = EmbeddedNats(folder, owner=True)  # as if its serve had died without telling it
+    url = leftover.start()
+
+    process, again = _start(tmp_path, tmp_path / "serve.log")
+    try:
+        servers = _servers_of(folder)
+        left_exited = leftover.process is not None and leftover.process.poll() is not None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+    assert left_exited
+    assert again == url  # its port, kept beside the store
+    assert len(servers) == 1 and servers[0] == int((folder / "nats.pid").read_text())
+    assert "left running" in (tmp_path / "serve.log").read_text()
+
+
+async def test_sync_always_has_the_embedded_server_sync_every_write(tmp_path):
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ctilink.adapters.cli",
+                "serve",
+                "--store",
+                str(tmp_path / "ctilink.db"),
+                "--sync",
+                "always",
+            ],
+            stdout=out,
+            stderr=out,
+            cwd=ROOT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "ready:" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+    config = (tmp_path / "ctilink.db.nats" / "sync-always.conf").read_text()
+    assert "sync_interval: always" in config
+    assert "every write synced" in log.read_text()

@@ -38,7 +38,14 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
         store = ["--store", args.store] if args.store else []
         command = [sys.executable, "-m", "ctilink.adapters.cli", "publish", *store, *argv]
         publisher = (command, env)
-    config = bootstrap.ServeConfig(args.store, url, nats_options(args), publisher)
+    config = bootstrap.ServeConfig(
+        args.store,
+        url,
+        nats_options(args),
+        publisher,
+        nats_port=args.nats_port,
+        sync_always=args.sync == "always",
+    )
     return asyncio.run(bootstrap.serve(config))
 
 
@@ -55,6 +62,21 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     """Add the command to the parser."""
     p = verbs.add_parser("serve", parents=[common])
     add_connection_arguments(p)
+    p.add_argument(
+        "--nats-port",
+        type=int,
+        metavar="PORT",
+        help="without --nats: the embedded server's port (default: the one it had, kept "
+        "beside the store; a free one the first time)",
+    )
+    p.add_argument(
+        "--sync",
+        choices=("always", "interval"),
+        default="interval",
+        help="without --nats: 'always' has the embedded server sync every JetStream write "
+        "before acking it (a power cut loses nothing acked; slower); 'interval' syncs "
+        "every 2 minutes (nats-server's default)",
+    )
     p.add_argument(
         "--publisher-in-process",
         action="store_true",
