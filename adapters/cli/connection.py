@@ -34,6 +34,7 @@ def add_connection_arguments(p: argparse.ArgumentParser, what: str = "") -> None
     default = f"NATS server (default: ${URL_ENV})"
     p.add_argument("--nats", metavar="URL", type=nats_urls, help=what or default)
     p.add_argument("--creds", help="NATS credentials file")
+    p.add_argument("--nkey", metavar="FILE", help="NATS user nkey seed file (from `ctilink nkey`)")
     p.add_argument("--user", help="NATS user")
     p.add_argument("--password", help=f"NATS password (or ${PASSWORD_ENV})")
     p.add_argument("--token", help="NATS token")
@@ -47,6 +48,8 @@ def nats_options(args: argparse.Namespace) -> dict[str, object]:
     options: dict[str, object] = {}
     if args.creds:
         options["user_credentials"] = args.creds
+    if args.nkey:
+        options["nkeys_seed"] = args.nkey
     if args.user:
         options["user"] = args.user
         options["password"] = args.password or os.environ.get(PASSWORD_ENV, "")
@@ -65,7 +68,7 @@ def nats_options(args: argparse.Namespace) -> dict[str, object]:
 def connection_argv(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     """The connection options as arguments for a child process (password in its env)."""
     argv: list[str] = []
-    for flag in ("creds", "user", "token", "tls_ca", "tls_cert", "tls_key"):
+    for flag in ("creds", "nkey", "user", "token", "tls_ca", "tls_cert", "tls_key"):
         value = getattr(args, flag)
         if value:
             argv += [f"--{flag.replace('_', '-')}", value]

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "head": ("integrity", "the network's last position and its chain hash"),
     "export": ("export", "the log as JSON Lines that `ingest` reads back"),
     "diagram": ("diagram", "the mode state machine as Mermaid, from the domain's table"),
+    "nkey": ("nkey", "a new NATS user key pair: the seed to a file, the public key printed"),
     "serve": ("serve", "consume ctilink.in.*, publish CTILINK_OUT, answer ctilink.api.*"),
     "publish": ("serve", "publish the store's log to CTILINK_OUT (serve runs this itself)"),
 }

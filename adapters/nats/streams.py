@@ -83,7 +83,12 @@ def stream_configs(copies: int = 1) -> list[StreamConfig]:
             **common,
         ),
         StreamConfig(
-            name=OUT_STREAM, subjects=OUT_SUBJECTS, retention=RetentionPolicy.LIMITS, **common
+            name=OUT_STREAM,
+            subjects=OUT_SUBJECTS,
+            retention=RetentionPolicy.LIMITS,
+            # Readers get stored messages by direct get: no consumer of theirs needed.
+            allow_direct=True,
+            **common,
         ),
     ]
 

@@ -13,24 +13,39 @@ import nats
 import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import ConsumerConfig
 
-from ctilink.adapters.nats.embedded import EmbeddedNats
+from ctilink.adapters.nats.embedded import EmbeddedNats, binary
 from ctilink.adapters.nats.streams import stream_configs
 from tests.e2e.conftest import ROOT, wait_for
 
-PASSWORDS = {
-    "CTILINK_SERVICE_PASSWORD": "s3rvice",
-    "CTILINK_PRODUCER_PASSWORD": "pr0ducer",
-    "CTILINK_READER_PASSWORD": "r3ader",
-}
 INSTALL = b'{"type":"portal_installed","id":"i1","network":"acme","platform":"windows"}'
+USERS = ("service", "producer", "reader")
+
+
+def make_key(folder: Path, user: str) -> str:
+    """A key pair made as an operator makes one: the seed file, and its public key."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ctilink.adapters.cli", "nkey", str(folder / f"{user}.nk")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return done.stdout.strip()
 
 
 @pytest.fixture
-def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A nats-server with infra/nats/accounts.conf, and the service logged in as `ctilink`."""
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
+def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A key pair per user, the public keys in the environment as infra reads them."""
+    for user in USERS:
+        monkeypatch.setenv(f"CTILINK_{user.upper()}_NKEY", make_key(tmp_path, user))
+    return tmp_path
+
+
+@pytest.fixture
+def secured(keys: Path, tmp_path: Path):
+    """A nats-server with infra/nats/accounts.conf, and the service logged in with its key."""
     # nats-server resolves includes relative to the including file.
     (tmp_path / "accounts.conf").write_text((ROOT / "infra/nats/accounts.conf").read_text())
     config = tmp_path / "test.conf"
@@ -50,24 +65,22 @@ def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
                 str(tmp_path / "c.db"),
                 "--nats",
                 f"nats://127.0.0.1:{port}",
-                "--user",
-                "ctilink",
-                "--password",
-                PASSWORDS["CTILINK_SERVICE_PASSWORD"],
+                "--nkey",
+                str(keys / "service.nk"),
             ],
             stdout=out,
             stderr=out,
             cwd=ROOT,
             env=dict(os.environ),
         )
-    yield port, log
+    yield port, log, keys
     process.terminate()
     process.wait(30)
     server.stop()
     assert process.returncode == 0, log.read_text()
 
 
-async def login(port: int, user: str, errors: list[str]):
+async def login(port: int, keys: Path, user: str, errors: list[str]):
     """A connection as one of the users, collecting permission errors."""
 
     async def error(e: Exception) -> None:
@@ -75,17 +88,17 @@ async def login(port: int, user: str, errors: list[str]):
 
     return await nats.connect(
         f"nats://127.0.0.1:{port}",
-        user=user,
-        password=PASSWORDS[f"CTILINK_{user.upper()}_PASSWORD"],
+        nkeys_seed=str(keys / f"{user}.nk"),
         error_cb=error,
+        allow_reconnect=False,
     )
 
 
 async def test_producers_publish_events_and_nothing_else(secured):
-    port, log = secured
+    port, log, keys = secured
     await wait_for(lambda: _ready(log))
     errors: list[str] = []
-    producer = await login(port, "producer", errors)
+    producer = await login(port, keys, "producer", errors)
     js = producer.jetstream()
 
     ack = await js.publish("ctilink.in.acme", INSTALL)
@@ -99,14 +112,14 @@ async def test_producers_publish_events_and_nothing_else(secured):
     assert any("permissions violation" in e.lower() for e in errors)
 
 
-async def test_readers_query_and_subscribe_but_cannot_ingest(secured):
-    port, log = secured
+async def test_readers_query_subscribe_and_read_stored_messages_but_cannot_ingest(secured):
+    port, log, keys = secured
     await wait_for(lambda: _ready(log))
-    producer = await login(port, "producer", [])
+    producer = await login(port, keys, "producer", [])
     await producer.jetstream().publish("ctilink.in.acme", INSTALL)
     await producer.close()
     errors: list[str] = []
-    reader = await login(port, "reader", errors)
+    reader = await login(port, keys, "reader", errors)
 
     async def answered() -> bool:
         reply = await reader.request("ctilink.api.status", b'{"network":"acme"}', timeout=2)
@@ -114,8 +127,13 @@ async def test_readers_query_and_subscribe_but_cannot_ingest(secured):
 
     await wait_for(answered)
     status = json.loads((await reader.request("ctilink.api.status", b'{"network":"acme"}')).data)
-    events = await reader.jetstream().subscribe("ctilink.events.>", ordered_consumer=True)
-    first = await events.next_msg(timeout=5)
+
+    async def published() -> bool:
+        info = await reader.jetstream().stream_info("CTILINK_OUT")
+        return info.state.messages > 0
+
+    await wait_for(published)
+    first = await reader.jetstream().get_msg("CTILINK_OUT", seq=1, direct=True)
     with pytest.raises((NatsTimeout, NoRespondersError, asyncio.TimeoutError)):
         await reader.request("ctilink.api.ingest", INSTALL, timeout=1)
     await reader.publish("ctilink.in.acme", INSTALL)
@@ -126,6 +144,40 @@ async def test_readers_query_and_subscribe_but_cannot_ingest(secured):
     assert status["mode"]["effective"] == "manual"
     assert first.subject == "ctilink.events.acme.portal_installed"
     assert sum("permissions violation" in e.lower() for e in errors) >= 2
+
+
+async def test_readers_can_neither_make_consumers_nor_delete_anyones(secured):
+    port, log, keys = secured
+    await wait_for(lambda: _ready(log))
+    errors: list[str] = []
+    reader = await login(port, keys, "reader", errors)
+    js = reader.jetstream()
+
+    denied = (NatsTimeout, NoRespondersError, asyncio.TimeoutError)
+    with pytest.raises(denied):  # a push consumer would deliver to any subject it names
+        await js.add_consumer(
+            "CTILINK_OUT", ConsumerConfig(deliver_subject="ctilink.api.ingest"), timeout=1
+        )
+    with pytest.raises(denied):
+        await asyncio.wait_for(js.delete_consumer("CTILINK_IN", "ctilink-p0-anyone"), 2)
+    await reader.close()
+
+    assert sum("permissions violation" in e.lower() for e in errors) >= 2
+
+
+def test_a_missing_or_empty_key_stops_the_server_from_starting(keys: Path, tmp_path: Path):
+    (tmp_path / "accounts.conf").write_text((ROOT / "infra/nats/accounts.conf").read_text())
+    config = tmp_path / "test.conf"
+    config.write_text("include ./accounts.conf\n")
+    env = {**os.environ, "CTILINK_READER_NKEY": ""}
+    unset = {k: v for k, v in os.environ.items() if k != "CTILINK_PRODUCER_NKEY"}
+
+    empty = subprocess.run([binary(), "-c", str(config), "-t"], env=env, capture_output=True)
+    missing = subprocess.run([binary(), "-c", str(config), "-t"], env=unset, capture_output=True)
+    fine = subprocess.run([binary(), "-c", str(config), "-t"], capture_output=True)
+
+    assert empty.returncode != 0 and missing.returncode != 0
+    assert fine.returncode == 0, fine.stderr
 
 
 async def _ready(log: Path) -> bool:

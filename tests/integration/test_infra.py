@@ -10,6 +10,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import nkeys
 import pytest
 
 from ctilink.adapters.nats.embedded import binary
@@ -21,8 +22,8 @@ ACCOUNTS = (INFRA / "nats" / "accounts.conf").read_text()
 NATS_CONFIGS = sorted([*INFRA.glob("nats/*.conf"), *COMPOSE_DIR.glob("nats/*.conf")])
 NODES = ["nats1", "nats2", "nats3"]
 INSTANCES = ["ctilink1", "ctilink2", "ctilink3"]
-# Every $VARIABLE the NATS configurations read (the users' passwords).
-PASSWORD_VARS = sorted(set(re.findall(r"\$(CTILINK_\w+)", ACCOUNTS)))
+# Every $VARIABLE the NATS configurations read (the users' public keys).
+KEY_VARS = sorted(set(re.findall(r"\$(CTILINK_\w+)", ACCOUNTS)))
 
 
 def nats_check(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -81,24 +82,37 @@ def env_value(block: str, name: str) -> str:
     return m.group(1).strip().strip('"')
 
 
+def public_key() -> str:
+    """A valid user public key, as `ctilink nkey` prints one."""
+    return nkeys.from_seed(
+        nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    ).public_key.decode()
+
+
 @pytest.mark.parametrize("config", NATS_CONFIGS, ids=lambda p: str(p.relative_to(INFRA)))
 def test_every_nats_config_is_accepted_by_nats_server(config: Path) -> None:
-    env = clean_env() | {name: f"pw-{name.lower()}" for name in PASSWORD_VARS}
+    env = clean_env() | {name: public_key() for name in KEY_VARS}
     result = nats_check(config, env)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "is valid" in result.stderr + result.stdout
 
 
-def test_nats_configs_refuse_to_start_without_a_password_in_the_environment() -> None:
-    assert PASSWORD_VARS == [
-        "CTILINK_PRODUCER_PASSWORD",
-        "CTILINK_READER_PASSWORD",
-        "CTILINK_SERVICE_PASSWORD",
-    ]
-    env = clean_env() | {name: "pw" for name in PASSWORD_VARS if name != "CTILINK_READER_PASSWORD"}
-    result = nats_check(COMPOSE_DIR / "nats" / "nats2.conf", env)
-    assert result.returncode != 0
-    assert "CTILINK_READER_PASSWORD" in result.stderr
+def test_nats_configs_refuse_to_start_without_a_key_or_with_an_empty_one() -> None:
+    assert KEY_VARS == ["CTILINK_PRODUCER_NKEY", "CTILINK_READER_NKEY", "CTILINK_SERVICE_NKEY"]
+    keys = {name: public_key() for name in KEY_VARS if name != "CTILINK_READER_NKEY"}
+
+    missing = nats_check(COMPOSE_DIR / "nats" / "nats2.conf", clean_env() | keys)
+    empty = nats_check(
+        COMPOSE_DIR / "nats" / "nats2.conf", clean_env() | keys | {"CTILINK_READER_NKEY": ""}
+    )
+
+    assert missing.returncode != 0 and "CTILINK_READER_NKEY" in missing.stderr
+    assert empty.returncode != 0
+
+
+def test_no_password_is_written_in_any_nats_configuration() -> None:
+    for config in [*NATS_CONFIGS, INFRA / "nats" / "accounts.conf"]:
+        assert "password" not in re.sub(r"#.*", "", config.read_text()), config
 
 
 @pytest.mark.parametrize("node", NODES)
@@ -150,8 +164,8 @@ def test_each_nats_node_reads_its_own_config_and_the_shared_accounts(node: str) 
         assert (COMPOSE_DIR / source).is_file(), source
 
 
-def test_nats_nodes_get_every_password_their_accounts_need() -> None:
-    for name in PASSWORD_VARS:
+def test_nats_nodes_get_every_key_their_accounts_need() -> None:
+    for name in KEY_VARS:
         assert env_value(X_NATS, name) == f"${{{name}:?set {name}}}"
 
 
@@ -173,13 +187,11 @@ def test_ctilink_instances_use_postgresql_and_all_three_nats_nodes_with_three_re
         assert re.search(rf"{node}:\n\s+condition: service_started", X_CTILINK)
 
 
-def test_ctilink_instances_log_in_as_the_service_user_with_its_password() -> None:
+def test_ctilink_instances_log_in_with_the_service_seed_given_as_a_secret() -> None:
     command = re.search(r"command: (\[.*\])", X_CTILINK)
-    assert command and command.group(1) == '["serve", "--user", "ctilink"]'
-    # accounts.conf: the user ctilink's password is $CTILINK_SERVICE_PASSWORD.
-    user = re.search(r"user: ctilink\s+password: \$(\w+)", ACCOUNTS)
-    assert user
-    assert env_value(X_CTILINK, "CTILINK_NATS_PASSWORD").startswith(f"${{{user.group(1)}:?")
+    assert command and command.group(1) == '["serve", "--nkey", "/run/secrets/service.nk"]'
+    assert "secrets: [service.nk]" in X_CTILINK
+    assert "CTILINK_NATS_PASSWORD" not in COMPOSE
 
 
 def test_ctilink_instances_stop_on_sigterm_with_thirty_seconds_grace() -> None:
@@ -214,7 +226,9 @@ def unit() -> configparser.ConfigParser:
 
 def test_systemd_unit_runs_serve_as_its_own_user_and_stops_it_with_sigterm() -> None:
     service = unit()["Service"]
-    assert service["ExecStart"] == "/opt/ctilink/.venv/bin/ctilink serve --user ctilink"
+    assert service["ExecStart"] == (
+        "/opt/ctilink/.venv/bin/ctilink serve --nkey /etc/ctilink/service.nk"
+    )
     assert service["User"] not in ("", "root")
     assert service["EnvironmentFile"] == "/etc/ctilink/ctilink.env"
     assert service["KillSignal"] == "SIGTERM"
@@ -230,7 +244,6 @@ def test_systemd_env_example_sets_the_store_nats_and_replicas() -> None:
     lines = (INFRA / "systemd" / "ctilink.env.example").read_text().splitlines()
     env = dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
     assert sorted(env) == [
-        "CTILINK_NATS_PASSWORD",
         "CTILINK_NATS_URL",
         "CTILINK_STORE",
         "CTILINK_STREAM_REPLICAS",
