@@ -64,6 +64,7 @@ async def serve(config: ServeConfig) -> int:
     from ctilink.adapters.nats.api import start_api
     from ctilink.adapters.nats.connection import connect_or_stop, leave
     from ctilink.adapters.nats.ingestor import Ingestor
+    from ctilink.adapters.nats.strays import sweep_while_holding
     from ctilink.adapters.nats.streams import ensure_streams
 
     location = resolve(config.store)
@@ -96,8 +97,9 @@ async def serve(config: ServeConfig) -> int:
         stack.push_async_callback(api.stop)  # first of all: stop answering
         publishing, committed = _publishing(config, roles, store, nc, url, stop)
         partitions = _partitions(roles, ingestor, nc, committed)
+        strays = sweep_while_holding(nc.jetstream(), ingestor, roles, stop, say)
         say("ready: consuming ctilink.in.* by partition, answering ctilink.api.*")
-        failure = await run_until_stopped(stop, partitions.run(stop), publishing)
+        failure = await run_until_stopped(stop, partitions.run(stop), publishing, strays)
         say("stopping" if failure is None else f"stopping after an error: {failure}")
     say("stopped")
     return 0 if failure is None else 1

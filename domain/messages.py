@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -12,6 +13,14 @@ import msgspec
 # SPEC §1: names are safe as one NATS subject token. \Z, not $: `$` also
 # matches before a final newline, which would let "ab\n" through.
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}\Z")]
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_name(text: object) -> bool:
+    """Whether a value is a network or system name (SPEC §1)."""
+    return isinstance(text, str) and NAME.fullmatch(text) is not None
+
+
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 # I8: one to four dot-separated numbers (of at most 9 digits: compared as ints).

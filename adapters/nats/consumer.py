@@ -7,7 +7,6 @@ import collections
 import contextlib
 import itertools
 import json
-import re
 import time
 from collections.abc import Callable
 
@@ -21,11 +20,11 @@ from ctilink.adapters.nats.batch import publish_many
 from ctilink.adapters.nats.ingestor import Ingestor
 from ctilink.adapters.nats.streams import IN_STREAM, network_of
 from ctilink.adapters.store.waiting import STORE_AWAY, STORE_RETRY_SECONDS, first_line, wait_or_stop
+from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decoding import Invalid, decode
 from ctilink.domain.service import Outcome
 
-NETWORK_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # SPEC §1
 FETCH = 1000  # at most this many messages are applied and committed together
 EXPIRES = 1.0  # seconds a pull request waits on the server for messages
 ACK = b"+ACK"
@@ -36,7 +35,7 @@ def arrival(msg: Msg, source: str) -> Arrival:
     data = msg.data
     token = network_of(msg.subject)
     event = decode(data)
-    if not NETWORK_NAME.fullmatch(token):  # a literal wildcard subject: routed nowhere
+    if not m.is_name(token):  # a literal wildcard subject: routed nowhere
         named_network = None if isinstance(event, Invalid) else event.network
         event = Invalid(
             getattr(event, "id", None),

@@ -139,7 +139,7 @@ class Publisher:
                 f"rejected.{rejection.position}",
             )
             for _, rejection in page
-            if (rejection.source or "").startswith("nats:") and rejection.network
+            if (rejection.source or "").startswith("nats:") and m.is_name(rejection.network)
         ]
         return page[-1][0], outgoing
 

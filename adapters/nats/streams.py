@@ -26,9 +26,10 @@ IN_SUBJECTS = ["ctilink.in.*"]
 PARTITIONS = 12
 # A subject that is itself a wildcard (a producer publishing to the literal
 # `ctilink.in.*` or `ctilink.in.>`) is stored as sent, untransformed, where no
-# partition's consumer reads it: a consumer of those alone would have to filter
+# partition's consumer reads it; a consumer of those alone would have to filter
 # on `ctilink.in.*`, and beside the partitions' filters that stops every ack from
-# removing its message from the work queue (tried: nats-server 2.15).
+# removing its message from the work queue (tried: nats-server 2.15). They are
+# swept instead (adapters/nats/strays.py).
 IN_TRANSFORM = SubjectTransform(
     src="ctilink.in.*", dest=f"ctilink.in.{{{{partition({PARTITIONS},1)}}}}.{{{{wildcard(1)}}}}"
 )

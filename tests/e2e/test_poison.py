@@ -8,6 +8,8 @@ poison message gets exactly one rejection, and that the service keeps serving.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -219,3 +221,38 @@ async def test_any_request_to_any_endpoint_is_answered_never_with_500(nc, servic
     assert code in (None, "400", "404"), (code, (reply.headers or {}).get("Nats-Service-Error"))
     if code is None:
         json.loads(reply.data)  # an answer is JSON
+
+
+async def test_messages_sent_to_a_literal_wildcard_subject_are_rejected_and_leave_the_stream(
+    nc, service
+):
+    js = nc.jetstream()
+    await js.publish("ctilink.in.*", event("stray", 0))
+    await js.publish("ctilink.in.>", b"not even json")
+    await js.publish("ctilink.in.acme", event("acme", 0))
+
+    async def swept() -> bool:
+        info = await js.stream_info("CTILINK_IN")
+        return info.state.messages == 0
+
+    await wait_for(swept, timeout=30, every=0.3)
+    await settle(nc, service, 1)
+    rejected = await rejections(nc)
+    assert [s for s, _ in rejected] == ["ctilink.rejected.stray"]  # the other names no network
+    assert "names no network" in rejected[0][1]["message"]
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ctilink.adapters.cli",
+            "rejections",
+            "--json",
+            "--store",
+            str(service.store),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert len(listed.stdout.splitlines()) == 2  # both kept
+    assert "rejected 2 messages sent to a literal wildcard subject" in service.log.read_text()
