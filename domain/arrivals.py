@@ -32,6 +32,7 @@ class Arrival(msgspec.Struct, frozen=True):
     # is recorded with each batch, compare-and-set. A file keeps a record per line
     # instead (its lines may be shared out among worker processes).
     sequential: bool = True
+    encoded: bytes | None = None  # the event encoded by decoding, if it was (saves a pass)
 
     @property
     def named_network(self) -> str | None:

@@ -65,10 +65,16 @@ def explain(error: Exception) -> str:
 
 def decode(raw: bytes | str) -> m.Message | Invalid:
     """Decode and validate one event (I1); never raises, whatever the bytes."""
+    return decode_encoded(raw)[0]
+
+
+def decode_encoded(raw: bytes | str) -> tuple[m.Message | Invalid, bytes | None]:
+    """decode(), and the event encoded as the log keeps it (None for an invalid one)."""
+    # The check for repeated keys encodes the event anyway: the store need not again.
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")  # a lone surrogate fails as bad UTF-8
     elif not isinstance(raw, bytes):
-        return Invalid(None, f"not bytes but {type(raw).__name__}")
+        return Invalid(None, f"not bytes but {type(raw).__name__}"), None
     problem = _check_bytes(raw)
     if problem is None:
         try:
@@ -81,10 +87,11 @@ def decode(raw: bytes | str) -> m.Message | Invalid:
         except RecursionError:
             problem = "not valid JSON: nested too deeply"
         else:
-            problem = _check_object(raw, message)
+            encoded = _encode(message)
+            problem = _check_object(raw, message, encoded)
             if problem is None:
-                return message
-    return Invalid(named(raw, "id"), problem)
+                return message, encoded
+    return Invalid(named(raw, "id"), problem), None
 
 
 def _check_bytes(raw: bytes) -> str | None:
@@ -108,9 +115,8 @@ def _not_utf8(raw: bytes) -> str:
     return "not UTF-8"
 
 
-def _check_object(raw: bytes, message: m.Message) -> str | None:
+def _check_object(raw: bytes, message: m.Message, encoded: bytes) -> str | None:
     """What the schema cannot see: nulls, duplicate keys, `at` beyond a real instant."""
-    encoded = _encode(message)
     if len(encoded) > MAX_PUBLISHED_BYTES:
         return (
             f"the event is {len(encoded)} bytes as ctilink publishes it; at most "

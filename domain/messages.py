@@ -211,9 +211,10 @@ class Content:
 
     __slots__ = ("at", "body", "fingerprint")
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, encoded: bytes | None = None) -> None:
         if message.at is None:
-            self.body = _encoder.encode(message)
+            # `encoded`: the event as decoding already encoded it, if it was.
+            self.body = encoded if encoded is not None else _encoder.encode(message)
             self.at = b""
         else:
             # `at` apart and in UTC: the same instant in another offset is the same content.

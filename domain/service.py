@@ -157,7 +157,7 @@ class NetworkService(Application[str]):
         if isinstance(event, Invalid):
             outcome = Outcome("rejected", code=Code.INVALID, message=event.message)
         else:
-            outcome = self.decide(event, batch)
+            outcome = self.decide(event, batch, arrival.encoded)
         if outcome.outcome == "rejected":
             batch.rejections.append(
                 Rejection(
@@ -193,14 +193,14 @@ class NetworkService(Application[str]):
             self.forget(batch.networks)  # they hold the unsaved events
         return outcomes, after
 
-    def decide(self, message: m.Message, batch: Batch) -> Outcome:
+    def decide(self, message: m.Message, batch: Batch, encoded: bytes | None = None) -> Outcome:
         """Accept, recognise as a duplicate (I3) or reject (I2) one event, in memory."""
         try:
             # A network this batch wrote to is held here, whatever `writable` keeps.
             network = batch.networks.get(message.network) or self.writable(message.network)
         except DamagedLog as damage:  # the others are decided all the same
             return Outcome("rejected", code=Code.LOG_DAMAGED, message=str(damage))
-        content = m.Content(message)
+        content = m.Content(message, encoded)
         seen = network.ids.get(message.id)
         if seen is not None:
             return repeated(message, seen, content.fingerprint)

@@ -19,7 +19,7 @@ import msgspec
 from ctilink.adapters.store.inbound import OutcomeChunk
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
-from ctilink.domain.decoding import MAX_EVENT_BYTES, Invalid, decode, named
+from ctilink.domain.decoding import MAX_EVENT_BYTES, Invalid, decode_encoded, named
 from ctilink.domain.service import NetworkService, Outcome
 
 MAX_LINE_BYTES = MAX_EVENT_BYTES
@@ -39,11 +39,16 @@ class LineReport(msgspec.Struct, frozen=True):
 
 
 class Line(msgspec.Struct, frozen=True, array_like=True):
-    """One non-blank line of the input: its number, its bytes (None: too long), its digest."""
+    """One non-blank line of the input: its number, its bytes (None: too long)."""
 
     number: int
     raw: bytes | None
-    digest: bytes
+    hashed: bytes | None = None  # the digest of a line too long to hold
+
+    @property
+    def digest(self) -> bytes:
+        """Its fingerprint, computed when asked: only a kept or resumed file needs it."""
+        return self.hashed if self.raw is None else digest(self.raw)  # type: ignore[return-value]
 
 
 class Kept(msgspec.Struct, frozen=True, array_like=True):
@@ -76,21 +81,28 @@ def read_lines(stream: BinaryIO) -> Iterator[Line]:
             yield Line(number, None, hashed.digest())
             continue
         if chunk.strip():
-            yield Line(number, chunk, digest(chunk))
+            yield Line(number, chunk)
 
 
 def parse(line: Line) -> m.Message | Invalid:
     """Decode one line, or say why it is `invalid` (I1)."""
+    return _parse(line)[0]
+
+
+def _parse(line: Line) -> tuple[m.Message | Invalid, bytes | None]:
+    """Decode one line, and the event as encoded for the log."""
     if line.raw is None:
-        return Invalid(None, f"line is longer than {MAX_LINE_BYTES} bytes")
-    return decode(line.raw)
+        return Invalid(None, f"line is longer than {MAX_LINE_BYTES} bytes"), None
+    return decode_encoded(line.raw)
 
 
 def arrival(line: Line, source: str | None) -> Arrival:
     """One line as it arrived: decoded (I1), from its file, at its line."""
-    event = parse(line)
+    event, encoded = _parse(line)
     network = named(line.raw, "network") if isinstance(event, Invalid) else None
-    return Arrival(event, source, line.number, network, line.raw or b"", sequential=False)
+    return Arrival(
+        event, source, line.number, network, line.raw or b"", sequential=False, encoded=encoded
+    )
 
 
 def report_of(line: Line, item: Arrival, outcome: Outcome) -> LineReport:

@@ -22,7 +22,7 @@ from ctilink.adapters.nats.streams import IN_STREAM, network_of
 from ctilink.adapters.store.waiting import STORE_AWAY, STORE_RETRY_SECONDS, first_line, wait_or_stop
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
-from ctilink.domain.decoding import Invalid, decode
+from ctilink.domain.decoding import Invalid, decode_encoded
 from ctilink.domain.service import Outcome
 
 FETCH = 1000  # at most this many messages are applied and committed together
@@ -34,7 +34,7 @@ def arrival(msg: Msg, source: str) -> Arrival:
     """One inbound message as it arrived: decoded (I1), from its partition, at its sequence."""
     data = msg.data
     token = network_of(msg.subject)
-    event = decode(data)
+    event, encoded = decode_encoded(data)
     if not m.is_name(token):  # a literal wildcard subject: routed nowhere
         named_network = None if isinstance(event, Invalid) else event.network
         event = Invalid(
@@ -47,7 +47,7 @@ def arrival(msg: Msg, source: str) -> Arrival:
             event.id,
             f"field `network`: {event.network!r} differs from the subject's network {token!r}",
         )
-    return Arrival(event, source, msg.metadata.sequence.stream, token, data)
+    return Arrival(event, source, msg.metadata.sequence.stream, token, data, encoded=encoded)
 
 
 class Pull:
