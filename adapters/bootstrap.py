@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     import asyncio
 
 
-def service(store: str | None, *, create: bool = True) -> StoredNetworks:
+def service(store: str | None, *, create: bool = True, index: bool = True) -> StoredNetworks:
     """The application service on the selected store (StoreError says why not)."""
-    return open_service(store, create=create)
+    return open_service(store, create=create, index=index)
 
 
 def store_to_preview(store: str | None) -> str:

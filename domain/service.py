@@ -1,9 +1,10 @@
 """The application service: load a network, decide one event, save what was accepted.
 
-The hooks at the end (`writable`, `confirm_current`, `forget`, `save_batch`,
-`latest`) are what a real store refines: caching, conflicts between writers,
-one transaction per batch (adapters/store/service.py). As written here they are
-the plain eventsourcing way, without caches.
+The hooks at the end (`writable`, `accepted_id`, `stored_id`, `confirm_current`,
+`forget`, `save_batch`, `latest`) are what a real store refines: caching, an
+index of ids, conflicts between writers, one transaction per batch
+(adapters/store/service.py). As written here they are the plain eventsourcing
+way, without caches or indexes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ctilink.domain.network import Installed, Network, Recorded
 from ctilink.domain.state import NetworkState
 
 LogEvent = Installed | Recorded
+LOG_PAGE = 1000  # events read at a time when a whole log is walked
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -201,13 +203,18 @@ class NetworkService(Application[str]):
         except DamagedLog as damage:  # the others are decided all the same
             return Outcome("rejected", code=Code.LOG_DAMAGED, message=str(damage))
         content = m.Content(message, encoded)
-        seen = network.ids.get(message.id)
+        seen = self.accepted_id(message.network, network, message.id)
         if seen is not None:
             return repeated(message, seen, content.fingerprint)
         try:
             position = network.record(message, batch.received, content)
         except Rejected as rejection:
             self.confirm_current(message.network, network, batch)
+            # I3 comes before the rules: an id the store knows is a duplicate or a
+            # conflict, whatever the rules would say of it now.
+            seen = self.stored_id(message.network, message.id)
+            if seen is not None:
+                return repeated(message, seen, content.fingerprint)
             return Outcome("rejected", code=rejection.code, message=rejection.message)
         network.ids[message.id] = (position, content.fingerprint)
         batch.networks[message.network] = network
@@ -246,15 +253,20 @@ class NetworkService(Application[str]):
     def log(self, name: str, upto: int | None = None) -> Iterator[LogEvent]:
         """The network's log events in position order, up to `upto`; DamagedLog at a gap."""
         expected = 1
-        for event in self.events.get(name, lte=upto):
-            if event.originator_version != expected:
-                reason = f"the position is missing; the next row is {event.originator_version}"
-                raise DamagedLog(name, expected, reason)
-            kind = Installed if expected == 1 else Recorded
-            if type(event) is not kind:
-                raise DamagedLog(name, expected, f"it holds a {type(event).__name__} row")
-            yield event
-            expected += 1
+        while True:
+            # A page at a time: a log of millions of events is never held whole.
+            page = list(self.events.get(name, gt=expected - 1, lte=upto, limit=LOG_PAGE))
+            for event in page:
+                if event.originator_version != expected:
+                    reason = f"the position is missing; the next row is {event.originator_version}"
+                    raise DamagedLog(name, expected, reason)
+                kind = Installed if expected == 1 else Recorded
+                if type(event) is not kind:
+                    raise DamagedLog(name, expected, f"it holds a {type(event).__name__} row")
+                yield event
+                expected += 1
+            if len(page) < LOG_PAGE:
+                return
 
     def _get(self, name: str, position: int | None = None) -> Network:
         """The network from its nearest snapshot and the events after it."""
@@ -276,6 +288,14 @@ class NetworkService(Application[str]):
             for event in self.events.get(name, lte=aggregate.version)
         }
         return Writable(aggregate, ids)
+
+    def accepted_id(self, name: str, network: Writable, event_id: str) -> tuple[int, bytes] | None:
+        """Where the network accepted this id, as far as is known before deciding (I3)."""
+        return network.ids.get(event_id)
+
+    def stored_id(self, name: str, event_id: str) -> tuple[int, bytes] | None:
+        """Where the store holds this id, when the rules would reject its event."""
+        return None  # `writable` holds every id: `accepted_id` knew it
 
     def inbound_position(self, source: str) -> int:
         """The last position of a source saved with the events it led to (0: none)."""

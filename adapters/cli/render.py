@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 
 # C0 and C1 control characters, DEL, and the line and paragraph separators: what a
 # terminal would obey (clear the screen, move the cursor) rather than show.
@@ -21,18 +22,54 @@ def safe_lines(text: str) -> str:
     return "\n".join(safe(line) for line in text.split("\n"))
 
 
+TABLE_PAGE = 1000  # rows formatted at a time by `print_table`
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Left-aligned columns separated by two spaces, with a header rule."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    return "\n".join(table_lines(headers, rows, page=max(len(rows), 1)))
+
+
+def table_lines(
+    headers: Sequence[str], rows: Iterable[Sequence[object]], page: int = TABLE_PAGE
+) -> Iterator[str]:
+    """A table's lines, `page` rows at a time: never the whole table in memory.
+
+    Column widths come from the first page and widen when a later row needs it,
+    so a table longer than a page may shift its columns once in a while.
+    """
     widths = [len(h) for h in headers]
-    for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    return "\n".join(lines)
+    started = False
+    source = iter(rows)
+    while chunk := list(islice(source, page)):
+        cells = [[_cell(v) for v in row] for row in chunk]
+        for row in cells:
+            widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+        if not started:
+            yield from _header(headers, widths)
+            started = True
+        for row in cells:
+            yield "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+    if not started:
+        yield from _header(headers, widths)
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Write a table to stdout a page at a time (a long log never waits to be whole)."""
+    lines: list[str] = []
+    for line in table_lines(headers, rows):
+        lines.append(line)
+        if len(lines) >= TABLE_PAGE:
+            print("\n".join(lines))
+            lines.clear()
+    if lines:
+        print("\n".join(lines))
+
+
+def _header(headers: Sequence[str], widths: list[int]) -> Iterator[str]:
+    """The header line and its rule."""
+    yield "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    yield "  ".join("-" * w for w in widths)
 
 
 def _cell(value: object) -> str:

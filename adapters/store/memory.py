@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from ctilink.adapters.store.inbound import OutcomeChunk
+from ctilink.adapters.store.indexes import IdRow, Seen
 from ctilink.domain.arrivals import Rejection
 
 
@@ -20,6 +21,7 @@ class MemoryRecorder(POPOApplicationRecorder):
         self._inbound: dict[str, int] = {}
         self._rejections: list[Rejection] = []
         self._outcomes: dict[str, dict[int, OutcomeChunk]] = {}
+        self._ids: Seen = {}
 
     def insert_events(
         self,
@@ -28,6 +30,7 @@ class MemoryRecorder(POPOApplicationRecorder):
         sources: dict[str, tuple[int, int]] | None = None,
         rejections: Sequence[Rejection] = (),
         journal: OutcomeChunk | None = None,
+        ids: Sequence[IdRow] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         """Insert the events and the inbound records under one lock: all or nothing."""
@@ -37,13 +40,31 @@ class MemoryRecorder(POPOApplicationRecorder):
                     raise IntegrityError(f"source {source!r} moved past {before} meanwhile")
             if journal is not None and journal.first_line in self._outcomes.get(journal.source, {}):
                 raise IntegrityError(f"lines from {journal.first_line} of {journal.source!r} kept")
-            ids = super().insert_events(stored_events, **kwargs)
+            for network, event_id, _, _ in ids:
+                if (network, event_id) in self._ids:
+                    raise IntegrityError(f"id {event_id!r} of {network!r} accepted before")
+            numbers = super().insert_events(stored_events, **kwargs)
             for source, (_, after) in (sources or {}).items():
                 self._inbound[source] = after
             self._rejections += rejections
+            self._ids.update({(row[0], row[1]): (row[2], row[3]) for row in ids})
             if journal is not None:
                 self._outcomes.setdefault(journal.source, {})[journal.first_line] = journal
-            return ids
+            return numbers
+
+    def lookup_ids(self, pairs: Iterable[tuple[str, str]]) -> Seen:
+        """Which of these (network, event id) pairs were accepted, and where."""
+        with self._database_lock:
+            return {pair: self._ids[pair] for pair in pairs if pair in self._ids}
+
+    def id_count(self, network: str) -> int:
+        """How many ids the index holds for a network."""
+        with self._database_lock:
+            return sum(1 for name, _ in self._ids if name == network)
+
+    def index_complete(self) -> bool:
+        """The index is written with every batch from the start."""
+        return True
 
     def heads(self) -> list[tuple[str, int]]:
         """Every network with its last position, sorted by name."""

@@ -17,10 +17,11 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
+from ctilink.adapters.store.indexes import IdRow, IndexTables
 from ctilink.domain.arrivals import Rejection
 
 
-class BatchInsertRecorder(InboundTables, PostgresApplicationRecorder):
+class BatchInsertRecorder(InboundTables, IndexTables, PostgresApplicationRecorder):
     """Inserts a batch's events, snapshots and inbound records in one transaction."""
 
     inserts_snapshots = True
@@ -30,11 +31,17 @@ class BatchInsertRecorder(InboundTables, PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.sql_create_statements += [
             SQL(statement)  # type: ignore[arg-type]
-            for statement in self.inbound_statements(
-                "BIGSERIAL PRIMARY KEY", "BYTEA", "TIMESTAMPTZ"
-            )
+            for statement in [
+                *self.index_statements("BYTEA"),
+                *self.inbound_statements("BIGSERIAL PRIMARY KEY", "BYTEA", "TIMESTAMPTZ"),
+            ]
         ]
         schema = Identifier(self.datastore.schema)
+        self.events_sql = self.table(events_table_name)
+        self.ids_copy = SQL(
+            "COPY {}.ctilink_ids (network, event_id, position, fingerprint) "
+            "FROM STDIN (FORMAT BINARY)"
+        ).format(schema)
         table = Identifier(events_table_name)
         snapshots = Identifier(events_table_name.removesuffix("_events") + "_snapshots")
         self.snapshot_insert = SQL("INSERT INTO {}.{} VALUES (%s, %s, %s, %s)").format(
@@ -66,6 +73,7 @@ class BatchInsertRecorder(InboundTables, PostgresApplicationRecorder):
         sources: dict[str, tuple[int, int]] | None = None,
         rejections: Sequence[Rejection] = (),
         journal: OutcomeChunk | None = None,
+        ids: Sequence[IdRow] = (),
         **_: Any,
     ) -> Sequence[int] | None:
         """Insert the events, their snapshots and inbound records in one transaction."""
@@ -89,6 +97,7 @@ class BatchInsertRecorder(InboundTables, PostgresApplicationRecorder):
                         copy.write_row(row)
             # Under the same table lock: rejections, too, get their ids in commit order.
             self.write_inbound(cursor, sources or {}, rejections, journal)
+            self.write_ids(cursor, ids)
         return None
 
     def table(self, name: str) -> str:
@@ -105,6 +114,34 @@ class BatchInsertRecorder(InboundTables, PostgresApplicationRecorder):
         """One write in a transaction of its own."""
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(sql, params)
+
+    def execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """One statement for many rows, in a transaction of its own."""
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.executemany(sql, rows)
+
+    def write_ids(self, cursor: Any, rows: Sequence[IdRow]) -> None:
+        """Add the accepted events' ids by COPY; one already there fails the transaction."""
+        if rows:
+            with cursor.copy(self.ids_copy) as copy:
+                copy.set_types(["text", "text", "int8", "bytea"])
+                for row in rows:
+                    copy.write_row(row)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[Any]:
+        """A write transaction holding the events table's lock, as every batch takes it."""
+        with (
+            self.datastore.get_connection() as connection,
+            connection.transaction(),
+            connection.cursor() as cursor,
+        ):
+            self._lock_table(cursor)
+            yield cursor
+
+    def fetch(self, cursor: Any) -> list[Sequence[Any]]:
+        """The cursor's rows, as tuples (the pool hands out dict rows)."""
+        return [tuple(row.values()) for row in cursor.fetchall()]
 
     def heads(self) -> list[tuple[str, int]]:
         """Every network with its last position, sorted by name."""

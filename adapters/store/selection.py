@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from eventsourcing.persistence import PersistenceError
 
 from ctilink.adapters.errors import UserError
+from ctilink.adapters.store.reindex import ensure_ids
 from ctilink.adapters.store.service import StoredNetworks
 
 DEFAULT_STORE = "ctilink.db"
@@ -136,11 +137,14 @@ def persistence_env(store: str) -> dict[str, str]:
     }
 
 
-def open_service(store: str | None = None, *, create: bool = True) -> StoredNetworks:
+def open_service(
+    store: str | None = None, *, create: bool = True, index: bool = True
+) -> StoredNetworks:
     """Open the application service on the selected store; StoreError says why not.
 
     Without `create` the store is only read: nothing is created or written, a
-    SQLite file is opened read-only (on read-only media too).
+    SQLite file is opened read-only (on read-only media too). With it, a store
+    from before the id index gets one built (unless `index` is False).
     """
     location = resolve(store)
     postgres = is_postgres(location)
@@ -170,7 +174,14 @@ def open_service(store: str | None = None, *, create: bool = True) -> StoredNetw
             os.environ[key.removeprefix(LIBPQ_PREFIX)] = env.pop(key)
         probe(location, env)
     try:
-        return StoredNetworks(env=env)
+        opened = StoredNetworks(env=env)
+        if create and index:
+            try:
+                ensure_ids(opened)  # a store from before the index gets it, once
+            except BaseException:
+                opened.close()
+                raise
+        return opened
     except (sqlite3.Error, PersistenceError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StoreError(f"store {redact(location)!r} cannot be opened: {reason}") from None

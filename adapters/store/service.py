@@ -14,15 +14,16 @@ import copy
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 
-from ctilink.adapters.store.codec import NetworkMapper, first_line, stored_fingerprint
+from ctilink.adapters.store.codec import NetworkMapper
+from ctilink.adapters.store.indexes import IdRow
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
-from ctilink.domain.errors import DamagedLog, UnknownNetwork
+from ctilink.domain.errors import UnknownNetwork
 from ctilink.domain.network import Network
 from ctilink.domain.service import (
     Batch,
@@ -33,6 +34,8 @@ from ctilink.domain.service import (
     project,
 )
 from ctilink.domain.state import NetworkState
+
+Seen = tuple[int, bytes]  # where an id was accepted: position, fingerprint
 
 
 class StoredNetworks(NetworkService):
@@ -45,12 +48,17 @@ class StoredNetworks(NetworkService):
     # About 16 KB each for a 10-system network: the most recently asked keep it.
     max_held_for_reads = 1_000
     max_attempts = 10
+    # About 200 bytes each: ids accepted lately, to know a resend without the store.
+    max_recent_ids = 100_000
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self._writable: OrderedDict[str, Writable] = OrderedDict()
         self._latest_held: OrderedDict[str, Network] = OrderedDict()  # for reads
         self._sources: dict[str, int] = {}  # source -> last position saved
+        # (network, event id) -> (position, fingerprint): the latest accepted, bounded.
+        self._recent_ids: OrderedDict[tuple[str, str], Seen] = OrderedDict()
+        self._looked_up: dict[tuple[str, str], Seen] | None = None  # deciding carefully
 
     def construct_mapper(self) -> Mapper[Any]:
         """Encode with msgspec rather than the generic JSON transcoder."""
@@ -63,13 +71,18 @@ class StoredNetworks(NetworkService):
     ) -> list[Outcome]:
         """Ingest, deciding again from the store when another writer got there first."""
         conflicts = refreshed = 0
+        careful = False
         while True:
             try:
+                if careful:
+                    self.look_up(_events(arrivals))
                 return super().ingest(arrivals, journal)
             except IntegrityError:
-                # Another writer saved the same position: reload from the store, redo,
-                # after a random pause so that writers racing for one network part.
+                # Another writer saved the same position, or an id taken for new is in
+                # the store: reload, redo with every id looked up, after a random
+                # pause so that writers racing for one network part.
                 conflicts += 1
+                careful = True
                 if conflicts == self.max_attempts:
                     raise
                 time.sleep(random.uniform(0, 0.001 * 2**conflicts))
@@ -79,20 +92,27 @@ class StoredNetworks(NetworkService):
                 refreshed += 1
                 if refreshed > len(arrivals) + self.max_attempts:
                     raise
+            finally:
+                self._looked_up = None
 
     def preview(
         self, messages: Sequence[m.Message]
     ) -> tuple[list[Outcome], dict[str, tuple[NetworkState, int]]]:
         """Preview, deciding again when a held network turns out to be behind."""
-        for _ in range(self.max_attempts - 1):
-            try:
-                return super().preview(messages)
-            except StaleNetwork:
-                continue  # reloaded: decide again
-        raise StaleNetwork("the store keeps changing under the preview")
+        try:
+            for _ in range(self.max_attempts - 1):
+                # Nothing is saved, so no index would catch an id taken for new.
+                self.look_up(messages)
+                try:
+                    return super().preview(messages)
+                except StaleNetwork:
+                    continue  # reloaded: decide again
+            raise StaleNetwork("the store keeps changing under the preview")
+        finally:
+            self._looked_up = None
 
     def writable(self, name: str) -> Writable:
-        """The held network, or the network from its latest snapshot plus every id."""
+        """The held network, or the network from its latest snapshot (its ids stay in the store)."""
         network = self._writable.get(name)
         if network is not None:
             self._writable.move_to_end(name)
@@ -101,21 +121,30 @@ class StoredNetworks(NetworkService):
             aggregate: Network | None = self._get(name)
         except UnknownNetwork:
             aggregate = None
-        ids: dict[str, tuple[int, bytes]] = {}
-        if aggregate is not None:
-            # Only up to the aggregate's version: a later event written meanwhile by
-            # someone else makes our save conflict, and we reload.
-            for stored in self.recorder.select_events(name, lte=aggregate.version):
-                try:
-                    event_id, fingerprint = stored_fingerprint(stored.state)
-                except Exception as error:  # a damaged row: nothing can be decided here
-                    reason = f"its row cannot be decoded: {first_line(error)}"
-                    raise DamagedLog(name, stored.originator_version, reason) from None
-                ids[event_id] = (stored.originator_version, fingerprint)
-        network = self._writable[name] = Writable(aggregate, ids)
+        network = self._writable[name] = Writable(aggregate, {})
         if len(self._writable) > self.max_cached_networks:
             self._writable.popitem(last=False)
         return network
+
+    def accepted_id(self, name: str, network: Writable, event_id: str) -> Seen | None:
+        """This batch's ids, recent ones, and (deciding carefully) the store's; else new."""
+        key = (name, event_id)
+        found = network.ids.get(event_id) or self._recent_ids.get(key)
+        if found is None and self._looked_up is not None:
+            found = self._looked_up.get(key)
+        # Otherwise the id is taken for new: if the store has it after all, the
+        # batch's save fails on the index's uniqueness and is decided again carefully.
+        return found
+
+    def stored_id(self, name: str, event_id: str) -> Seen | None:
+        """The store's answer, before a rejection is decided."""
+        if self._looked_up is not None:
+            return self._looked_up.get((name, event_id))
+        return self.recorder.lookup_ids([(name, event_id)]).get((name, event_id))
+
+    def look_up(self, messages: Iterable[m.Message]) -> None:
+        """Decide the next attempt carefully: every id of these events, from the store."""
+        self._looked_up = self.recorder.lookup_ids((e.network, e.id) for e in messages)
 
     def confirm_current(self, name: str, network: Writable, batch: Batch) -> None:
         """Raise StaleNetwork when the store holds positions the held network lacks."""
@@ -140,10 +169,16 @@ class StoredNetworks(NetworkService):
         events = [e for n in batch.networks.values() for e in n.aggregate.collect_events()]
         if not (events or batch.sources or batch.rejections or batch.journal is not None):
             return
+        ids = [
+            (name, event_id, position, fingerprint)
+            for name, network in batch.networks.items()
+            for event_id, (position, fingerprint) in network.ids.items()
+        ]
         inbound = {
             "sources": batch.sources,
             "rejections": batch.rejections,
             "journal": batch.journal,
+            "ids": ids,
         }
         # EventStore.put is one transaction (Application.save would add runtime
         # Protocol checks per aggregate that cost more than the insert).
@@ -155,6 +190,17 @@ class StoredNetworks(NetworkService):
                 self.snapshots.recorder.insert_events(batch.snapshots)
         for source, (_, after) in batch.sources.items():
             self._sources[source] = after
+        self._remember(ids)
+        for network in batch.networks.values():
+            network.ids.clear()  # saved: the store's index has them now
+
+    def _remember(self, ids: list[IdRow]) -> None:
+        """Keep the latest ids in memory, so a prompt resend costs no second attempt."""
+        recent = self._recent_ids
+        for name, event_id, position, fingerprint in ids:
+            recent[(name, event_id)] = (position, fingerprint)
+        while len(recent) > self.max_recent_ids:
+            recent.popitem(last=False)
 
     def inbound_position(self, source: str) -> int:
         """The last position of a source saved with its events (held until a conflict)."""
@@ -175,9 +221,15 @@ class StoredNetworks(NetworkService):
         if held is None:
             network = self._get(name)
         else:
-            newer = list(self.events.get(name, gt=held.version))
-            # A copy: whoever has the held state keeps the position they asked for.
-            network = project(copy.deepcopy(held), newer) if newer else held
+            # Up to a snapshot's worth: a copy further behind is read afresh from
+            # the latest snapshot rather than caught up event by event.
+            limit = self.snapshot_interval + 1
+            newer = list(self.events.get(name, gt=held.version, limit=limit))
+            if len(newer) == limit:
+                network = self._get(name)
+            else:
+                # A copy: whoever has the held state keeps the position they asked for.
+                network = project(copy.deepcopy(held), newer) if newer else held
         if held is None and not hold:
             return network  # a sweep over every network must not push out the ones asked for
         self._latest_held[name] = network
@@ -185,3 +237,11 @@ class StoredNetworks(NetworkService):
         if len(self._latest_held) > self.max_held_for_reads:
             self._latest_held.popitem(last=False)
         return network
+
+
+def _events(arrivals: Sequence[m.Message | Arrival]) -> Iterator[m.Message]:
+    """The events among the arrivals (not those that could not be read)."""
+    for arrival in arrivals:
+        event = arrival.event if isinstance(arrival, Arrival) else arrival
+        if isinstance(event, m.Message):
+            yield event

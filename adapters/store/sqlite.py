@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from eventsourcing.persistence import Environment, StoredEvent
@@ -15,6 +16,7 @@ from eventsourcing.sqlite import (
 )
 
 from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
+from ctilink.adapters.store.indexes import IdRow, IndexTables
 from ctilink.domain.arrivals import Rejection
 
 # WAL with synchronous=FULL syncs the log on every commit, so an accepted event
@@ -32,7 +34,7 @@ class DurableConnectionPool(SQLiteConnectionPool):
         return connection
 
 
-class BatchInsertRecorder(InboundTables, SQLiteApplicationRecorder):
+class BatchInsertRecorder(InboundTables, IndexTables, SQLiteApplicationRecorder):
     """Inserts a batch's events, snapshots and inbound records in one transaction."""
 
     inserts_snapshots = True
@@ -42,6 +44,7 @@ class BatchInsertRecorder(InboundTables, SQLiteApplicationRecorder):
         return [
             *super().construct_create_table_statements(),
             *self.inbound_statements("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT"),
+            *self.index_statements("BLOB", " WITHOUT ROWID"),
         ]
 
     def _insert_events(
@@ -53,11 +56,13 @@ class BatchInsertRecorder(InboundTables, SQLiteApplicationRecorder):
         sources: dict[str, tuple[int, int]] | None = None,
         rejections: Sequence[Rejection] = (),
         journal: OutcomeChunk | None = None,
+        ids: Sequence[IdRow] = (),
         **_: Any,
     ) -> Sequence[int] | None:
         # The stock recorder runs one INSERT per event to collect rowids; nothing
         # here uses them (readers page the log by rowid themselves).
         c.executemany(self.insert_events_statement, _rows(stored_events))
+        self.write_ids(c, ids)
         if snapshots:
             # Same transaction, so a batch costs one sync of the log, not two.
             c.executemany(SNAPSHOT_INSERT, _rows(snapshots))
@@ -78,6 +83,24 @@ class BatchInsertRecorder(InboundTables, SQLiteApplicationRecorder):
         """One write in a transaction of its own."""
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(sql, params)
+
+    def execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """One statement for many rows, in a transaction of its own."""
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.executemany(sql, rows)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[Any]:
+        """A write transaction holding SQLite's write lock from its first statement."""
+        with self.datastore.transaction(commit=True) as cursor:
+            # A write first: a deferred transaction that read first could not
+            # take the lock later without failing at once (SQLITE_BUSY_SNAPSHOT).
+            cursor.execute("DELETE FROM ctilink_meta WHERE key = 'lock'")
+            yield cursor
+
+    def fetch(self, cursor: Any) -> list[Sequence[Any]]:
+        """The cursor's rows."""
+        return list(cursor.fetchall())
 
     def heads(self) -> list[tuple[str, int]]:
         """Every network with its last position, sorted by name."""

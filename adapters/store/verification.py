@@ -17,7 +17,9 @@ is not what an untouched log would hold:
   not carry that position's hash (snapshots answer `status`, so they count too);
 - `truncated`: the log ends before a position that is known to exist (a snapshot
   beyond the end, or the head given to `verify --head`);
-- `head`: the hash at the position given to `verify --head` is not the one given.
+- `head`: the hash at the position given to `verify --head` is not the one given;
+- `index`: the id index (I3's lookups) lacks a position's id, places it
+  elsewhere, or holds ids the log does not (`ctilink reindex` rebuilds it).
 
 A consistent rewrite (an event edited and every later hash recomputed) leaves
 nothing inside the store to compare with: only a head kept elsewhere
@@ -39,9 +41,10 @@ from ctilink.domain.service import NetworkService
 from ctilink.domain.state import NetworkState, step
 
 PAGE = 5000
+SNAPSHOT_PAGE = 50  # snapshot states are the big rows: read a few at a time
 
 Kind = Literal[
-    "unreadable", "gap", "chain", "fingerprint", "replay", "snapshot", "truncated", "head"
+    "unreadable", "gap", "chain", "fingerprint", "replay", "snapshot", "truncated", "head", "index"
 ]
 
 
@@ -140,21 +143,30 @@ class _Walk:
         self.position = 0  # the last position checked and found good
         self.state: NetworkState | None = None
         self.snapshots = self._snapshots()
+        self.next_snapshot = next(self.snapshots, None)
+        recorder: Any = service.recorder
+        # A store from before the index, read-only, has none to check.
+        self.index = recorder if recorder.index_complete() else None
+        self.unchecked: list[tuple[str, int, bytes]] = []  # (id, position, fp) to look up
 
     def run(self) -> Problem | None:
         """Check every row in position order; the first problem, or None."""
         for row in self._rows():
             problem = self._check(row)
+            if problem is None and len(self.unchecked) >= PAGE:
+                problem = self._check_index()
             if problem is not None:
-                return problem
-        beyond = [version for version in self.snapshots if version > self.position]
-        if beyond:
-            return Problem(
+                # An index problem in the rows before comes first.
+                return self._check_index() or problem
+        problem = self._check_index()
+        if problem is None and self.next_snapshot is not None:
+            beyond = self.next_snapshot[0]
+            problem = Problem(
                 self.position + 1,
                 "truncated",
-                f"a snapshot exists at position {max(beyond)} but the log ends at {self.position}",
+                f"a snapshot exists at position {beyond} but the log ends at {self.position}",
             )
-        return None
+        return problem or self._count_index()
 
     def against(self, position: int, digest: bytes) -> Problem | None:
         """Compare the log, found intact, with a head kept elsewhere."""
@@ -209,6 +221,8 @@ class _Walk:
             )
         self.chain = chain
         self.position = expected
+        if self.index is not None:
+            self.unchecked.append((event.message.id, expected, event.fingerprint))
         if expected == self.watch:
             self.watched = chain
         return self._check_snapshot(expected)
@@ -225,9 +239,12 @@ class _Walk:
 
     def _check_snapshot(self, position: int) -> Problem | None:
         """A snapshot at this position must be the folded state and carry this hash."""
-        stored = self.snapshots.get(position)
-        if stored is None:
+        while self.next_snapshot is not None and self.next_snapshot[0] < position:
+            self.next_snapshot = next(self.snapshots, None)  # not a log position: ignored
+        if self.next_snapshot is None or self.next_snapshot[0] != position:
             return None
+        stored = self.next_snapshot[1]
+        self.next_snapshot = next(self.snapshots, None)
         if isinstance(stored, Exception):
             reason = stored.reason if isinstance(stored, DamagedLog) else str(stored)
             return Problem(position, "snapshot", reason.replace("its snapshot", "the snapshot"))
@@ -254,15 +271,54 @@ class _Walk:
                 return
             after = page[-1].originator_version
 
-    def _snapshots(self) -> dict[int, dict[str, Any] | Exception]:
-        """Stored snapshots by position: their state, or why it cannot be read."""
+    def _snapshots(self) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+        """Stored snapshots in position order: their state, or why it cannot be read."""
         store = self.service.snapshots
         if store is None:
-            return {}
-        found: dict[int, dict[str, Any] | Exception] = {}
-        for row in store.recorder.select_events(self.name):
-            try:
-                found[row.originator_version] = self.service.mapper.to_domain_event(row).state
-            except Exception as error:  # a tampered row can fail in many ways
-                found[row.originator_version] = error
-        return found
+            return
+        after: int | None = None
+        while True:
+            page = store.recorder.select_events(self.name, gt=after, limit=SNAPSHOT_PAGE)
+            for row in page:
+                try:
+                    yield row.originator_version, self.service.mapper.to_domain_event(row).state
+                except Exception as error:  # a tampered row can fail in many ways
+                    yield row.originator_version, error
+            if len(page) < SNAPSHOT_PAGE:
+                return
+            after = page[-1].originator_version
+
+    # --- the id index ---------------------------------------------------------------------
+
+    def _check_index(self) -> Problem | None:
+        """Look the positions' ids up in the index: each where its position is."""
+        if self.index is None or not self.unchecked:
+            return None
+        unchecked, self.unchecked = self.unchecked, []
+        found = self.index.lookup_ids((self.name, event_id) for event_id, _, _ in unchecked)
+        for event_id, position, fingerprint in unchecked:
+            entry = found.get((self.name, event_id))
+            if entry is None:
+                reason = f"the id index lacks the id {event_id!r} of this position"
+            elif entry[0] != position:
+                reason = f"the id index places the id {event_id!r} at position {entry[0]}"
+            elif entry[1] != fingerprint:
+                reason = f"the id index holds another digest for the id {event_id!r}"
+            else:
+                continue
+            return Problem(position, "index", f"{reason} (ctilink reindex rebuilds it)")
+        return None
+
+    def _count_index(self) -> Problem | None:
+        """The index holds no more ids for the network than it has positions."""
+        if self.index is None:
+            return None
+        count = self.index.id_count(self.name)
+        if count == self.position:
+            return None
+        return Problem(
+            self.position,
+            "index",
+            f"the id index holds {count} ids for {self.position} positions "
+            "(ctilink reindex rebuilds it)",
+        )

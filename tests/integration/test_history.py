@@ -18,9 +18,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from ctilink.adapters.cli.commands.history import PROGRESS_FROM, Progress
 from ctilink.adapters.cli.main import main
 from ctilink.adapters.ingest.lines import ingest
+from ctilink.adapters.progress import PROGRESS_FROM, Progress
 from ctilink.adapters.store import log_reader
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain import messages as m
@@ -238,10 +238,10 @@ class Terminal(io.StringIO):
 
 
 def test_progress_bar_only_on_a_terminal_and_for_a_long_log() -> None:
-    assert Progress.maybe(PROGRESS_FROM, io.StringIO()) is None  # not a terminal
-    assert Progress.maybe(PROGRESS_FROM - 1, Terminal()) is None  # too short to bother
+    assert Progress.maybe("replay", PROGRESS_FROM, io.StringIO()) is None  # not a terminal
+    assert Progress.maybe("replay", PROGRESS_FROM - 1, Terminal()) is None  # too short to bother
     stream = Terminal()
-    bar = Progress.maybe(PROGRESS_FROM * 2, stream)
+    bar = Progress.maybe("replay", PROGRESS_FROM * 2, stream)
     assert bar is not None
 
     for done in range(1, PROGRESS_FROM * 2 + 1):

@@ -156,6 +156,10 @@ def rewrite_consistently(
                 "UPDATE stored_events SET state=? WHERE originator_id=? AND originator_version=?",
                 (msgspec.json.encode(forged), network, version),
             )
+            db.execute(  # the id index, too, holds the event's digest
+                "UPDATE ctilink_ids SET fingerprint=? WHERE network=? AND position=?",
+                (content.fingerprint, network, version),
+            )
     db.close()
 
 
@@ -302,9 +306,19 @@ def test_the_text_report_names_network_position_and_kind(capsys, store):
 # --- what only a head kept elsewhere catches ------------------------------------------
 
 
-def test_truncation_is_caught_only_with_a_kept_head(capsys, store):
+def test_a_truncated_log_whose_ids_stay_indexed_is_caught_by_the_index(capsys, store):
+    execute(store, "DELETE FROM stored_events WHERE originator_id='acme' AND originator_version>24")
+
+    problem = problem_of(capsys, store, "acme")
+
+    assert (problem["position"], problem["kind"]) == (24, "index")
+    assert f"holds {ACME_HEAD} ids for 24 positions" in problem["message"]
+
+
+def test_truncation_of_log_and_index_together_is_caught_only_with_a_kept_head(capsys, store):
     token = head_token(capsys, store)
     execute(store, "DELETE FROM stored_events WHERE originator_id='acme' AND originator_version>24")
+    execute(store, "DELETE FROM ctilink_ids WHERE network='acme' AND position>24")
 
     rc, (verdict,) = verdicts(capsys, store, "acme")
     assert (rc, verdict["ok"], verdict["position"]) == (0, True, 24)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, TextIO
+from typing import Any
 
 from ctilink.adapters.cli.as_of import rfc3339
 from ctilink.adapters.cli.output import emit_json, encode_json
-from ctilink.adapters.cli.render import safe, safe_lines, table
+from ctilink.adapters.cli.render import print_table, safe, safe_lines
+from ctilink.adapters.progress import Progress
 from ctilink.adapters.store.log_reader import logged_messages
 from ctilink.domain.errors import PositionOutOfRange
 from ctilink.domain.service import NetworkService
 from ctilink.projections.changes import (
     AUDITED,
+    AuditEntry,
     ModeChanges,
     ProviderChanges,
     RowChange,
@@ -62,43 +64,6 @@ def _word(value: Any) -> str:
 
 # --- progress -----------------------------------------------------------------
 
-PROGRESS_FROM = 10_000  # positions; shorter replays finish before a bar is worth drawing
-
-
-class Progress:
-    """A progress bar on a terminal: `replay [#####.....]  52% 52,000/100,000`."""
-
-    width = 30
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = total
-        self.stream = stream
-        self.every = max(1, total // 200)
-        self.next = 0
-
-    @classmethod
-    def maybe(cls, total: int, stream: TextIO | None = None) -> Progress | None:
-        """A bar when `stream` (stderr) is a terminal and the log is long, else None."""
-        stream = sys.stderr if stream is None else stream
-        return cls(total, stream) if total >= PROGRESS_FROM and stream.isatty() else None
-
-    def update(self, done: int) -> None:
-        """Redraw, at most every 0.5 % of the way."""
-        if done < self.next and done < self.total:
-            return
-        self.next = done + self.every
-        filled = self.width * done // self.total
-        bar = "#" * filled + "." * (self.width - filled)
-        percent = 100 * done // self.total
-        self.stream.write(f"\rreplay [{bar}] {percent:3d}% {done:,}/{self.total:,}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """Clear the bar's line."""
-        self.stream.write("\r\x1b[K")
-        self.stream.flush()
-
-
 # --- replay -----------------------------------------------------------------------
 
 
@@ -109,7 +74,7 @@ def cmd_replay(service: NetworkService, args: argparse.Namespace) -> int:
     if not 1 <= upto <= head:
         raise PositionOutOfRange(args.network, upto, head)
     log = logged_messages(service, args.network, upto)
-    progress = Progress.maybe(upto)
+    progress = Progress.maybe("replay", upto)
     out = sys.stdout.buffer
     width = len(str(upto))
     try:
@@ -142,22 +107,23 @@ def cmd_audit(service: NetworkService, args: argparse.Namespace) -> int:
         for item in found:
             emit_json(item)
         return 0
-    rows = []
-    for item in found:
-        detail = " ".join(f"{k}={encode_json(v).decode()}" for k, v in fields(item.event).items())
-        rows.append(
-            (
-                item.position,
-                item.at.isoformat(timespec="seconds"),
-                item.actor,
-                item.type,
-                detail,
-                _before_after(item.configured),
-                _before_after(item.effective),
-            )
-        )
-    print(table(("position", "at", "actor", "type", "fields", "configured", "effective"), rows))
+    headers = ("position", "at", "actor", "type", "fields", "configured", "effective")
+    print_table(headers, (_audit_row(item) for item in found))
     return 0
+
+
+def _audit_row(item: AuditEntry) -> tuple[Any, ...]:
+    """One audited position in the text table."""
+    detail = " ".join(f"{k}={encode_json(v).decode()}" for k, v in fields(item.event).items())
+    return (
+        item.position,
+        item.at.isoformat(timespec="seconds"),
+        item.actor,
+        item.type,
+        detail,
+        _before_after(item.configured),
+        _before_after(item.effective),
+    )
 
 
 def _before_after(pair: tuple[str | None, str]) -> str:

@@ -1,4 +1,4 @@
-"""`ctilink verify` and `ctilink head`: tamper evidence from the log's hash chain."""
+"""`ctilink verify`, `head` and `reindex`: tamper evidence, and the index rebuilt."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import sys
 
 from ctilink.adapters.cli.output import emit_json
 from ctilink.adapters.cli.render import pairs, table
+from ctilink.adapters.store.reindex import build_ids
 from ctilink.adapters.store.selection import network_heads
+from ctilink.adapters.store.service import StoredNetworks
 from ctilink.adapters.store.verification import Tampered, Verdict, head, parse_head, verify
 from ctilink.domain.service import NetworkService
 
@@ -70,6 +72,26 @@ def cmd_head(service: NetworkService, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reindex(service: StoredNetworks, args: argparse.Namespace) -> int:
+    """Build the id index again from the whole log."""
+    done = build_ids(service)
+    if done is None:  # another process built it meanwhile (not with `again`)
+        return 0
+    if args.json:
+        emit_json(done)
+    else:
+        print(
+            pairs(
+                [
+                    ("ids indexed", f"{done.indexed:,}"),
+                    ("unreadable rows", done.unreadable),
+                    ("seconds", done.seconds),
+                ]
+            )
+        )
+    return 0
+
+
 def _head_argument(text: str) -> tuple[int, bytes]:
     """argparse type for --head POSITION:HASH."""
     try:
@@ -95,3 +117,5 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = verbs.add_parser("head", parents=[common])
     p.add_argument("network")
     p.set_defaults(run=cmd_head)
+    p = verbs.add_parser("reindex", parents=[common])
+    p.set_defaults(run=cmd_reindex, creates_store=True)

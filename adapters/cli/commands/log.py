@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import msgspec
 
 from ctilink.adapters.cli.connection import add_connection_arguments, nats_options
 from ctilink.adapters.cli.output import emit_json, encode_json
-from ctilink.adapters.cli.render import table
+from ctilink.adapters.cli.render import print_table, table
 from ctilink.adapters.nats.wire import NetworkSummary, NoArguments
 from ctilink.adapters.store.selection import network_heads
 from ctilink.domain.errors import DamagedLog
@@ -26,15 +27,16 @@ def cmd_log(service: NetworkService, args: argparse.Namespace) -> int:
         for event in service.log(args.network):
             emit_json(entry(event))
         return 0
-    rows = []
+    print_table(("position", "at", "actor", "type", "id", "fields"), _log_rows(service, args))
+    return 0
+
+
+def _log_rows(service: NetworkService, args: argparse.Namespace) -> Iterator[tuple[Any, ...]]:
+    """The text table's rows, one per position, as the log is read."""
     for event in service.log(args.network):
         e = entry(event)
         detail = " ".join(f"{k}={encode_json(v).decode()}" for k, v in fields(e.event).items())
-        rows.append(
-            (e.position, e.at.isoformat(timespec="seconds"), e.actor, e.type, e.event.id, detail)
-        )
-    print(table(("position", "at", "actor", "type", "id", "fields"), rows))
-    return 0
+        yield (e.position, e.at.isoformat(timespec="seconds"), e.actor, e.type, e.event.id, detail)
 
 
 def cmd_networks(service: NetworkService | None, args: argparse.Namespace) -> int:

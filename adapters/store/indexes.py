@@ -1,0 +1,167 @@
+"""The store's indexes over the log, written in the events' own transaction.
+
+- `ctilink_ids`: (network, event id) → position and fingerprint, unique, so that
+  I3 is a lookup rather than a scan of a network's whole log;
+- `ctilink_meta`: which indexes are complete (a store written before an index
+  existed gets it built on first open for writing, or by `ctilink reindex`).
+
+`IndexTables` is mixed into the SQLite and PostgreSQL recorders, beside
+`InboundTables`, which supplies `table`, `mark`, `query` and `execute`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+IdRow = tuple[str, str, int, bytes]  # network, event id, position, fingerprint
+Seen = dict[tuple[str, str], tuple[int, bytes]]  # (network, event id) -> (position, fp)
+LOOKUP_CHUNK = 400  # pairs per query (two parameters each)
+BUILD_PAGE = 5000
+IDS_COMPLETE = "ids"
+
+
+class IndexTables:
+    """Create, write and read the index tables; the recorder supplies names and placeholders."""
+
+    mark = "?"
+
+    def table(self, name: str) -> str:  # pragma: no cover - supplied by InboundTables
+        raise NotImplementedError
+
+    def query(self, sql: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def execute(self, sql: str, params: tuple[Any, ...]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def index_statements(self, blob: str, clustered: str = "") -> list[str]:
+        """CREATE statements for the index tables, in the store's column types."""
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.table('ctilink_ids')} (network TEXT NOT NULL, "
+            f"event_id TEXT NOT NULL, position BIGINT NOT NULL, fingerprint {blob} NOT NULL, "
+            f"PRIMARY KEY (network, event_id)){clustered}",
+            f"CREATE TABLE IF NOT EXISTS {self.table('ctilink_meta')} "
+            "(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ]
+
+    # --- writing, inside the events' transaction --------------------------------------
+
+    def write_ids(self, cursor: Any, rows: Sequence[IdRow]) -> None:
+        """Add the accepted events' ids; one already there fails the transaction (I3)."""
+        if rows:
+            q = self.mark
+            cursor.executemany(
+                f"INSERT INTO {self.table('ctilink_ids')} VALUES ({q}, {q}, {q}, {q})", rows
+            )
+
+    # --- reading ------------------------------------------------------------------------
+
+    def lookup_ids(self, pairs: Iterable[tuple[str, str]]) -> Seen:
+        """Which of these (network, event id) pairs were accepted, and where."""
+        wanted = list(dict.fromkeys(pairs))
+        found: Seen = {}
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[start : start + LOOKUP_CHUNK]
+            values = ", ".join([f"({self.mark}, {self.mark})"] * len(chunk))
+            rows = self.query(
+                f"SELECT network, event_id, position, fingerprint FROM "
+                f"{self.table('ctilink_ids')} WHERE (network, event_id) IN (VALUES {values})",
+                tuple(part for pair in chunk for part in pair),
+            )
+            found.update({(row[0], row[1]): (int(row[2]), bytes(row[3])) for row in rows})
+        return found
+
+    def id_count(self, network: str) -> int:
+        """How many ids the index holds for a network."""
+        rows = self.query(
+            f"SELECT COUNT(*) FROM {self.table('ctilink_ids')} WHERE network = {self.mark}",
+            (network,),
+        )
+        return int(rows[0][0])
+
+    def index_complete(self, name: str = IDS_COMPLETE) -> bool:
+        """Whether an index was built over the whole log (and kept since)."""
+        try:
+            rows = self.query(
+                f"SELECT value FROM {self.table('ctilink_meta')} WHERE key = {self.mark}", (name,)
+            )
+        except Exception:  # a store from before the index, opened read-only: no table
+            return False
+        return bool(rows)
+
+    # --- building -------------------------------------------------------------------------
+
+    def exclusive(self) -> Any:  # pragma: no cover - supplied by the recorder
+        """A write transaction that keeps other writers of events out until it ends."""
+        raise NotImplementedError
+
+    def fetch(self, cursor: Any) -> list[Sequence[Any]]:  # pragma: no cover - by the recorder
+        """The cursor's rows, as sequences."""
+        raise NotImplementedError
+
+    events_sql = "stored_events"  # the events table, as SQL
+
+    def build_ids(
+        self,
+        fingerprint: Callable[[bytes], tuple[str, bytes]],
+        progress: Callable[[int], None],
+        *,
+        again: bool = False,
+    ) -> Build | None:
+        """Build the id index from the whole log, a page at a time (None: it was complete).
+
+        One transaction: writers wait, and a crash leaves the store as it was.
+        """
+        q, meta, ids = self.mark, self.table("ctilink_meta"), self.table("ctilink_ids")
+        with self.exclusive() as cursor:
+            cursor.execute(f"SELECT value FROM {meta} WHERE key = {q}", (IDS_COMPLETE,))
+            if self.fetch(cursor) and not again:
+                return None  # another process built it meanwhile
+            cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (IDS_COMPLETE,))
+            cursor.execute(f"DELETE FROM {ids}", ())
+            build = Build()
+            after: tuple[str, int] = ("", 0)
+            while True:
+                cursor.execute(
+                    "SELECT originator_id, originator_version, state FROM "
+                    f"{self.events_sql} WHERE (originator_id, originator_version) > ({q}, {q}) "
+                    f"ORDER BY originator_id, originator_version LIMIT {BUILD_PAGE}",
+                    after,
+                )
+                page = self.fetch(cursor)
+                if not page:
+                    break
+                rows: list[IdRow] = []
+                for network, position, state in page:
+                    try:
+                        event_id, digest = fingerprint(bytes(state))
+                    except Exception:  # a damaged row: `verify` says which; index the rest
+                        build.unreadable += 1
+                        continue
+                    rows.append((network, event_id, int(position), digest))
+                self.insert_ids(cursor, rows)
+                build.indexed += len(rows)
+                after = (page[-1][0], int(page[-1][1]))
+                progress(build.indexed + build.unreadable)
+            cursor.execute(f"INSERT INTO {meta} VALUES ({q}, '1')", (IDS_COMPLETE,))
+        return build
+
+    def insert_ids(self, cursor: Any, rows: Sequence[IdRow]) -> None:
+        """Rows of a rebuild; an id twice in one network (damage) keeps its first position."""
+        q = self.mark
+        cursor.executemany(
+            f"INSERT INTO {self.table('ctilink_ids')} VALUES ({q}, {q}, {q}, {q}) "
+            "ON CONFLICT (network, event_id) DO NOTHING",
+            rows,
+        )
+
+
+class Build:
+    """What a build of the id index did."""
+
+    __slots__ = ("indexed", "unreadable")
+
+    def __init__(self) -> None:
+        self.indexed = 0
+        self.unreadable = 0  # rows that cannot be decoded (damage `verify` reports)
