@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctilink.adapters.store.selection import is_postgres, open_service, redact, resolve
+from ctilink.adapters.store.selection import (
+    is_postgres,
+    open_service,
+    redact,
+    resolve,
+    store_tag,
+)
 from ctilink.adapters.store.service import StoredNetworks
 
 if TYPE_CHECKING:
@@ -88,7 +94,7 @@ async def serve(config: ServeConfig) -> int:
             say("stopped before NATS answered")
             return 0
         say(f"connected to NATS at {url}; store {redact(location)}")
-        await ensure_streams(nc.jetstream())
+        stream_epoch = await ensure_streams(nc.jetstream())
         ingestor = Ingestor(store)
         stack.push_async_callback(ingestor.close)  # a commit in progress ends before the store
         api = await start_api(nc, ingestor)
@@ -96,8 +102,8 @@ async def serve(config: ServeConfig) -> int:
         stack.push_async_callback(leave, nc, say)
         stack.push_async_callback(api.stop)  # first of all: stop answering
         publishing, committed = _publishing(config, roles, store, nc, url, stop)
-        partitions = _partitions(roles, ingestor, nc, committed)
-        strays = sweep_while_holding(nc.jetstream(), ingestor, roles, stop, say)
+        partitions = _partitions(roles, ingestor, nc, committed, stream_epoch)
+        strays = sweep_while_holding(nc.jetstream(), ingestor, roles, stop, say, stream_epoch)
         say("ready: consuming ctilink.in.* by partition, answering ctilink.api.*")
         failure = await run_until_stopped(stop, partitions.run(stop), publishing, strays)
         say("stopping" if failure is None else f"stopping after an error: {failure}")
@@ -199,11 +205,11 @@ def _publishing(
     return publish_while_leading(roles, in_process, stop, say), wake.set
 
 
-def _partitions(roles: Any, ingestor: Any, nc: Any, committed: Any) -> Any:
+def _partitions(roles: Any, ingestor: Any, nc: Any, committed: Any, stream_epoch: str) -> Any:
     """This instance's share of the inbound partitions, each read by a consumer of its own."""
     from ctilink.adapters.nats.consumer import Consumer
     from ctilink.adapters.nats.partitions import Partitions
-    from ctilink.adapters.nats.streams import IN_STREAM, PARTITIONS, partition_subject
+    from ctilink.adapters.nats.streams import PARTITIONS, in_source, partition_subject
 
     instance = secrets.token_hex(4)  # each holder's consumers have names of their own
 
@@ -215,7 +221,7 @@ def _partitions(roles: Any, ingestor: Any, nc: Any, committed: Any) -> Any:
             log=say,
             durable=f"ctilink-p{partition}-{instance}",
             subject=partition_subject(partition),
-            source=f"nats:{IN_STREAM}:{partition}",
+            source=in_source(partition, stream_epoch),
         )
         await consumer.start()
         return consumer
@@ -265,8 +271,12 @@ async def embedded_nats(
 
     from ctilink.adapters.nats.embedded import EmbeddedNats
 
-    # Beside a SQLite store, or in the working directory for PostgreSQL.
-    beside = Path.cwd() / "ctilink" if is_postgres(location) else Path(location).resolve()
+    # Beside a SQLite store, or in the working directory for PostgreSQL: named
+    # after the store, so that two stores served from one place never share streams.
+    if is_postgres(location):
+        beside = Path.cwd() / f"ctilink-{store_tag(location)}"
+    else:
+        beside = Path(location).resolve()
     folder = beside.parent / f"{beside.name}.nats"
     server = EmbeddedNats(folder, port=port, sync_always=sync_always, owner=True, log=say)
     server.claim()  # refused if another serve runs it; a server left by a dead one stops

@@ -81,7 +81,7 @@ def decode_encoded(raw: bytes | str) -> tuple[m.Message | Invalid, bytes | None]
             message = m.decode(raw)
         except msgspec.DecodeError as error:
             # A repeated key is the likelier cause to name (msgspec kept the last one).
-            problem = _repeated_key_problem(raw) or explain(error)
+            problem = repeated_key_problem(raw) or explain(error)
         except UnicodeDecodeError:  # inside a string: msgspec checks the bytes as it goes
             problem = _not_utf8(raw)
         except RecursionError:
@@ -129,7 +129,7 @@ def _check_object(raw: bytes, message: m.Message, encoded: bytes) -> str | None:
         for key, value in _untyped.decode(raw).items():
             if value is None:
                 return f"field `{key}`: null is not a value; leave the field out for its default"
-        repeated = _repeated_key_problem(raw)
+        repeated = repeated_key_problem(raw)
         if repeated is not None:
             return repeated
     if message.at is not None:
@@ -147,7 +147,7 @@ def _nothing_hidden(raw: bytes, encoded: bytes) -> bool:
     return b"\\u" not in raw and raw.count(b'"') == encoded.count(b'"')
 
 
-def _repeated_key_problem(raw: bytes) -> str | None:
+def repeated_key_problem(raw: bytes) -> str | None:
     """`given twice` for the first repeated key of JSON that parses, else None."""
     try:
         duplicate = _duplicate_key(raw)

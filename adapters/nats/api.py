@@ -18,7 +18,7 @@ from ctilink.adapters.nats.wire import IngestReply, NetworkSummary, NoArguments,
 from ctilink.adapters.store.selection import network_heads
 from ctilink.adapters.store.waiting import STORE_AWAY, first_line
 from ctilink.domain.arrivals import Arrival
-from ctilink.domain.decoding import Invalid, decode, explain, named
+from ctilink.domain.decoding import Invalid, decode, explain, named, repeated_key_problem
 from ctilink.domain.errors import DamagedLog, PositionOutOfRange, UnknownNetwork
 from ctilink.projections.directory import directory
 from ctilink.projections.status import status
@@ -27,6 +27,7 @@ NAME = "ctilink"
 VERSION = "0.1.0"
 QUEUE_GROUP = "ctilink"
 API_SOURCE = "api"
+REPLY_HEADROOM = 1024  # the reply's subject and headers travel with it
 
 _query = msgspec.json.Decoder(Query).decode
 _no_arguments = msgspec.json.Decoder(NoArguments).decode
@@ -35,10 +36,14 @@ _no_arguments = msgspec.json.Decoder(NoArguments).decode
 def _decode(decode: Any, data: bytes) -> Any:
     """Decode a request, or a 400 error naming the field."""
     try:
-        return decode(data or b"{}")
+        decoded = decode(data or b"{}")
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
         # Whatever the bytes: a bad request is a 400 that says why, never a 500.
         raise ServiceError("400", f"bad request: {explain(error)}") from None
+    repeated = repeated_key_problem(data) if data else None
+    if repeated is not None:  # as for events (I1): which one was meant cannot be told
+        raise ServiceError("400", f"bad request: {repeated}")
+    return decoded
 
 
 Handler = Callable[[Request], Awaitable[None]]
@@ -67,6 +72,7 @@ class Api:
         # service's held read states are never touched by two at once.
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-reads")
         self.micro: Service | None = None  # the registered micro service
+        self.max_payload = 0  # the server's, once connected (0: unknown)
 
     async def stop(self) -> None:
         """Stop answering requests."""
@@ -94,16 +100,29 @@ class Api:
 
     async def status(self, request: Request) -> None:
         """SPEC §8 status document."""
-        await request.respond(await self._read(self._status, _decode(_query, request.data)))
+        await self._respond(request, await self._read(self._status, _decode(_query, request.data)))
 
     async def directory(self, request: Request) -> None:
         """SPEC §8 directory document."""
-        await request.respond(await self._read(self._directory, _decode(_query, request.data)))
+        answer = await self._read(self._directory, _decode(_query, request.data))
+        await self._respond(request, answer)
 
     async def networks(self, request: Request) -> None:
         """Every network with its position and effective mode."""
         _decode(_no_arguments, request.data)
-        await request.respond(await self._read(self._networks))
+        await self._respond(request, await self._read(self._networks))
+
+    async def _respond(self, request: Request, answer: bytes) -> None:
+        """Send the answer, or a 413 that says why when NATS cannot carry it."""
+        limit = self.max_payload - REPLY_HEADROOM
+        if self.max_payload and len(answer) > limit:
+            raise ServiceError(
+                "413",
+                f"the answer is {len(answer):,} bytes, more than this NATS server carries "
+                f"({self.max_payload:,}, max_payload): raise it, or read the store with the "
+                "ctilink command itself",
+            )
+        await request.respond(answer)
 
     def _status(self, query: Query) -> bytes:
         return encode(status(*self._state(query)))
@@ -135,6 +154,7 @@ class Api:
 async def start_api(nc: Client, ingestor: Ingestor) -> Api:
     """Register the micro service and its endpoints, in the shared queue group."""
     api = Api(ingestor)
+    api.max_payload = nc.max_payload
     api.micro = service = await add_service(
         nc,
         name=NAME,

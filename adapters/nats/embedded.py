@@ -84,6 +84,28 @@ def _port_in_use(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _holds_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (False when that cannot be seen)."""
+    target = str(path.resolve())
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) == target:
+                    return True
+    except OSError:  # gone, or another user's
+        return False
+    return False
+
+
+def _read_port(kept: Path) -> int | None:
+    """The port kept from an earlier start, or None when there is none or it is not a port."""
+    try:
+        port = int(kept.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return port if 1 <= port <= 65535 else None
+
+
 class EmbeddedNats:
     """A nats-server on loopback with its data under `data_dir`, one per folder."""
 
@@ -149,13 +171,14 @@ class EmbeddedNats:
         raise NatsServerError(f"a nats-server still holds {lock}: stop it, then start again")
 
     def _recorded_pid(self) -> int | None:
-        """The pid of the last server started on this folder, if it is a nats-server."""
+        """The pid of the last server started on this folder, if it holds the folder's lock."""
+        # nats.pid is only a hint: the process it names must be the one holding
+        # nats.lock, or an unrelated nats-server (the pid reused) would be stopped.
         try:
             pid = int((self.data_dir / "nats.pid").read_text())
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        return pid if b"nats-server" in command else None
+        return pid if _holds_open(pid, self.data_dir / "nats.lock") else None
 
     def release(self) -> None:
         """Let another `serve` take the folder."""
@@ -170,13 +193,14 @@ class EmbeddedNats:
         kept = self.data_dir / "port"
         if self.port is not None:
             port = self.port
-        elif self.owner and kept.exists():
-            port = int(kept.read_text())
+        elif self.owner and (kept_port := _read_port(kept)) is not None:
+            port = kept_port
         else:
             port = -1 if not self.owner else _free_port()
         if port > 0 and _port_in_use(port):
             raise NatsServerError(
-                f"port {port} of the embedded nats-server is taken: free it, or give --nats-port"
+                f"port {port} of the embedded nats-server is taken: free it, or give "
+                + ("another --nats-port" if self.port is not None else "--nats-port")
             )
         if self.owner and port > 0:
             kept.write_text(f"{port}\n")

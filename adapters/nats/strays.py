@@ -17,19 +17,18 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from ctilink.adapters.nats.ingestor import Ingestor
-from ctilink.adapters.nats.streams import IN_STREAM
+from ctilink.adapters.nats.streams import IN_STREAM, in_source
 from ctilink.adapters.store.roles import Roles, partition_role
 from ctilink.adapters.store.waiting import wait_or_stop
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decoding import Invalid, named
 
 UNROUTED = "ctilink.in.*"  # as a filter: the three-token subjects, the strays only
-SOURCE = f"nats:{IN_STREAM}:unrouted"
 SWEEP_SECONDS = 5.0
 MAX_WALK = 100_000  # sequences looked at in one sweep for a stray `ctilink.in.>`
 
 
-async def sweep(js: JetStreamContext, ingestor: Ingestor) -> int:
+async def sweep(js: JetStreamContext, ingestor: Ingestor, stream_epoch: str) -> int:
     """Reject and delete every stray message; how many there were."""
     info = await js.stream_info(IN_STREAM, subjects_filter=UNROUTED)
     strays = info.state.subjects or {}
@@ -55,11 +54,11 @@ async def sweep(js: JetStreamContext, ingestor: Ingestor) -> int:
             if msg.subject is not None and msg.subject.count(".") == 2:
                 found.append(seq)
     for seq in sorted(set(found)):
-        await _reject(js, ingestor, seq)
+        await _reject(js, ingestor, seq, in_source("unrouted", stream_epoch))
     return len(set(found))
 
 
-async def _reject(js: JetStreamContext, ingestor: Ingestor, seq: int) -> None:
+async def _reject(js: JetStreamContext, ingestor: Ingestor, seq: int, source: str) -> None:
     """Keep the stray's rejection (once, by its sequence), then delete it from the stream."""
     msg = await js.get_msg(IN_STREAM, seq=seq)
     data = msg.data or b""
@@ -67,7 +66,7 @@ async def _reject(js: JetStreamContext, ingestor: Ingestor, seq: int) -> None:
         named(data, "id"),
         f"the subject {msg.subject!r} names no network: publish to ctilink.in.<network>",
     )
-    await ingestor.ingest([Arrival(event, SOURCE, seq, named(data, "network"), data)])
+    await ingestor.ingest([Arrival(event, source, seq, named(data, "network"), data)])
     await js.delete_msg(IN_STREAM, seq)
 
 
@@ -77,6 +76,7 @@ async def sweep_while_holding(
     roles: Roles,
     stop: asyncio.Event,
     log: Callable[[str], None],
+    stream_epoch: str,
 ) -> None:
     """Sweep every few seconds while this instance holds partition 0, until `stop`."""
     while not stop.is_set():
@@ -84,7 +84,7 @@ async def sweep_while_holding(
         if stop.is_set() or not await asyncio.to_thread(roles.holds, partition_role(0)):
             continue
         try:
-            count = await sweep(js, ingestor)
+            count = await sweep(js, ingestor, stream_epoch)
         except Exception as error:  # NATS or the store away: the next sweep tries again
             log(f"stray messages not swept: {type(error).__name__}: {error}")
             continue

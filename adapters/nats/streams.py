@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -94,8 +95,8 @@ def stream_configs(copies: int = 1) -> list[StreamConfig]:
     ]
 
 
-async def ensure_streams(js: JetStreamContext, copies: int | None = None) -> None:
-    """Create the streams, or bring existing ones to this configuration."""
+async def ensure_streams(js: JetStreamContext, copies: int | None = None) -> str:
+    """Create the streams, or bring existing ones to this configuration; CTILINK_IN's epoch."""
     for config in stream_configs(copies or replicas()):
         try:
             await js.stream_info(config.name)
@@ -103,3 +104,17 @@ async def ensure_streams(js: JetStreamContext, copies: int | None = None) -> Non
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+    return epoch((await js.stream_info(IN_STREAM)).created)
+
+
+def epoch(created: datetime | None) -> str:
+    """When a stream was created, as a token: a stream made afresh starts a new epoch."""
+    # Stream sequences start again at 1 in a new stream (deleted and made again,
+    # its data folder moved, another cluster): the positions the store keeps of
+    # the old one must not make the new one's messages look decided before.
+    return "" if created is None else created.astimezone(UTC).strftime("@%Y%m%dT%H%M%S.%fZ")
+
+
+def in_source(part: int | str, stream_epoch: str) -> str:
+    """The inbound source name of a CTILINK_IN partition (or of the strays) in this epoch."""
+    return f"nats:{IN_STREAM}:{part}{stream_epoch}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import sqlite3
@@ -103,6 +104,16 @@ def postgres_env(url: str) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": "8",
         "POSTGRES_PRE_PING": "y",
     }
+
+
+def store_tag(url: str) -> str:
+    """A short name for a PostgreSQL store: its database and schema, and a digest of where."""
+    env = postgres_env(url)
+    where = ":".join(env[k] for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DBNAME"))
+    schema = env["POSTGRES_SCHEMA"] or "public"
+    digest = hashlib.sha256(f"{where}/{schema}".encode()).hexdigest()[:8]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", env["POSTGRES_DBNAME"])[:40]
+    return f"{name}-{schema}-{digest}"
 
 
 def redact(store: str) -> str:

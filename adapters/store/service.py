@@ -23,7 +23,7 @@ from ctilink.adapters.store.codec import NetworkMapper
 from ctilink.adapters.store.indexes import IdRow
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
-from ctilink.domain.errors import UnknownNetwork
+from ctilink.domain.errors import DamagedLog, UnknownNetwork
 from ctilink.domain.network import Network
 from ctilink.domain.service import (
     Batch,
@@ -110,6 +110,39 @@ class StoredNetworks(NetworkService):
             raise StaleNetwork("the store keeps changing under the preview")
         finally:
             self._looked_up = None
+
+    def _get(self, name: str, position: int | None = None) -> Network:
+        """The network from its nearest snapshot, checked against the log, and the events after."""
+        snapshot = None
+        if self.snapshots is not None:
+            found = list(self.snapshots.get(name, desc=True, limit=1, lte=position))
+            snapshot = found[0] if found else None
+        if snapshot is not None:
+            self._check_snapshot(name, snapshot)
+        after = None if snapshot is None else snapshot.originator_version
+        start = None if snapshot is None else project(None, [snapshot])
+        network = project(start, self.events.get(name, gt=after, lte=position))
+        if network is None:
+            raise UnknownNetwork(name)
+        return network
+
+    def _check_snapshot(self, name: str, snapshot: Any) -> None:
+        """DamagedLog unless the log holds the snapshot's position with the snapshot's hash."""
+        # A snapshot answers for every position up to it: one copied from another
+        # network, or placed beyond the log, must not give a wrong answer quietly.
+        version = snapshot.originator_version
+        rows = self.recorder.select_events(name, gt=version - 1, lte=version, limit=1)
+        try:
+            stored = self.mapper.to_domain_event(rows[0]).chain if rows else None
+            taken = snapshot.state.get("chain")
+        except Exception:  # a damaged row cannot vouch for the snapshot
+            stored = taken = None
+        if stored is None or stored != taken:
+            raise DamagedLog(
+                name,
+                version,
+                "its snapshot is not the log's state there",
+            )
 
     def writable(self, name: str) -> Writable:
         """The held network, or the network from its latest snapshot (its ids stay in the store)."""

@@ -216,3 +216,41 @@ async def test_sync_always_has_the_embedded_server_sync_every_write(tmp_path):
     config = (tmp_path / "ctilink.db.nats" / "sync-always.conf").read_text()
     assert "sync_interval: always" in config
     assert "every write synced" in log.read_text()
+
+
+async def test_events_sent_to_a_stream_made_afresh_are_applied_not_taken_for_decided(tmp_path):
+    # The store keeps each partition's last stream sequence; a new CTILINK_IN (its
+    # data folder moved away, the stream deleted) numbers from 1 again.
+    first, url = _start(tmp_path, tmp_path / "first.log")
+    try:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        await js.publish("ctilink.in.acme", INSTALL)
+        for n in range(20):
+            event = {"type": "portal_restarted", "id": f"a{n}", "network": "acme"}
+            await js.publish("ctilink.in.acme", json.dumps(event).encode())
+
+        async def at(position: int) -> bool:
+            reply = await nc.request("ctilink.api.status", b'{"network":"acme"}', timeout=2)
+            return f'"position":{position}'.encode() in reply.data
+
+        await wait_for(lambda: at(21))
+        await nc.close()
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+    (tmp_path / "ctilink.db.nats").rename(tmp_path / "old.nats")
+
+    second, url = _start(tmp_path, tmp_path / "second.log")
+    try:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        for n in range(20):
+            event = {"type": "portal_restarted", "id": f"b{n}", "network": "acme"}
+            await js.publish("ctilink.in.acme", json.dumps(event).encode())
+        await wait_for(lambda: at(41))
+        await nc.close()
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0
+    assert "decided before came again" not in (tmp_path / "second.log").read_text()

@@ -139,7 +139,7 @@ async def test_a_message_too_large_for_the_server_goes_out_as_a_notice_and_publi
         }
     ).encode()
     lines = [
-        event("acme", 0),
+        event("acme", 0, platform="linux_server_edition"),
         json.dumps(
             {
                 "type": "system_added",
@@ -149,6 +149,16 @@ async def test_a_message_too_large_for_the_server_goes_out_as_a_notice_and_publi
                 "role": "primary",
                 "platform": "linux",
                 "address": "10.0.0.1",
+            }
+        ).encode(),
+        json.dumps(  # s1's directory link is up: its directory is served (§7)
+            {
+                "type": "link_changed",
+                "id": "l",
+                "network": "acme",
+                "system": "s1",
+                "component": "dsml",
+                "up": True,
             }
         ).encode(),
         big,
@@ -162,16 +172,22 @@ async def test_a_message_too_large_for_the_server_goes_out_as_a_notice_and_publi
     service.start()
     nc = await nats.connect(small_payload_server.url)
     try:
-        await settle(nc, service, 4)
+        await settle(nc, service, 5)
         out = await stream_messages(nc, "CTILINK_OUT", "ctilink.events.>")
         by_id = {m.headers["Nats-Msg-Id"]: json.loads(m.data) for m in out}
-        assert by_id["acme:3"] == {
-            "omitted": "acme:3",
-            "size": by_id["acme:3"]["size"],
+        assert by_id["acme:4"] == {
+            "omitted": "acme:4",
+            "size": by_id["acme:4"]["size"],
             "max_payload": 65536,
         }
-        assert by_id["acme:4"]["event"]["id"] == "acme-3"  # the next one as usual
+        assert by_id["acme:5"]["event"]["id"] == "acme-3"  # the next one as usual
         assert "too large for NATS" in service.log.read_text()
+        # A query whose answer NATS cannot carry says so, and the service goes on.
+        too_big = await nc.request("ctilink.api.directory", b'{"network":"acme"}', timeout=5)
+        assert too_big.headers["Nats-Service-Error-Code"] == "413"
+        assert "max_payload" in too_big.headers["Nats-Service-Error"]
+        fine = await nc.request("ctilink.api.status", b'{"network":"acme"}', timeout=5)
+        assert json.loads(fine.data)["position"] == 5
     finally:
         await nc.close()
         assert service.stop() == 0

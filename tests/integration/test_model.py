@@ -779,6 +779,9 @@ def run(machine: type[NetworkMachine], examples: int, steps: int) -> None:
             # Phase.shrink here for a minimal example when debugging.
             phases=[Phase.explicit, Phase.reuse, Phase.generate],
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            # The same examples every run: the coverage asserted below must not
+            # depend on the luck of one run (the fuzz benches vary the seed).
+            derandomize=True,
         ),
     )
 

@@ -72,7 +72,7 @@ class RejectionEntry(msgspec.Struct, frozen=True):
     """`rejections --json`: one rejected event, as kept."""
 
     network: str | None
-    source: str | None  # nats:<stream>:<partition>, file:<path>, api
+    source: str | None  # nats:<stream>:<partition>@<stream created>, file:<path>, api
     position: int | None  # in its source: stream sequence, line number
     id: str | None
     received: datetime

@@ -58,13 +58,24 @@ def cmd_publish(service: NetworkService | None, args: argparse.Namespace) -> int
     return asyncio.run(bootstrap.publish(args.store, url, nats_options(args)))
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1 to 65535)")
+    return port
+
+
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the command to the parser."""
     p = verbs.add_parser("serve", parents=[common])
     add_connection_arguments(p)
     p.add_argument(
         "--nats-port",
-        type=int,
+        type=port_number,
         metavar="PORT",
         help="without --nats: the embedded server's port (default: the one it had, kept "
         "beside the store; a free one the first time)",
