@@ -72,6 +72,10 @@ def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors are one line on stderr, never a traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    for number, argument in enumerate(argv, 1):
+        if not is_utf8(argument):  # the OS passes any bytes; names and paths here are text
+            print(f"ctilink: argument {number} is not UTF-8: {argument!a}", file=sys.stderr)
+            return 2
     args = parser(argv).parse_args(argv)
     try:
         return run(args)
@@ -90,6 +94,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ctilink: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        # The last resort: a bug, or a store damaged in a way not foreseen. Still
+        # one line, saying where to look; the traceback when asked for.
+        if os.environ.get("CTILINK_DEBUG"):
+            raise
+        print(
+            f"ctilink: unexpected {type(error).__name__}: {first_line(error)} "
+            "(a damaged store? `ctilink verify` checks it; CTILINK_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
+        return UNEXPECTED
+
+
+UNEXPECTED = 70  # EX_SOFTWARE
+
+
+def is_utf8(text: str) -> bool:
+    """Whether an argument came as UTF-8 (undecodable bytes arrive as lone surrogates)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, printable."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else ""
+    return ascii(line)[1:-1] if not is_utf8(line) else line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     except (PersistenceError, sqlite3.Error) as error:
         # The store failed mid-command (disk full, locked too long): what was
         # reported before this line is durable; nothing after it was applied.
-        raise StoreFailed(f"store error: {error}") from None
+        raise StoreFailed(f"store error: {first_line(error)}") from None
 
 
 class StoreFailed(UserError):

@@ -16,10 +16,12 @@ from typing import BinaryIO
 
 import msgspec
 
+from ctilink.adapters.errors import UserError
 from ctilink.adapters.store.inbound import OutcomeChunk
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decoding import MAX_EVENT_BYTES, Invalid, decode_encoded, named
+from ctilink.domain.errors import Code
 from ctilink.domain.service import NetworkService, Outcome
 
 MAX_LINE_BYTES = MAX_EVENT_BYTES
@@ -117,17 +119,41 @@ _encode_kept = msgspec.msgpack.Encoder().encode
 _decode_kept = msgspec.msgpack.Decoder(list[Kept]).decode
 
 
-def keep(source: str, lines: list[Line], reports: list[LineReport]) -> OutcomeChunk:
-    """The record of a committed batch of lines, for the store."""
-    kept = [Kept(line.digest, report) for line, report in zip(lines, reports, strict=True)]
+def keep(source: str, lines: list[Line], reports: list[LineReport]) -> OutcomeChunk | None:
+    """The record of a committed batch of lines, for the store (None: nothing to keep)."""
+    kept = [
+        Kept(line.digest, report)
+        for line, report in zip(lines, reports, strict=True)
+        if not _unfinished(line, report)
+    ]
+    if not kept:
+        return None
     return OutcomeChunk(
-        source, lines[0].number, lines[-1].number, zlib.compress(_encode_kept(kept), 1)
+        source, kept[0].report.line, kept[-1].report.line, zlib.compress(_encode_kept(kept), 1)
     )
 
 
+def _unfinished(line: Line, report: LineReport) -> bool:
+    """A last line with no line break that cannot be read: perhaps still being written."""
+    # Kept, it would make the file "changed" once its writer finishes the line;
+    # not kept, the next run decides it again, finished or not.
+    return line.raw is not None and not line.raw.endswith(b"\n") and report.code == Code.INVALID
+
+
+class DamagedRecord(UserError):
+    """The store's record of a file's lines cannot be read."""
+
+
 def unkeep(chunk: OutcomeChunk) -> list[Kept]:
-    """The lines of a kept record."""
-    return _decode_kept(zlib.decompress(chunk.lines))
+    """The lines of a kept record; DamagedRecord when the store holds something else."""
+    try:
+        return _decode_kept(zlib.decompress(chunk.lines))
+    except (zlib.error, msgspec.DecodeError, TypeError, ValueError) as error:
+        raise DamagedRecord(
+            f"the store's record of lines {chunk.first_line}-{chunk.last_line} of "
+            f"{chunk.source!r} is damaged ({type(error).__name__}); give --again to "
+            "ingest the file anew"
+        ) from None
 
 
 def ingest(

@@ -158,7 +158,8 @@ class InboundTables:
                 (source, after),
             )
             for row in rows:
-                yield OutcomeChunk(row[0], int(row[1]), int(row[2]), bytes(row[3]))
+                lines = row[3] if isinstance(row[3], bytes | bytearray | memoryview) else b""
+                yield OutcomeChunk(row[0], int(row[1]), int(row[2]), bytes(lines))
             if len(rows) < 50:
                 return
             after = int(rows[-1][1])

@@ -16,7 +16,7 @@ from typing import Any
 
 IdRow = tuple[str, str, int, bytes]  # network, event id, position, fingerprint
 Seen = dict[tuple[str, str], tuple[int, bytes]]  # (network, event id) -> (position, fp)
-LOOKUP_CHUNK = 400  # pairs per query (two parameters each)
+LOOKUP_CHUNK = 500  # ids per query
 BUILD_PAGE = 5000
 IDS_COMPLETE = "ids"
 
@@ -59,17 +59,22 @@ class IndexTables:
 
     def lookup_ids(self, pairs: Iterable[tuple[str, str]]) -> Seen:
         """Which of these (network, event id) pairs were accepted, and where."""
-        wanted = list(dict.fromkeys(pairs))
+        by_network: dict[str, list[str]] = {}
+        for network, event_id in dict.fromkeys(pairs):
+            by_network.setdefault(network, []).append(event_id)
         found: Seen = {}
-        for start in range(0, len(wanted), LOOKUP_CHUNK):
-            chunk = wanted[start : start + LOOKUP_CHUNK]
-            values = ", ".join([f"({self.mark}, {self.mark})"] * len(chunk))
-            rows = self.query(
-                f"SELECT network, event_id, position, fingerprint FROM "
-                f"{self.table('ctilink_ids')} WHERE (network, event_id) IN (VALUES {values})",
-                tuple(part for pair in chunk for part in pair),
-            )
-            found.update({(row[0], row[1]): (int(row[2]), bytes(row[3])) for row in rows})
+        for network, ids in by_network.items():
+            # `network = ? AND event_id IN (…)` walks the primary key; a row-value
+            # IN list would scan the whole table in SQLite.
+            for start in range(0, len(ids), LOOKUP_CHUNK):
+                chunk = ids[start : start + LOOKUP_CHUNK]
+                marks = ", ".join([self.mark] * len(chunk))
+                rows = self.query(
+                    f"SELECT event_id, position, fingerprint FROM {self.table('ctilink_ids')} "
+                    f"WHERE network = {self.mark} AND event_id IN ({marks})",
+                    (network, *chunk),
+                )
+                found.update({(network, row[0]): (int(row[1]), bytes(row[2])) for row in rows})
         return found
 
     def id_count(self, network: str) -> int:

@@ -68,7 +68,11 @@ SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 def postgres_env(url: str) -> dict[str, str]:
     """The eventsourcing environment for postgresql://user:pass@host:port/db?schema=s."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as error:  # e.g. an unclosed [ of an IPv6 address
+        raise StoreError(f"store URL {redact(url)!r} cannot be read: {error}") from None
     try:
         port = parts.port or 5432
     except ValueError:
@@ -76,6 +80,8 @@ def postgres_env(url: str) -> dict[str, str]:
     database = unquote(parts.path.lstrip("/"))
     if not database:
         raise StoreError(f"store URL {redact(url)!r} names no database (…/dbname)")
+    if any(ord(c) < 0x20 for c in database):  # libpq would cut the name at a NUL
+        raise StoreError(f"store URL {redact(url)!r}: the database name holds control characters")
     options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     schema = options.pop("schema", "")
     if schema and not SCHEMA_NAME.fullmatch(schema):
@@ -93,7 +99,7 @@ def postgres_env(url: str) -> dict[str, str]:
         **{f"{LIBPQ_PREFIX}{name}": value for name, value in tls.items()},
         "PERSISTENCE_MODULE": "ctilink.adapters.store.postgres:Factory",
         "POSTGRES_DBNAME": database,
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_HOST": host or "127.0.0.1",
         "POSTGRES_PORT": str(port),
         "POSTGRES_USER": unquote(parts.username or "postgres"),
         # eventsourcing insists on a password even where the server trusts the user.
@@ -183,7 +189,7 @@ def open_service(
         # and the children it starts (the publisher), which open the same store.
         for key in [key for key in env if key.startswith(LIBPQ_PREFIX)]:
             os.environ[key.removeprefix(LIBPQ_PREFIX)] = env.pop(key)
-        probe(location, env)
+        probe(location, env, reading=not create)
     try:
         opened = StoredNetworks(env=env)
         if create and index:
@@ -228,25 +234,34 @@ def read_only(env: dict[str, str], path: str) -> dict[str, str]:
     return {**env, "SQLITE_DBNAME": f"file:{quote(path)}?{flag}"}
 
 
-def probe(location: str, env: dict[str, str]) -> None:
-    """Connect once, so that a refused connection is told at once and with its reason."""
+def probe(location: str, env: dict[str, str], *, reading: bool = False) -> None:
+    """Connect once, so that a refused connection is told at once and with its reason.
+
+    `reading`: the store must already hold a log (nothing will create it).
+    """
     # The connection pool would retry for its whole timeout and then say only that.
     import psycopg  # only PostgreSQL stores need the driver loaded
 
     try:
-        psycopg.connect(
+        with psycopg.connect(
             dbname=env["POSTGRES_DBNAME"],
             host=env["POSTGRES_HOST"],
             port=env["POSTGRES_PORT"],
             user=env["POSTGRES_USER"],
             password=env["POSTGRES_PASSWORD"],
             connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
-        ).close()
-    except psycopg.Error as error:
+        ) as connection:
+            schema = env["POSTGRES_SCHEMA"] or "public"
+            found = connection.execute(
+                "SELECT to_regclass(%s)", (f'"{schema}".{StoredNetworks.name}_events',)
+            ).fetchone()
+    except (psycopg.Error, UnicodeError) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
         away = any(sign in reason.lower() for sign in AWAY_SIGNS)
         kind = StoreAway if away else StoreError
         raise kind(f"store {redact(location)!r} cannot be opened: {reason}") from None
+    if reading and (found is None or found[0] is None):
+        raise StoreError(f"store {redact(location)!r} holds no ctilink log (nothing was ingested)")
 
 
 # How libpq says the server is not there (yet): as opposed to a wrong password or

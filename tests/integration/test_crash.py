@@ -15,14 +15,18 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import zlib
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ctilink.adapters.cli.main import main
 from ctilink.adapters.store.selection import open_service
 from ctilink.adapters.store.verification import head
 from tests.scenarios import order_dependent_events
@@ -244,3 +248,43 @@ def test_standard_input_resumes_when_named_with_source_i3(
     accepted = [r["line"] for r in parse_reports(first.stdout) if r["outcome"] == "accepted"]
     redecided = {r["line"]: r["outcome"] for r in parse_reports(unnamed.stdout)}
     assert {redecided[line] for line in accepted} == {"duplicate"}
+
+
+def test_a_last_line_still_being_written_is_decided_again_once_finished_i1_i3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, path = str(tmp_path / "ctilink.db"), tmp_path / "growing.jsonl"
+    installed = '{"type":"portal_installed","id":"i","network":"n","platform":"windows"}\n'
+    restart = '{"type":"portal_restarted","id":"r","network":"n"}'
+    path.write_text(installed + restart[:20])  # the appender has written half a line
+
+    assert main(["ingest", str(path), "--json", "--store", store]) == 1  # a line rejected
+    first = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    path.write_text(installed + restart + "\n")  # and now the rest
+    assert main(["ingest", str(path), "--json", "--store", store]) == 0
+    second = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    assert [(r["line"], r["outcome"]) for r in first] == [(1, "accepted"), (2, "rejected")]
+    assert first[1]["code"] == "invalid"
+    assert [(r["line"], r["outcome"], r["position"]) for r in second] == [
+        (1, "accepted", 1),  # as decided the first time
+        (2, "accepted", 2),
+    ]
+
+
+def test_a_damaged_record_of_a_files_lines_is_one_line_pointing_to_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, path = str(tmp_path / "ctilink.db"), tmp_path / "events.jsonl"
+    path.write_text('{"type":"portal_installed","id":"i","network":"n","platform":"windows"}\n')
+    assert main(["ingest", str(path), "--store", store]) == 0
+    for damage in (b"\x00\x00", zlib.compress(b"\x91\x01")):
+        with closing(sqlite3.connect(store)) as db, db:
+            db.execute("UPDATE ctilink_outcomes SET lines = ?", (damage,))
+        capsys.readouterr()
+
+        assert main(["ingest", str(path), "--store", store]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ctilink: the store's record of lines 1-1 of ")
+        assert "is damaged" in err and "--again" in err
+    assert main(["ingest", str(path), "--again", "--store", store]) == 0

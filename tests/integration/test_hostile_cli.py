@@ -90,6 +90,30 @@ def test_a_damaged_row_is_one_line_naming_network_and_position_pointing_to_verif
     assert "ctilink verify globex" in error
 
 
+UNFORESEEN = {
+    "version-text": "UPDATE stored_events SET originator_version = 'x' WHERE {row}",
+    "id-null": "UPDATE stored_events SET originator_id = NULL WHERE {row}",
+    "snapshot-version-text": "UPDATE stored_snapshots SET originator_version = 'abc' "
+    "WHERE originator_id = 'acme'",
+}
+
+
+@pytest.mark.parametrize("damage", sorted(UNFORESEEN))
+def test_damage_of_a_kind_not_foreseen_is_still_one_line_never_a_traceback(
+    scenario_store: Path, damage: str
+) -> None:
+    with sqlite3.connect(scenario_store) as db:
+        db.execute(
+            UNFORESEEN[damage].format(row="originator_id = 'globex' AND originator_version = 5")
+        )
+    for command in [*READS, ("verify",), ("networks",), ("export",)]:
+        done = ctilink(*command, "--store", str(scenario_store))
+        err = done.stderr.decode()
+        assert done.returncode in (0, 1, 2, 70), (command, done.returncode, err)
+        assert "Traceback" not in err, command
+        assert len(err.strip().splitlines()) <= 1, (command, err)
+
+
 def test_networks_lists_the_healthy_networks_and_names_the_damaged_one(damaged: Path) -> None:
     done = ctilink("networks", "--json", "--store", str(damaged))
 
@@ -242,6 +266,15 @@ def test_control_characters_in_ids_actors_and_names_are_shown_escaped(tmp_path: 
         (("audit", "acme", "--type", "nope"), "invalid choice"),
         (("status", "acme", "--store", ""), "empty string"),
         (("status", "acme", "--store", "mysql://x"), "is not a store ctilink knows"),
+        (("status", "\udcff"), "argument 2 is not UTF-8"),  # the byte 0xff, as the OS gives it
+        (("ingest", "x", "--source", "\udcfe"), "argument 4 is not UTF-8"),
+        (("serve", "--nats-port", "99999"), "is not a port (1 to 65535)"),
+        (("networks", "--store", "postgresql://x:y@[::1/db"), "cannot be read: Invalid IPv6"),
+        (("networks", "--store", "postgresql://127.0.0.1/%00"), "holds control characters"),
+        (
+            ("networks", "--store", "postgresql://127.0.0.1/test?schema=nosuch"),
+            "holds no ctilink log",
+        ),
     ],
 )
 def test_bad_arguments_are_one_line_naming_the_argument(args: tuple[str, ...], reason: str) -> None:
