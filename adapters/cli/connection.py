@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from ctilink.adapters.errors import UserError
+
 URL_ENV = "CTILINK_NATS_URL"
 PASSWORD_ENV = "CTILINK_NATS_PASSWORD"
 
@@ -27,6 +29,23 @@ def nats_urls(text: str) -> str:
                 f"{url.strip()!r} is not a NATS URL (nats://host:port; tls://, ws://, wss:// too)"
             )
     return text
+
+
+def nats_url(args: argparse.Namespace) -> str | None:
+    """--nats, else $CTILINK_NATS_URL (checked like --nats), else None."""
+    if args.nats:
+        return str(args.nats)
+    from_env = os.environ.get(URL_ENV) or None
+    if from_env is not None:
+        try:
+            nats_urls(from_env)
+        except argparse.ArgumentTypeError as error:
+            raise BadUrl(f"${URL_ENV}: {error}") from None
+    return from_env
+
+
+class BadUrl(UserError):
+    """$CTILINK_NATS_URL is not a NATS URL."""
 
 
 def add_connection_arguments(p: argparse.ArgumentParser, what: str = "") -> None:

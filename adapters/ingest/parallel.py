@@ -31,6 +31,12 @@ class _NetworkOnly(msgspec.Struct):
 _peek = msgspec.json.Decoder(_NetworkOnly).decode
 
 
+STOPPED = (
+    "an ingest worker stopped unexpectedly; what was reported is durable: "
+    "run the same command again to go on"
+)
+
+
 class WorkerFailed(UserError):
     """A worker process stopped without answering."""
 
@@ -56,13 +62,16 @@ def _serve(store: str, pipe: Connection, source: str | None, batch: int, parent:
         while True:
             try:
                 share: Lines | None = pipe.recv()
-            except EOFError:  # the parent is gone
+            except (EOFError, ConnectionError):  # the parent is gone
                 return
             if share is None:
                 return
             reports: list[LineReport] = []
             ingest_lines(service, share, reports.append, batch_lines=batch, source=source)
-            pipe.send(reports)
+            try:
+                pipe.send(reports)
+            except ConnectionError:  # the parent is gone: what was committed stays
+                return
     finally:
         service.close()
 
@@ -99,7 +108,10 @@ class Workers:
         for line in chunk:
             shares[route(line.raw, len(self.pipes))].append(line)
         for pipe, share in zip(self.pipes, shares, strict=True):
-            pipe.send(share)
+            try:
+                pipe.send(share)
+            except ConnectionError:
+                raise WorkerFailed(STOPPED) from None
 
     def receive(self) -> Iterator[LineReport]:
         """The reports of the oldest chunk sent, merged back into line order."""
@@ -107,8 +119,8 @@ class Workers:
         for pipe in self.pipes:
             try:
                 answers.append(pipe.recv())
-            except EOFError:
-                raise WorkerFailed("an ingest worker stopped unexpectedly") from None
+            except (EOFError, ConnectionError):
+                raise WorkerFailed(STOPPED) from None
         return heapq.merge(*answers, key=lambda r: r.line)
 
     def close(self) -> None:

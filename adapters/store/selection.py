@@ -191,7 +191,10 @@ def open_service(
             os.environ[key.removeprefix(LIBPQ_PREFIX)] = env.pop(key)
         probe(location, env, reading=not create)
     try:
+        networks = cache_setting(CACHED_NETWORKS, StoredNetworks.max_cached_networks)
+        ids = cache_setting(RECENT_IDS, StoredNetworks.max_recent_ids)
         opened = StoredNetworks(env=env)
+        opened.max_cached_networks, opened.max_recent_ids = networks, ids
         if create and index:
             try:
                 ensure_ids(opened)  # a store from before the index gets it, once
@@ -202,6 +205,22 @@ def open_service(
     except (sqlite3.Error, PersistenceError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StoreError(f"store {redact(location)!r} cannot be opened: {reason}") from None
+
+
+# What a long-running writer holds in memory, at most: its memory is bounded by
+# these, never by the length of the logs.
+CACHED_NETWORKS = "CTILINK_CACHED_NETWORKS"  # networks held for writing
+RECENT_IDS = "CTILINK_RECENT_IDS"  # ids accepted lately, known without a lookup
+
+
+def cache_setting(name: str, default: int) -> int:
+    """A cache size from the environment (a whole number from 0), else the default."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not text.isascii():
+        raise StoreError(f"${name} must be a whole number from 0, not {text!r}")
+    return int(text)
 
 
 def sqlite_tables(path: str) -> set[str]:

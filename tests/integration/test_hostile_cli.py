@@ -269,6 +269,7 @@ def test_control_characters_in_ids_actors_and_names_are_shown_escaped(tmp_path: 
         (("status", "\udcff"), "argument 2 is not UTF-8"),  # the byte 0xff, as the OS gives it
         (("ingest", "x", "--source", "\udcfe"), "argument 4 is not UTF-8"),
         (("serve", "--nats-port", "99999"), "is not a port (1 to 65535)"),
+        (("ingest", "-", "--source", " "), "the source name is empty"),
         (("networks", "--store", "postgresql://x:y@[::1/db"), "cannot be read: Invalid IPv6"),
         (("networks", "--store", "postgresql://127.0.0.1/%00"), "holds control characters"),
         (
@@ -284,6 +285,18 @@ def test_bad_arguments_are_one_line_naming_the_argument(args: tuple[str, ...], r
 
     assert reason in error
     assert time.monotonic() - start < 5  # named at once, never waited on
+
+
+def test_a_bad_nats_url_in_the_environment_is_refused_at_once_naming_the_variable(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "CTILINK_NATS_URL": "garbage"}
+    store = str(tmp_path / "s.db")
+    done = subprocess.run(
+        [str(CTILINK), "serve", "--store", store], capture_output=True, env=env, timeout=30
+    )
+
+    assert one_line_error(done).startswith("ctilink: $CTILINK_NATS_URL: 'garbage' is not a NATS")
 
 
 def test_a_directory_given_as_the_file_is_named(tmp_path: Path) -> None:

@@ -190,3 +190,37 @@ def test_two_writers_never_accept_one_id_twice_i3(store_path):
     finally:
         first.close()
         second.close()
+
+
+def test_what_a_writer_holds_is_bounded_by_its_settings_not_by_the_logs(
+    store_path, monkeypatch
+):
+    monkeypatch.setenv("CTILINK_CACHED_NETWORKS", "2")
+    monkeypatch.setenv("CTILINK_RECENT_IDS", "5")
+    service = fresh(store_path)
+    try:
+        early = {}
+        for name in ("n1", "n2", "n3"):
+            restarts = [ev("portal_restarted", network=name) for _ in range(20)]
+            early[name] = restarts[0]
+            Harness(service).given(installed(network=name), *restarts)
+        assert len(service._writable) == 2
+        assert len(service._recent_ids) == 5
+        # What fell out of memory is still decided exactly, from the store.
+        assert outcomes(service, early["n1"], ev("portal_restarted", network="n1")) == [
+            ("duplicate", 2),
+            ("accepted", 22),
+        ]
+    finally:
+        service.close()
+
+
+def test_a_cache_setting_that_is_not_a_number_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CTILINK_RECENT_IDS", "lots")
+
+    code = main(["ingest", "-", "--store", str(tmp_path / "s.db")])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "ctilink: $CTILINK_RECENT_IDS must be a whole number from 0, not 'lots'\n"
+    )

@@ -174,6 +174,13 @@ def positive(text: str) -> int:
     return int(text)
 
 
+def source_name(text: str) -> str:
+    """argparse type: a name to keep lines under, not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the source name is empty")
+    return text
+
+
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the command to the parser."""
     p = verbs.add_parser("ingest", parents=[common])
@@ -195,6 +202,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     p.add_argument(
         "--source",
+        type=source_name,
         metavar="NAME",
         help="the name this input's lines are kept under, so that a re-run resumes "
         "(default: the file's full path; standard input resumes only when named)",

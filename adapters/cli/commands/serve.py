@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 
 from ctilink.adapters import bootstrap
 from ctilink.adapters.cli.connection import (
-    URL_ENV,
     add_connection_arguments,
     connection_argv,
     nats_options,
+    nats_url,
 )
 from ctilink.adapters.nats.remote import RemoteError
 from ctilink.adapters.store.selection import MEMORY, StoreError, resolve
@@ -31,7 +30,7 @@ def shared_store(store: str | None, command: str) -> None:
 def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Run the service until SIGINT or SIGTERM (it opens the store itself, waiting for it)."""
     shared_store(args.store, "serve")
-    url = args.nats or os.environ.get(URL_ENV)
+    url = nats_url(args)
     publisher = None
     if not args.publisher_in_process:
         argv, env = connection_argv(args)
@@ -52,7 +51,7 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
 def cmd_publish(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Publish the store's log to CTILINK_OUT until SIGINT or SIGTERM."""
     shared_store(args.store, "publish")
-    url = args.nats or os.environ.get(URL_ENV)
+    url = nats_url(args)
     if not url:
         raise RemoteError("publish needs --nats URL (or $CTILINK_NATS_URL)")
     return asyncio.run(bootstrap.publish(args.store, url, nats_options(args)))
