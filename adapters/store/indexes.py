@@ -1,7 +1,8 @@
 """The store's indexes over the log, written in the events' own transaction.
 
-- `ctilink_ids`: (network, event id) → position and fingerprint, unique, so that
-  I3 is a lookup rather than a scan of a network's whole log;
+- `ctilink_ids`: (network, event id) → position, unique, so that I3 is a
+  lookup rather than a scan of a network's whole log (the fingerprint is read
+  from the event's own row, only when an id is found: most never are);
 - `ctilink_meta`: which indexes are complete (a store written before an index
   existed gets it built on first open for writing, or by `ctilink reindex`).
 
@@ -14,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-IdRow = tuple[str, str, int, bytes]  # network, event id, position, fingerprint
+from ctilink.adapters.store.codec import stored_fingerprint
+
+IdRow = tuple[str, str, int]  # network, event id, position
 Seen = dict[tuple[str, str], tuple[int, bytes]]  # (network, event id) -> (position, fp)
 LOOKUP_CHUNK = 500  # ids per query
 BUILD_PAGE = 5000
@@ -35,11 +38,11 @@ class IndexTables:
     def execute(self, sql: str, params: tuple[Any, ...]) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def index_statements(self, blob: str, clustered: str = "") -> list[str]:
+    def index_statements(self, clustered: str = "") -> list[str]:
         """CREATE statements for the index tables, in the store's column types."""
         return [
             f"CREATE TABLE IF NOT EXISTS {self.table('ctilink_ids')} (network TEXT NOT NULL, "
-            f"event_id TEXT NOT NULL, position BIGINT NOT NULL, fingerprint {blob} NOT NULL, "
+            "event_id TEXT NOT NULL, position BIGINT NOT NULL, "
             f"PRIMARY KEY (network, event_id)){clustered}",
             f"CREATE TABLE IF NOT EXISTS {self.table('ctilink_meta')} "
             "(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -51,31 +54,59 @@ class IndexTables:
         """Add the accepted events' ids; one already there fails the transaction (I3)."""
         if rows:
             q = self.mark
+            # In key order: each insert lands beside the last, not all over the tree.
             cursor.executemany(
-                f"INSERT INTO {self.table('ctilink_ids')} VALUES ({q}, {q}, {q}, {q})", rows
+                f"INSERT INTO {self.table('ctilink_ids')} VALUES ({q}, {q}, {q})", sorted(rows)
             )
 
     # --- reading ------------------------------------------------------------------------
 
     def lookup_ids(self, pairs: Iterable[tuple[str, str]]) -> Seen:
-        """Which of these (network, event id) pairs were accepted, and where."""
+        """Which of these (network, event id) pairs were accepted, where, and their digests."""
         by_network: dict[str, list[str]] = {}
         for network, event_id in dict.fromkeys(pairs):
             by_network.setdefault(network, []).append(event_id)
         found: Seen = {}
         for network, ids in by_network.items():
-            # `network = ? AND event_id IN (…)` walks the primary key; a row-value
-            # IN list would scan the whole table in SQLite.
             for start in range(0, len(ids), LOOKUP_CHUNK):
-                chunk = ids[start : start + LOOKUP_CHUNK]
-                marks = ", ".join([self.mark] * len(chunk))
-                rows = self.query(
-                    f"SELECT event_id, position, fingerprint FROM {self.table('ctilink_ids')} "
-                    f"WHERE network = {self.mark} AND event_id IN ({marks})",
-                    (network, *chunk),
+                positions = self._positions(network, ids[start : start + LOOKUP_CHUNK])
+                digests = self._digests(network, list(positions.values()))
+                found.update(
+                    {
+                        (network, event_id): (position, digests.get(position, b""))
+                        for event_id, position in positions.items()
+                    }
                 )
-                found.update({(network, row[0]): (int(row[1]), bytes(row[2])) for row in rows})
         return found
+
+    def _positions(self, network: str, ids: list[str]) -> dict[str, int]:
+        """event id -> position, for those of the ids the network accepted."""
+        # `network = ? AND event_id IN (…)` walks the primary key; a row-value
+        # IN list would scan the whole table in SQLite.
+        rows = self.query(
+            f"SELECT event_id, position FROM {self.table('ctilink_ids')} "
+            f"WHERE network = {self.mark} AND event_id IN ({', '.join([self.mark] * len(ids))})",
+            (network, *ids),
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    def _digests(self, network: str, positions: list[int]) -> dict[int, bytes]:
+        """position -> fingerprint, read from the events' own rows (b"": unreadable)."""
+        if not positions:
+            return {}
+        rows = self.query(
+            f"SELECT originator_version, state FROM {self.events_sql} "
+            f"WHERE originator_id = {self.mark} "
+            f"AND originator_version IN ({', '.join([self.mark] * len(positions))})",
+            (network, *positions),
+        )
+        digests = {}
+        for position, state in rows:
+            try:
+                digests[int(position)] = stored_fingerprint(bytes(state))[1]
+            except Exception:  # a damaged row: no digest matches it (`verify` names it)
+                digests[int(position)] = b""
+        return digests
 
     def id_count(self, network: str) -> int:
         """How many ids the index holds for a network."""
@@ -109,7 +140,6 @@ class IndexTables:
 
     def build_ids(
         self,
-        fingerprint: Callable[[bytes], tuple[str, bytes]],
         progress: Callable[[int], None],
         *,
         again: bool = False,
@@ -140,11 +170,11 @@ class IndexTables:
                 rows: list[IdRow] = []
                 for network, position, state in page:
                     try:
-                        event_id, digest = fingerprint(bytes(state))
+                        event_id = stored_fingerprint(bytes(state))[0]
                     except Exception:  # a damaged row: `verify` says which; index the rest
                         build.unreadable += 1
                         continue
-                    rows.append((network, event_id, int(position), digest))
+                    rows.append((network, event_id, int(position)))
                 self.insert_ids(cursor, rows)
                 build.indexed += len(rows)
                 after = (page[-1][0], int(page[-1][1]))
@@ -156,7 +186,7 @@ class IndexTables:
         """Rows of a rebuild; an id twice in one network (damage) keeps its first position."""
         q = self.mark
         cursor.executemany(
-            f"INSERT INTO {self.table('ctilink_ids')} VALUES ({q}, {q}, {q}, {q}) "
+            f"INSERT INTO {self.table('ctilink_ids')} VALUES ({q}, {q}, {q}) "
             "ON CONFLICT (network, event_id) DO NOTHING",
             rows,
         )

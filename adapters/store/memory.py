@@ -8,6 +8,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
+from ctilink.adapters.store.codec import stored_fingerprint
 from ctilink.adapters.store.inbound import OutcomeChunk
 from ctilink.adapters.store.indexes import IdRow, Seen
 from ctilink.domain.arrivals import Rejection
@@ -21,7 +22,7 @@ class MemoryRecorder(POPOApplicationRecorder):
         self._inbound: dict[str, int] = {}
         self._rejections: list[Rejection] = []
         self._outcomes: dict[str, dict[int, OutcomeChunk]] = {}
-        self._ids: Seen = {}
+        self._ids: dict[tuple[str, str], int] = {}  # (network, event id) -> position
 
     def insert_events(
         self,
@@ -40,14 +41,14 @@ class MemoryRecorder(POPOApplicationRecorder):
                     raise IntegrityError(f"source {source!r} moved past {before} meanwhile")
             if journal is not None and journal.first_line in self._outcomes.get(journal.source, {}):
                 raise IntegrityError(f"lines from {journal.first_line} of {journal.source!r} kept")
-            for network, event_id, _, _ in ids:
+            for network, event_id, _ in ids:
                 if (network, event_id) in self._ids:
                     raise IntegrityError(f"id {event_id!r} of {network!r} accepted before")
             numbers = super().insert_events(stored_events, **kwargs)
             for source, (_, after) in (sources or {}).items():
                 self._inbound[source] = after
             self._rejections += rejections
-            self._ids.update({(row[0], row[1]): (row[2], row[3]) for row in ids})
+            self._ids.update({(row[0], row[1]): row[2] for row in ids})
             if journal is not None:
                 self._outcomes.setdefault(journal.source, {})[journal.first_line] = journal
             return numbers
@@ -55,7 +56,15 @@ class MemoryRecorder(POPOApplicationRecorder):
     def lookup_ids(self, pairs: Iterable[tuple[str, str]]) -> Seen:
         """Which of these (network, event id) pairs were accepted, and where."""
         with self._database_lock:
-            return {pair: self._ids[pair] for pair in pairs if pair in self._ids}
+            found = {pair: self._ids[pair] for pair in pairs if pair in self._ids}
+        return {
+            pair: (position, self._digest(pair[0], position)) for pair, position in found.items()
+        }
+
+    def _digest(self, network: str, position: int) -> bytes:
+        """The fingerprint stored in the event's own row."""
+        (row,) = self.select_events(network, gt=position - 1, lte=position, limit=1)
+        return stored_fingerprint(row.state)[1]
 
     def id_count(self, network: str) -> int:
         """How many ids the index holds for a network."""

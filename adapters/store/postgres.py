@@ -32,15 +32,14 @@ class BatchInsertRecorder(InboundTables, IndexTables, PostgresApplicationRecorde
         self.sql_create_statements += [
             SQL(statement)  # type: ignore[arg-type]
             for statement in [
-                *self.index_statements("BYTEA"),
+                *self.index_statements(),
                 *self.inbound_statements("BIGSERIAL PRIMARY KEY", "BYTEA", "TIMESTAMPTZ"),
             ]
         ]
         schema = Identifier(self.datastore.schema)
         self.events_sql = self.table(events_table_name)
         self.ids_copy = SQL(
-            "COPY {}.ctilink_ids (network, event_id, position, fingerprint) "
-            "FROM STDIN (FORMAT BINARY)"
+            "COPY {}.ctilink_ids (network, event_id, position) FROM STDIN (FORMAT BINARY)"
         ).format(schema)
         table = Identifier(events_table_name)
         snapshots = Identifier(events_table_name.removesuffix("_events") + "_snapshots")
@@ -124,8 +123,8 @@ class BatchInsertRecorder(InboundTables, IndexTables, PostgresApplicationRecorde
         """Add the accepted events' ids by COPY; one already there fails the transaction."""
         if rows:
             with cursor.copy(self.ids_copy) as copy:
-                copy.set_types(["text", "text", "int8", "bytea"])
-                for row in rows:
+                copy.set_types(["text", "text", "int8"])
+                for row in sorted(rows):
                     copy.write_row(row)
 
     @contextmanager

@@ -16,7 +16,6 @@ from typing import Any, TextIO
 import msgspec
 
 from ctilink.adapters.progress import Progress
-from ctilink.adapters.store.codec import stored_fingerprint
 from ctilink.adapters.store.service import StoredNetworks
 
 
@@ -48,7 +47,7 @@ def build_ids(
         print(f"ctilink: building the id index over {total:,} events", file=stream, flush=True)
     started = time.perf_counter()
     try:
-        build = recorder.build_ids(stored_fingerprint, bar.update if bar else _quiet, again=again)
+        build = recorder.build_ids(bar.update if bar else _quiet, again=again)
     finally:
         if bar is not None:
             bar.close()

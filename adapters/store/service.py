@@ -20,7 +20,6 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 
 from ctilink.adapters.store.codec import NetworkMapper
-from ctilink.adapters.store.indexes import IdRow
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.errors import DamagedLog, UnknownNetwork
@@ -203,9 +202,9 @@ class StoredNetworks(NetworkService):
         if not (events or batch.sources or batch.rejections or batch.journal is not None):
             return
         ids = [
-            (name, event_id, position, fingerprint)
+            (name, event_id, position)
             for name, network in batch.networks.items()
-            for event_id, (position, fingerprint) in network.ids.items()
+            for event_id, (position, _) in network.ids.items()
         ]
         inbound = {
             "sources": batch.sources,
@@ -223,15 +222,12 @@ class StoredNetworks(NetworkService):
                 self.snapshots.recorder.insert_events(batch.snapshots)
         for source, (_, after) in batch.sources.items():
             self._sources[source] = after
-        self._remember(ids)
-        for network in batch.networks.values():
-            network.ids.clear()  # saved: the store's index has them now
-
-    def _remember(self, ids: list[IdRow]) -> None:
-        """Keep the latest ids in memory, so a prompt resend costs no second attempt."""
         recent = self._recent_ids
-        for name, event_id, position, fingerprint in ids:
-            recent[(name, event_id)] = (position, fingerprint)
+        for name, network in batch.networks.items():
+            # The latest ids stay in memory, so a prompt resend costs no second attempt.
+            for event_id, seen in network.ids.items():
+                recent[(name, event_id)] = seen
+            network.ids.clear()  # saved: the store's index has them now
         while len(recent) > self.max_recent_ids:
             recent.popitem(last=False)
 

@@ -44,7 +44,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, SQLiteApplicationRecorder)
         return [
             *super().construct_create_table_statements(),
             *self.inbound_statements("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT"),
-            *self.index_statements("BLOB", " WITHOUT ROWID"),
+            *self.index_statements(" WITHOUT ROWID"),
         ]
 
     def _insert_events(

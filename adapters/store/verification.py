@@ -296,14 +296,12 @@ class _Walk:
             return None
         unchecked, self.unchecked = self.unchecked, []
         found = self.index.lookup_ids((self.name, event_id) for event_id, _, _ in unchecked)
-        for event_id, position, fingerprint in unchecked:
+        for event_id, position, _ in unchecked:
             entry = found.get((self.name, event_id))
             if entry is None:
                 reason = f"the id index lacks the id {event_id!r} of this position"
             elif entry[0] != position:
                 reason = f"the id index places the id {event_id!r} at position {entry[0]}"
-            elif entry[1] != fingerprint:
-                reason = f"the id index holds another digest for the id {event_id!r}"
             else:
                 continue
             return Problem(position, "index", f"{reason} (ctilink reindex rebuilds it)")

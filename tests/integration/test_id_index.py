@@ -134,7 +134,7 @@ def test_verify_reports_an_index_entry_missing_misplaced_or_extra_and_reindex_re
         "missing": "DELETE FROM ctilink_ids WHERE event_id = (SELECT event_id FROM ctilink_ids "
         "WHERE position = 5100)",
         "misplaced": "UPDATE ctilink_ids SET position = 7 WHERE position = 5100",
-        "extra": "INSERT INTO ctilink_ids VALUES ('acme', 'ghost', 1, x'00')",
+        "extra": "INSERT INTO ctilink_ids VALUES ('acme', 'ghost', 1)",
     }
     for kind, damage in damages.items():
         with sqlite3.connect(store) as db:
@@ -192,9 +192,7 @@ def test_two_writers_never_accept_one_id_twice_i3(store_path):
         second.close()
 
 
-def test_what_a_writer_holds_is_bounded_by_its_settings_not_by_the_logs(
-    store_path, monkeypatch
-):
+def test_what_a_writer_holds_is_bounded_by_its_settings_not_by_the_logs(store_path, monkeypatch):
     monkeypatch.setenv("CTILINK_CACHED_NETWORKS", "2")
     monkeypatch.setenv("CTILINK_RECENT_IDS", "5")
     service = fresh(store_path)

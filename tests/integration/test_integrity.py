@@ -156,10 +156,6 @@ def rewrite_consistently(
                 "UPDATE stored_events SET state=? WHERE originator_id=? AND originator_version=?",
                 (msgspec.json.encode(forged), network, version),
             )
-            db.execute(  # the id index, too, holds the event's digest
-                "UPDATE ctilink_ids SET fingerprint=? WHERE network=? AND position=?",
-                (content.fingerprint, network, version),
-            )
     db.close()
 
 
