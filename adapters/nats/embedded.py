@@ -79,9 +79,19 @@ def _free_port() -> int:
 
 
 def _port_in_use(port: int) -> bool:
-    """Whether something already listens on the port."""
+    """Whether something already listens on the port, or holds it bound."""
     with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            return True
+    with socket.socket() as probe:
+        # As nats-server binds (SO_REUSEADDR): a port left in TIME_WAIT by the
+        # last run is free; one bound by another program is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _holds_open(pid: int, path: Path) -> bool:

@@ -50,3 +50,15 @@ def test_a_damaged_port_file_is_ignored_and_a_free_port_chosen(tmp_path, kept):
 def test_a_kept_port_is_used_again(tmp_path):
     (tmp_path / "port").write_text("41234\n")
     assert _read_port(tmp_path / "port") == 41234
+
+
+def test_a_port_bound_by_another_program_but_not_listening_counts_as_taken():
+    import socket
+
+    from ctilink.adapters.nats.embedded import _free_port, _port_in_use
+
+    port = _free_port()
+    assert not _port_in_use(port)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))  # bound, never listening
+        assert _port_in_use(port)
