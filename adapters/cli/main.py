@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("history", "status differences between positions"),
     "verify": ("integrity", "recompute the hash chain; exit 1 at the first position that differs"),
     "head": ("integrity", "the network's last position and its chain hash"),
-    "reindex": ("integrity", "build the id index (I3's lookups) again from the log"),
+    "reindex": ("integrity", "build the id and network indexes again from the log"),
     "export": ("export", "the log as JSON Lines that `ingest` reads back"),
     "diagram": ("diagram", "the mode state machine as Mermaid, from the domain's table"),
     "nkey": ("nkey", "a new NATS user key pair: the seed to a file, the public key printed"),
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         store, create = args.store, getattr(args, "creates_store", False)
         if getattr(args, "dry_run", False):  # decides against the store, writes nothing
             store, create = bootstrap.store_to_preview(store), False
-        # `reindex` builds the index itself: not once on opening, and again.
+        # `reindex` builds the indexes itself: not once on opening, and again.
         service = bootstrap.service(store, create=create, index=args.command != "reindex")
         try:
             return args.run(service, args)

@@ -14,8 +14,8 @@ from nats.micro.request import Request, ServiceError
 from nats.micro.service import Service
 
 from ctilink.adapters.nats.ingestor import Ingestor
-from ctilink.adapters.nats.wire import IngestReply, NetworkSummary, NoArguments, Query, encode
-from ctilink.adapters.store.selection import network_heads
+from ctilink.adapters.nats.wire import IngestReply, NetworksQuery, NetworkSummary, Query, encode
+from ctilink.adapters.store.listing import DamagedIndex, network_lines
 from ctilink.adapters.store.waiting import STORE_AWAY, first_line
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decoding import Invalid, decode, explain, named, repeated_key_problem
@@ -30,7 +30,7 @@ API_SOURCE = "api"
 REPLY_HEADROOM = 1024  # the reply's subject and headers travel with it
 
 _query = msgspec.json.Decoder(Query).decode
-_no_arguments = msgspec.json.Decoder(NoArguments).decode
+_networks_query = msgspec.json.Decoder(NetworksQuery).decode
 
 
 def _decode(decode: Any, data: bytes) -> Any:
@@ -108,9 +108,9 @@ class Api:
         await self._respond(request, answer)
 
     async def networks(self, request: Request) -> None:
-        """Every network with its position and effective mode."""
-        _decode(_no_arguments, request.data)
-        await self._respond(request, await self._read(self._networks))
+        """A page of networks with their positions and effective modes, sorted by name."""
+        query = _decode(_networks_query, request.data)
+        await self._respond(request, await self._read(self._networks, query))
 
     async def _respond(self, request: Request, answer: bytes) -> None:
         """Send the answer, or a 413 that says why when NATS cannot carry it."""
@@ -130,15 +130,21 @@ class Api:
     def _directory(self, query: Query) -> bytes:
         return encode(directory(*self._state(query)))
 
-    def _networks(self) -> bytes:
-        listing = []
-        for name, _ in network_heads(self.service):
-            try:
-                state, position = self.service.state_at(name, hold=False)
-            except DamagedLog:
-                continue  # one damaged network must not hide the others (status names it)
-            listing.append(NetworkSummary(name, position, state.effective.value))
-        return encode(listing)
+    def _networks(self, query: NetworksQuery) -> bytes:
+        try:
+            # One damaged network must not hide the others (status names it).
+            lines, _ = network_lines(self.service, query.filters())
+        except DamagedIndex as error:
+            raise ServiceError("500", str(error)) from None
+        listing = [NetworkSummary.of(line) for line in lines]
+        answer = encode(listing)
+        if self.max_payload:
+            # A page NATS cannot carry is cut short: the asker goes on after its last name.
+            room = self.max_payload - REPLY_HEADROOM
+            while len(answer) > room and len(listing) > 1:
+                listing = listing[: len(listing) * room // len(answer) or 1]
+                answer = encode(listing)
+        return answer
 
     async def ingest(self, request: Request) -> None:
         """Apply one event now and say what became of it."""

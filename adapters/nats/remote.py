@@ -11,22 +11,22 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from ctilink.adapters.errors import UserError
-from ctilink.adapters.nats.wire import encode
+from ctilink.adapters.nats.wire import NetworksQuery, NetworkSummary, encode
 
 
 class RemoteError(UserError):
     """The service answered with an error, or nobody answered."""
 
 
-async def _ask(url: str, subject: str, body: bytes, options: dict[str, Any]) -> bytes:
-    """One request on a short-lived connection."""
+async def _connect(url: str, options: dict[str, Any]) -> Any:
+    """A short-lived connection, or RemoteError saying why not."""
 
     async def quiet(_: Exception) -> None:
         pass  # the failure is reported once, below
 
     try:
         # nats-py keeps retrying a refused first connection; bound it ourselves.
-        nc = await asyncio.wait_for(
+        return await asyncio.wait_for(
             nats.connect(url, allow_reconnect=False, connect_timeout=5, error_cb=quiet, **options),
             timeout=5,
         )
@@ -35,21 +35,55 @@ async def _ask(url: str, subject: str, body: bytes, options: dict[str, Any]) -> 
     except Exception as error:
         reason = error or type(error).__name__
         raise RemoteError(f"cannot connect to NATS at {url}: {reason}") from None
+
+
+async def _request(nc: Any, url: str, subject: str, body: bytes) -> bytes:
+    """One request's answer, or RemoteError with the service's reason."""
     try:
         reply = await nc.request(subject, body, timeout=10)
     except NoRespondersError:
         raise RemoteError(f"no ctilink service answers {subject} at {url}") from None
     except (NatsTimeout, TimeoutError):
         raise RemoteError(f"ctilink service at {url} did not answer in 10 s") from None
-    finally:
-        await nc.close()
     headers = reply.headers or {}
     if "Nats-Service-Error-Code" in headers:
         raise RemoteError(headers.get("Nats-Service-Error", "error"))
     return reply.data
 
 
+async def _ask(url: str, subject: str, body: bytes, options: dict[str, Any]) -> bytes:
+    """One request on a short-lived connection."""
+    nc = await _connect(url, options)
+    try:
+        return await _request(nc, url, subject, body)
+    finally:
+        await nc.close()
+
+
 def ask(url: str, endpoint: str, request: Any, options: dict[str, Any], answer: type) -> Any:
     """Call ctilink.api.<endpoint>; returns the raw JSON and the decoded answer."""
     raw = asyncio.run(_ask(url, f"ctilink.api.{endpoint}", encode(request), options))
     return raw, msgspec.json.decode(raw, type=answer)
+
+
+def list_networks(url: str, query: NetworksQuery, options: dict[str, Any]) -> list[NetworkSummary]:
+    """Every network `ctilink.api.networks` lists for the query, a page at a time."""
+    return asyncio.run(_pages(url, query, options))
+
+
+async def _pages(url: str, query: NetworksQuery, options: dict[str, Any]) -> list[NetworkSummary]:
+    """Ask for the next page after the last name until a page comes back empty."""
+    decode = msgspec.json.Decoder(list[NetworkSummary]).decode
+    listing: list[NetworkSummary] = []
+    nc = await _connect(url, options)
+    try:
+        while True:
+            # A page may be shorter than asked (cut to fit a NATS message): only
+            # an empty one says the listing is over.
+            page = decode(await _request(nc, url, "ctilink.api.networks", encode(query)))
+            if not page:
+                return listing
+            listing += page
+            query = msgspec.structs.replace(query, after=page[-1].network)
+    finally:
+        await nc.close()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
+from ctilink.adapters.store.indexes import Filters
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Rejection
+from ctilink.domain.mode import Mode
+from ctilink.projections.overview import Overview
 from ctilink.projections.providers import Provider
 from ctilink.projections.status import ComponentRow, ModeView
 
@@ -70,8 +74,28 @@ class Query(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     at: int | None = None
 
 
-class NoArguments(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A request to `ctilink.api.networks`: `{}`."""
+PAGE_LIMIT = 10_000  # networks in one page of `ctilink.api.networks`, at most
+DEFAULT_PAGE = 1_000
+
+
+class NetworksQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A request to `ctilink.api.networks`: a page of networks, sorted by name, and filters."""
+
+    after: m.Name | None = None  # the page starts after this name
+    limit: Annotated[int, msgspec.Meta(ge=1, le=PAGE_LIMIT)] = DEFAULT_PAGE
+    effective: Mode | None = None
+    restart_pending: bool | None = None
+    name_prefix: m.Name | None = None
+
+    def filters(self, *, unpaged: bool = False) -> Filters:
+        """The store's filters for this page (`unpaged`: for every page at once)."""
+        return Filters(
+            after=self.after,
+            limit=None if unpaged else self.limit,
+            effective=None if self.effective is None else self.effective.value,
+            restart_pending=self.restart_pending,
+            name_prefix=self.name_prefix,
+        )
 
 
 class NetworkSummary(msgspec.Struct, frozen=True):
@@ -80,6 +104,11 @@ class NetworkSummary(msgspec.Struct, frozen=True):
     network: str
     position: int
     effective: str
+
+    @classmethod
+    def of(cls, line: Overview) -> NetworkSummary:
+        """The listing's item for a network's line."""
+        return cls(line.network, line.position, line.effective)
 
 
 class IngestReply(msgspec.Struct, frozen=True):

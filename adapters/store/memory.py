@@ -10,8 +10,9 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from ctilink.adapters.store.codec import stored_fingerprint
 from ctilink.adapters.store.inbound import OutcomeChunk
-from ctilink.adapters.store.indexes import IdRow, Seen
+from ctilink.adapters.store.indexes import Filters, IdRow, Seen
 from ctilink.domain.arrivals import Rejection
+from ctilink.projections.overview import Overview
 
 
 class MemoryRecorder(POPOApplicationRecorder):
@@ -23,6 +24,7 @@ class MemoryRecorder(POPOApplicationRecorder):
         self._rejections: list[Rejection] = []
         self._outcomes: dict[str, dict[int, OutcomeChunk]] = {}
         self._ids: dict[tuple[str, str], int] = {}  # (network, event id) -> position
+        self._lines: dict[str, Overview] = {}  # network -> its line
 
     def insert_events(
         self,
@@ -32,6 +34,7 @@ class MemoryRecorder(POPOApplicationRecorder):
         rejections: Sequence[Rejection] = (),
         journal: OutcomeChunk | None = None,
         ids: Sequence[IdRow] = (),
+        networks: Sequence[Overview] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         """Insert the events and the inbound records under one lock: all or nothing."""
@@ -49,6 +52,7 @@ class MemoryRecorder(POPOApplicationRecorder):
                 self._inbound[source] = after
             self._rejections += rejections
             self._ids.update({(row[0], row[1]): row[2] for row in ids})
+            self.put_networks(networks)
             if journal is not None:
                 self._outcomes.setdefault(journal.source, {})[journal.first_line] = journal
             return numbers
@@ -71,9 +75,43 @@ class MemoryRecorder(POPOApplicationRecorder):
         with self._database_lock:
             return sum(1 for name, _ in self._ids if name == network)
 
-    def index_complete(self) -> bool:
-        """The index is written with every batch from the start."""
+    def index_complete(self, name: str = "") -> bool:
+        """The indexes are written with every batch from the start."""
         return True
+
+    def list_networks(self, filters: Filters) -> list[Overview]:
+        """The networks' lines that pass the filters, sorted by name."""
+        with self._database_lock:
+            lines = sorted(self._lines.values(), key=lambda line: line.network)
+        after = filters.after
+        found = [
+            line
+            for line in lines
+            if (after is None or line.network > after) and filters.admits(line)
+        ]
+        return found if filters.limit is None else found[: filters.limit]
+
+    def put_networks(self, rows: Sequence[Overview]) -> None:
+        """Set networks' lines; a line never goes back to an earlier position."""
+        for line in rows:
+            held = self._lines.get(line.network)
+            if held is None or line.position > held.position:
+                self._lines[line.network] = line
+
+    def forget_networks(self) -> None:
+        """Empty the network index (built again at once by the caller)."""
+        self._lines.clear()
+
+    def set_complete(self, name: str, complete: bool) -> None:
+        """Always complete: nothing to mark."""
+
+    def indexed_names(self) -> list[str]:
+        """The names the network index holds a line for."""
+        return list(self._lines)
+
+    def network_line(self, network: str) -> Overview | None:
+        """One network's line."""
+        return self._lines.get(network)
 
     def heads(self) -> list[tuple[str, int]]:
         """Every network with its last position, sorted by name."""

@@ -19,6 +19,7 @@ from psycopg.sql import SQL, Identifier
 from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
 from ctilink.adapters.store.indexes import IdRow, IndexTables
 from ctilink.domain.arrivals import Rejection
+from ctilink.projections.overview import Overview
 
 
 class BatchInsertRecorder(InboundTables, IndexTables, PostgresApplicationRecorder):
@@ -32,7 +33,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, PostgresApplicationRecorde
         self.sql_create_statements += [
             SQL(statement)  # type: ignore[arg-type]
             for statement in [
-                *self.index_statements(),
+                *self.index_statements(binary=' COLLATE "C"'),
                 *self.inbound_statements("BIGSERIAL PRIMARY KEY", "BYTEA", "TIMESTAMPTZ"),
             ]
         ]
@@ -73,6 +74,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, PostgresApplicationRecorde
         rejections: Sequence[Rejection] = (),
         journal: OutcomeChunk | None = None,
         ids: Sequence[IdRow] = (),
+        networks: Sequence[Overview] = (),
         **_: Any,
     ) -> Sequence[int] | None:
         """Insert the events, their snapshots and inbound records in one transaction."""
@@ -97,6 +99,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, PostgresApplicationRecorde
             # Under the same table lock: rejections, too, get their ids in commit order.
             self.write_inbound(cursor, sources or {}, rejections, journal)
             self.write_ids(cursor, ids)
+            self.write_networks(cursor, networks)
         return None
 
     def table(self, name: str) -> str:

@@ -1,10 +1,16 @@
-"""Build the store's id index: once, when a store written before it is first opened to write.
+"""Build the store's indexes: once, when a store written before them is first opened to write.
 
-A store from an earlier ctilink has no `ctilink_ids`: I3 would have nothing to
-look up. Opening it for writing builds the index over the whole log in one
-transaction (writers wait; a crash leaves the store as it was), showing
-progress on a terminal and one line before and after otherwise.
-`ctilink reindex` builds it again on purpose.
+A store from an earlier ctilink lacks `ctilink_ids` (I3 would have nothing to
+look up) or `ctilink_networks` (the listings would fold every log). Opening it
+for writing builds what is missing, showing progress on a terminal and one
+line before and after otherwise; `ctilink reindex` builds both again on purpose.
+
+- The id index is built in one transaction (writers wait; a crash leaves the
+  store as it was).
+- The network index is built a page of networks at a time, beside the writers:
+  a line only ever moves to a later position, so a writer's line is never put
+  back by an older one. It is marked complete at the end; until then the
+  listings fold the logs as before.
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ from typing import Any, TextIO
 import msgspec
 
 from ctilink.adapters.progress import Progress
+from ctilink.adapters.store.indexes import NETWORKS_COMPLETE
+from ctilink.adapters.store.listing import folded_line
 from ctilink.adapters.store.service import StoredNetworks
+from ctilink.projections.overview import Overview
+
+LINES_PAGE = 500  # networks' lines written per transaction
 
 
 class Reindexed(msgspec.Struct, frozen=True):
@@ -25,14 +36,32 @@ class Reindexed(msgspec.Struct, frozen=True):
     indexed: int  # ids written
     unreadable: int  # rows that cannot be decoded (`ctilink verify` says where)
     seconds: float
+    networks: int = 0  # networks' lines written
+    damaged: int = 0  # networks whose log cannot be folded (`ctilink verify` says why)
 
 
-def ensure_ids(service: StoredNetworks, stream: TextIO | None = None) -> Reindexed | None:
-    """Build the id index if the store lacks it (None: it was there)."""
+def ensure_indexes(service: StoredNetworks, stream: TextIO | None = None) -> None:
+    """Build whichever index the store lacks."""
     recorder: Any = service.recorder
-    if recorder.index_complete():
-        return None
-    return build_ids(service, stream, again=False)
+    if not recorder.index_complete():
+        build_ids(service, stream, again=False)
+    if not recorder.index_complete(NETWORKS_COMPLETE):
+        build_networks(service, stream)
+
+
+def reindex(service: StoredNetworks, stream: TextIO | None = None) -> Reindexed:
+    """Build both indexes again from the whole log."""
+    started = time.perf_counter()
+    ids = build_ids(service, stream, again=True)
+    lines = build_networks(service, stream)
+    assert ids is not None  # `again` always builds
+    return Reindexed(
+        ids.indexed,
+        ids.unreadable,
+        round(time.perf_counter() - started, 3),
+        lines.networks,
+        lines.damaged,
+    )
 
 
 def build_ids(
@@ -63,6 +92,54 @@ def build_ids(
             flush=True,
         )
     return done
+
+
+def build_networks(service: StoredNetworks, stream: TextIO | None = None) -> Reindexed:
+    """(Re)build the network index: every network's line at its last position."""
+    stream = sys.stderr if stream is None else stream
+    recorder: Any = service.recorder
+    recorder.forget_networks()  # incomplete from here: listings fold until it is done
+    heads = recorder.heads()
+    bar = Progress.maybe("indexing networks", len(heads), stream)
+    if bar is None and heads:
+        print(f"ctilink: building the network index over {len(heads):,} networks", file=stream)
+    started = time.perf_counter()
+    written = damaged = 0
+    page: list[Overview] = []
+    try:
+        for done, (name, _) in enumerate(heads, start=1):
+            line = current_line(service, name)
+            if line is None:
+                damaged += 1
+            else:
+                page.append(line)
+            if len(page) == LINES_PAGE or done == len(heads):
+                recorder.put_networks(page)
+                written += len(page)
+                page = []
+                if bar is not None:
+                    bar.update(done)
+        recorder.set_complete(NETWORKS_COMPLETE, True)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = round(time.perf_counter() - started, 3)
+    if heads:
+        note = f"; {damaged} networks damaged (see ctilink verify)" if damaged else ""
+        print(
+            f"ctilink: network index built: {written:,} networks in {seconds:.1f} s{note}",
+            file=stream,
+            flush=True,
+        )
+    return Reindexed(0, 0, seconds, written, damaged)
+
+
+def current_line(service: StoredNetworks, name: str) -> Overview | None:
+    """A network's line at its last position, folded from the log (None: gone or damaged)."""
+    try:
+        return folded_line(service, name)
+    except Exception:  # a damaged log fails in many ways (DamagedLog most often)
+        return None
 
 
 def _quiet(done: int) -> None:

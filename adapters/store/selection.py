@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from eventsourcing.persistence import PersistenceError
 
 from ctilink.adapters.errors import UserError
-from ctilink.adapters.store.reindex import ensure_ids
+from ctilink.adapters.store.reindex import ensure_indexes
 from ctilink.adapters.store.service import StoredNetworks
 
 DEFAULT_STORE = "ctilink.db"
@@ -161,7 +161,7 @@ def open_service(
 
     Without `create` the store is only read: nothing is created or written, a
     SQLite file is opened read-only (on read-only media too). With it, a store
-    from before the id index gets one built (unless `index` is False).
+    from before the indexes gets them built (unless `index` is False).
     """
     location = resolve(store)
     postgres = is_postgres(location)
@@ -197,7 +197,7 @@ def open_service(
         opened.max_cached_networks, opened.max_recent_ids = networks, ids
         if create and index:
             try:
-                ensure_ids(opened)  # a store from before the index gets it, once
+                ensure_indexes(opened)  # a store from before the indexes gets them, once
             except BaseException:
                 opened.close()
                 raise

@@ -23,7 +23,7 @@ from ctilink.adapters.store.codec import NetworkMapper
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.errors import DamagedLog, UnknownNetwork
-from ctilink.domain.network import Network
+from ctilink.domain.network import Network, recorded_at
 from ctilink.domain.service import (
     Batch,
     NetworkService,
@@ -33,6 +33,7 @@ from ctilink.domain.service import (
     project,
 )
 from ctilink.domain.state import NetworkState
+from ctilink.projections.overview import overview
 
 Seen = tuple[int, bytes]  # where an id was accepted: position, fingerprint
 
@@ -198,6 +199,14 @@ class StoredNetworks(NetworkService):
 
     def save_batch(self, batch: Batch) -> None:
         """Save the batch's events, snapshots, sources and rejections in one transaction."""
+        # Each changed network's line of the listings, in the same transaction.
+        lines = [
+            overview(
+                n.aggregate.state, n.aggregate.version, recorded_at(n.aggregate.pending_events[-1])
+            )
+            for n in batch.networks.values()
+            if n.aggregate is not None and n.aggregate.pending_events
+        ]
         events = [e for n in batch.networks.values() for e in n.aggregate.collect_events()]
         if not (events or batch.sources or batch.rejections or batch.journal is not None):
             return
@@ -211,6 +220,7 @@ class StoredNetworks(NetworkService):
             "rejections": batch.rejections,
             "journal": batch.journal,
             "ids": ids,
+            "networks": lines,
         }
         # EventStore.put is one transaction (Application.save would add runtime
         # Protocol checks per aggregate that cost more than the insert).

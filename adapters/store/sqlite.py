@@ -18,6 +18,7 @@ from eventsourcing.sqlite import (
 from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
 from ctilink.adapters.store.indexes import IdRow, IndexTables
 from ctilink.domain.arrivals import Rejection
+from ctilink.projections.overview import Overview
 
 # WAL with synchronous=FULL syncs the log on every commit, so an accepted event
 # survives a crash of the machine, not only of the process (NORMAL would not).
@@ -57,12 +58,14 @@ class BatchInsertRecorder(InboundTables, IndexTables, SQLiteApplicationRecorder)
         rejections: Sequence[Rejection] = (),
         journal: OutcomeChunk | None = None,
         ids: Sequence[IdRow] = (),
+        networks: Sequence[Overview] = (),
         **_: Any,
     ) -> Sequence[int] | None:
         # The stock recorder runs one INSERT per event to collect rowids; nothing
         # here uses them (readers page the log by rowid themselves).
         c.executemany(self.insert_events_statement, _rows(stored_events))
         self.write_ids(c, ids)
+        self.write_networks(c, networks)
         if snapshots:
             # Same transaction, so a batch costs one sync of the log, not two.
             c.executemany(SNAPSHOT_INSERT, _rows(snapshots))

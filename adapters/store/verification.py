@@ -19,7 +19,9 @@ is not what an untouched log would hold:
   beyond the end, or the head given to `verify --head`);
 - `head`: the hash at the position given to `verify --head` is not the one given;
 - `index`: the id index (I3's lookups) lacks a position's id, places it
-  elsewhere, or holds ids the log does not (`ctilink reindex` rebuilds it).
+  elsewhere, or holds ids the log does not; or the network index's line of
+  the network is not what its log folds to, or names a network with no log
+  (`ctilink reindex` rebuilds both).
 
 A consistent rewrite (an event edited and every later hash recomputed) leaves
 nothing inside the store to compare with: only a head kept elsewhere
@@ -30,15 +32,19 @@ events that had no `at` (it then stands in for `at`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
 
+from ctilink.adapters.store.codec import first_line
+from ctilink.adapters.store.indexes import NETWORKS_COMPLETE
 from ctilink.domain import messages as m
 from ctilink.domain.errors import DamagedLog, UnknownNetwork
-from ctilink.domain.network import GENESIS, Installed, Recorded, link
+from ctilink.domain.network import GENESIS, Installed, Recorded, link, recorded_at
 from ctilink.domain.service import NetworkService
 from ctilink.domain.state import NetworkState, step
+from ctilink.projections.overview import overview
 
 PAGE = 5000
 SNAPSHOT_PAGE = 50  # snapshot states are the big rows: read a few at a time
@@ -120,6 +126,19 @@ def verify(
     )
 
 
+def strays(service: NetworkService, names: list[str]) -> list[Verdict]:
+    """Lines of the network index for networks the log does not hold (whole-store verify)."""
+    recorder: Any = service.recorder
+    if not recorder.index_complete(NETWORKS_COMPLETE):
+        return []
+    known = set(names)
+    reason = "the network index lists a network the log does not hold (ctilink reindex rebuilds it)"
+    return [
+        Verdict(network=name, ok=False, position=0, hash=None, problem=Problem(0, "index", reason))
+        for name in sorted(set(recorder.indexed_names()) - known)
+    ]
+
+
 def _stored_head(service: NetworkService, name: str) -> tuple[int, bytes | None]:
     """The last row's position and the hash stored there (None when it cannot be read)."""
     rows = service.recorder.select_events(name, desc=True, limit=1)
@@ -148,6 +167,8 @@ class _Walk:
         # A store from before the index, read-only, has none to check.
         self.index = recorder if recorder.index_complete() else None
         self.unchecked: list[tuple[str, int, bytes]] = []  # (id, position, fp) to look up
+        self.lines = recorder if recorder.index_complete(NETWORKS_COMPLETE) else None
+        self.recorded: datetime | None = None  # the last position's time
 
     def run(self) -> Problem | None:
         """Check every row in position order; the first problem, or None."""
@@ -166,7 +187,7 @@ class _Walk:
                 "truncated",
                 f"a snapshot exists at position {beyond} but the log ends at {self.position}",
             )
-        return problem or self._count_index()
+        return problem or self._count_index() or self._check_line()
 
     def against(self, position: int, digest: bytes) -> Problem | None:
         """Compare the log, found intact, with a head kept elsewhere."""
@@ -221,6 +242,7 @@ class _Walk:
             )
         self.chain = chain
         self.position = expected
+        self.recorded = recorded_at(event)
         if self.index is not None:
             self.unchecked.append((event.message.id, expected, event.fingerprint))
         if expected == self.watch:
@@ -306,6 +328,30 @@ class _Walk:
                 continue
             return Problem(position, "index", f"{reason} (ctilink reindex rebuilds it)")
         return None
+
+    def _check_line(self) -> Problem | None:
+        """The network index's line is the one the log folds to."""
+        if self.lines is None or self.state is None or self.recorded is None:
+            return None
+        try:
+            held = self.lines.network_line(self.name)
+        except (ValueError, TypeError) as error:  # a row edited by hand
+            held = error
+        folded = overview(self.state, self.position, self.recorded)
+        if held == folded:
+            return None
+        if held is None:
+            reason = "the network index has no line for the network"
+        elif isinstance(held, Exception):
+            reason = f"the network index's line cannot be read ({first_line(held)})"
+        else:
+            differ = [
+                f"{field} {getattr(held, field)!r}, the log {getattr(folded, field)!r}"
+                for field in held.__struct_fields__
+                if getattr(held, field) != getattr(folded, field)
+            ]
+            reason = "the network index's line differs: " + "; ".join(differ)
+        return Problem(self.position, "index", f"{reason} (ctilink reindex rebuilds it)")
 
     def _count_index(self) -> Problem | None:
         """The index holds no more ids for the network than it has positions."""

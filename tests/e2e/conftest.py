@@ -32,6 +32,17 @@ def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
 
 
 @pytest.fixture
+def small_payload_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A nats-server that takes messages of at most 64 KiB."""
+    config = tmp_path / "small.conf"
+    config.write_text("max_payload: 65536\n")
+    server = EmbeddedNats(tmp_path / "nats", config=config)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 async def nc(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
     """A client connection that rides out server restarts."""
 

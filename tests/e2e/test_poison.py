@@ -11,13 +11,10 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ctilink.adapters.nats.embedded import EmbeddedNats
 from tests.e2e.conftest import Service, stream_messages, wait_for
 from tests.e2e.traffic import event_ids, publisher_caught_up
 
@@ -110,17 +107,6 @@ async def test_queries_with_bad_bytes_are_400_not_500(nc, service):
         "invalid",
     )
     assert json.loads(late.data)["code"] == "invalid"
-
-
-@pytest.fixture
-def small_payload_server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A nats-server that takes messages of at most 64 KiB."""
-    config = tmp_path / "small.conf"
-    config.write_text("max_payload: 65536\n")
-    server = EmbeddedNats(tmp_path / "nats", config=config)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_a_message_too_large_for_the_server_goes_out_as_a_notice_and_publishing_goes_on(

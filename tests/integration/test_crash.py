@@ -28,7 +28,7 @@ import pytest
 
 from ctilink.adapters.cli.main import main
 from ctilink.adapters.store.selection import open_service
-from ctilink.adapters.store.verification import head
+from ctilink.adapters.store.verification import head, strays, verify
 from tests.scenarios import order_dependent_events
 
 TIMEOUT = 120
@@ -115,6 +115,18 @@ def logs_and_heads(store: str) -> dict[str, tuple[list[str], str]]:
         service.close()
 
 
+def problems(store: str) -> list[str]:
+    """What `ctilink verify` finds in the store: log, id index and network index agree."""
+    service = open_service(store)
+    try:
+        recorder: Any = service.recorder
+        names = [name for name, _ in recorder.heads()]
+        verdicts = [verify(service, name) for name in names] + strays(service, names)
+        return [f"{v.network}: {v.problem}" for v in verdicts if v.problem is not None]
+    finally:
+        service.close()
+
+
 @pytest.fixture(scope="module")
 def scenario(
     tmp_path_factory: pytest.TempPathFactory,
@@ -155,6 +167,8 @@ def test_killed_again_and_again_then_run_to_the_end_equals_one_uninterrupted_run
         assert killed == expected[: len(killed)]
         assert reported < len(killed) < len(expected)
         reported = len(killed)
+        # Killed mid-batch: the indexes hold exactly what the log holds.
+        assert problems(store) == []
 
     returncode, reports, said = run_to_completion(command, tmp_path)
 

@@ -114,7 +114,21 @@ def test_damage_of_a_kind_not_foreseen_is_still_one_line_never_a_traceback(
         assert len(err.strip().splitlines()) <= 1, (command, err)
 
 
-def test_networks_lists_the_healthy_networks_and_names_the_damaged_one(damaged: Path) -> None:
+def test_networks_lists_every_network_from_its_index_line_whatever_the_damage_to_a_log(
+    damaged: Path,
+) -> None:
+    done = ctilink("networks", "--json", "--store", str(damaged))
+
+    # The index line was written with the events: `verify` is what finds the damage.
+    assert done.returncode == 0, done.stderr
+    assert [n["network"] for n in json.loads(done.stdout)] == ["acme", "globex", "initech"]
+
+
+def test_networks_without_the_index_lists_the_healthy_networks_and_names_the_damaged_one(
+    damaged: Path,
+) -> None:
+    with sqlite3.connect(damaged) as db:  # as a store from before the network index
+        db.execute("DELETE FROM ctilink_meta WHERE key = 'networks'")
     done = ctilink("networks", "--json", "--store", str(damaged))
 
     error = one_line_error(done)

@@ -149,7 +149,7 @@ def test_verify_reports_an_index_entry_missing_misplaced_or_extra_and_reindex_re
         assert main(["reindex", "--store", store]) == 0
         with closing(open_service(store)) as service:
             assert verify(service, "acme").ok, kind
-    assert "ids indexed      6,001" in capsys.readouterr().out
+    assert "ids indexed       6,001" in capsys.readouterr().out
 
 
 def test_a_store_written_before_the_index_gets_it_on_its_first_write_open(tmp_path, capsys):

@@ -311,10 +311,21 @@ def test_a_truncated_log_whose_ids_stay_indexed_is_caught_by_the_index(capsys, s
     assert f"holds {ACME_HEAD} ids for 24 positions" in problem["message"]
 
 
-def test_truncation_of_log_and_index_together_is_caught_only_with_a_kept_head(capsys, store):
-    token = head_token(capsys, store)
+def test_a_truncated_log_and_id_index_are_caught_by_the_network_index_line(capsys, store):
     execute(store, "DELETE FROM stored_events WHERE originator_id='acme' AND originator_version>24")
     execute(store, "DELETE FROM ctilink_ids WHERE network='acme' AND position>24")
+
+    problem = problem_of(capsys, store, "acme")
+
+    assert (problem["position"], problem["kind"]) == (24, "index")
+    assert f"position {ACME_HEAD}, the log 24" in problem["message"]
+
+
+def test_truncation_with_both_indexes_rebuilt_is_caught_only_with_a_kept_head(capsys, store):
+    token = head_token(capsys, store)
+    execute(store, "DELETE FROM stored_events WHERE originator_id='acme' AND originator_version>24")
+    assert main(["reindex", "--store", str(store)]) == 0  # the indexes agree with the rest again
+    capsys.readouterr()
 
     rc, (verdict,) = verdicts(capsys, store, "acme")
     assert (rc, verdict["ok"], verdict["position"]) == (0, True, 24)

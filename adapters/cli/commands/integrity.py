@@ -1,4 +1,4 @@
-"""`ctilink verify`, `head` and `reindex`: tamper evidence, and the index rebuilt."""
+"""`ctilink verify`, `head` and `reindex`: tamper evidence, and the indexes rebuilt."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ import sys
 
 from ctilink.adapters.cli.output import emit_json
 from ctilink.adapters.cli.render import pairs, table
-from ctilink.adapters.store.reindex import build_ids
+from ctilink.adapters.store.reindex import reindex
 from ctilink.adapters.store.selection import network_heads
 from ctilink.adapters.store.service import StoredNetworks
-from ctilink.adapters.store.verification import Tampered, Verdict, head, parse_head, verify
+from ctilink.adapters.store.verification import (
+    Tampered,
+    Verdict,
+    head,
+    parse_head,
+    strays,
+    verify,
+)
 from ctilink.domain.service import NetworkService
 
 TAMPERED = 1
@@ -32,6 +39,11 @@ def cmd_verify(service: NetworkService, args: argparse.Namespace) -> int:
         verdicts.append(verdict)
         if args.json:
             emit_json(verdict)
+    if args.network is None:
+        for verdict in strays(service, names):
+            verdicts.append(verdict)
+            if args.json:
+                emit_json(verdict)
     if not args.json:
         print(table(("network", "position", "result"), [_row(v) for v in verdicts]))
     return 0 if all(v.ok for v in verdicts) else TAMPERED
@@ -73,10 +85,8 @@ def cmd_head(service: NetworkService, args: argparse.Namespace) -> int:
 
 
 def cmd_reindex(service: StoredNetworks, args: argparse.Namespace) -> int:
-    """Build the id index again from the whole log."""
-    done = build_ids(service)
-    if done is None:  # another process built it meanwhile (not with `again`)
-        return 0
+    """Build the id index and the network index again from the whole log."""
+    done = reindex(service)
     if args.json:
         emit_json(done)
     else:
@@ -85,6 +95,8 @@ def cmd_reindex(service: StoredNetworks, args: argparse.Namespace) -> int:
                 [
                     ("ids indexed", f"{done.indexed:,}"),
                     ("unreadable rows", done.unreadable),
+                    ("networks indexed", f"{done.networks:,}"),
+                    ("damaged networks", done.damaged),
                     ("seconds", done.seconds),
                 ]
             )

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from ctilink.adapters.cli.connection import add_connection_arguments, nats_options
 from ctilink.adapters.cli.output import emit_json, encode_json
 from ctilink.adapters.cli.render import print_table, table
-from ctilink.adapters.nats.wire import NetworkSummary, NoArguments
-from ctilink.adapters.store.selection import network_heads
+from ctilink.adapters.nats.wire import NetworksQuery, NetworkSummary
+from ctilink.adapters.store.listing import network_lines
+from ctilink.adapters.store.service import StoredNetworks
 from ctilink.domain.errors import DamagedLog
+from ctilink.domain.mode import Mode
 from ctilink.domain.service import NetworkService
 from ctilink.projections.log import entry, fields
+
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def cmd_log(service: NetworkService, args: argparse.Namespace) -> int:
@@ -40,32 +45,39 @@ def _log_rows(service: NetworkService, args: argparse.Namespace) -> Iterator[tup
 
 
 def cmd_networks(service: NetworkService | None, args: argparse.Namespace) -> int:
-    """List every network with its position and effective mode."""
+    """List the networks (all, or those the filters pass) with position and effective mode."""
+    query = NetworksQuery(
+        effective=Mode(args.effective) if args.effective else None,
+        restart_pending=True if args.restart_pending else None,
+        name_prefix=args.name_prefix,
+    )
+    damaged: list[DamagedLog] = []
     if service is None:
-        from ctilink.adapters.nats.remote import ask  # only --nats loads nats-py
+        from ctilink.adapters.nats.remote import list_networks  # only --nats loads nats-py
 
-        _, listing = ask(
-            args.nats, "networks", NoArguments(), nats_options(args), list[NetworkSummary]
-        )
+        listing = list_networks(args.nats, query, nats_options(args))
     else:
-        listing, damaged = [], []
-        for name, position in network_heads(service):
-            try:
-                state, _ = service.state_at(name, hold=False)
-            except DamagedLog as error:  # the healthy networks are listed all the same
-                damaged.append(error)
-                continue
-            listing.append(NetworkSummary(name, position, state.effective.value))
+        lines, damaged = network_lines(cast(StoredNetworks, service), query.filters(unpaged=True))
+        listing = [NetworkSummary.of(line) for line in lines]
     if args.json:
         emit_json(listing)
     else:
-        rows = [(n.network, n.position, n.effective) for n in listing]
-        print(table(("network", "position", "effective"), rows))
-    if service is not None and damaged:
-        for error in damaged:
-            print(f"ctilink: {error}", file=sys.stderr)
-        return 2
-    return 0
+        print_table(
+            ("network", "position", "effective"),
+            ((n.network, n.position, n.effective) for n in listing),
+        )
+    for error in damaged:
+        print(f"ctilink: {error}", file=sys.stderr)
+    return 2 if damaged else 0
+
+
+def _name_prefix(text: str) -> str:
+    """argparse type for --name-prefix: the start of a network name."""
+    if not NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not the start of a network name (1-64 of A-Z a-z 0-9 _ -)"
+        )
+    return text
 
 
 class RejectionEntry(msgspec.Struct, frozen=True):
@@ -120,5 +132,14 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("network", nargs="?", help="one network (default: every rejection)")
     p.set_defaults(run=cmd_rejections)
     p = verbs.add_parser("networks", parents=[common])
+    p.add_argument(
+        "--effective", choices=[mode.value for mode in Mode], help="only networks in this mode"
+    )
+    p.add_argument(
+        "--restart-pending",
+        action="store_true",
+        help="only networks whose setting waits for a portal restart",
+    )
+    p.add_argument("--name-prefix", type=_name_prefix, metavar="P", help="only names starting so")
     add_connection_arguments(p, "ask a running `ctilink serve` instead of the store")
     p.set_defaults(run=cmd_networks, asks_service=True)

@@ -1,0 +1,260 @@
+"""The network index: one line per network, written with its events, read by the listings.
+
+Every line must be what the network's log folds to (mode M3–M5, component rows
+C1–C3), on every store, after any batch; the listings page and filter it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import subprocess
+import uuid
+from collections import Counter
+from contextlib import closing
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+
+from ctilink.adapters.cli.main import main
+from ctilink.adapters.store.indexes import Filters
+from ctilink.adapters.store.listing import folded_line, network_lines
+from ctilink.adapters.store.selection import open_service
+from ctilink.adapters.store.service import StoredNetworks
+from ctilink.adapters.store.verification import strays, verify
+from ctilink.projections.status import status
+from tests.scenarios import order_dependent_events
+from tests.stores import SERVER
+from tests.support import ROOT, Harness, decode, ev, installed, system
+
+
+def ingest(service: StoredNetworks, events: list[dict[str, Any]], batch: int = 97) -> None:
+    """Ingest in batches of `batch`, whatever the outcomes."""
+    for start in range(0, len(events), batch):
+        service.ingest([decode(e) for e in events[start : start + batch]])
+
+
+def lines_agree_with_folds(service: StoredNetworks) -> None:
+    """Every network's index line is its log folded (compared with a fresh fold)."""
+    recorder: Any = service.recorder
+    names = [name for name, _ in recorder.heads()]
+    assert names, "nothing was accepted"
+    for name in names:
+        assert recorder.network_line(name) == folded_line(service, name), name
+    assert sorted(recorder.indexed_names()) == names
+
+
+def test_every_line_is_its_network_folded_after_any_batch_m3_m5_c1_c3(store_path):
+    events = order_dependent_events(seed=11, count=2_500)
+    with closing(open_service(store_path)) as service:
+        for start in range(0, len(events), 500):
+            ingest(service, events[start : start + 500])
+            lines_agree_with_folds(service)
+        # The counts are those of the status document's rows (C1-C3).
+        for line in network_lines(service, Filters())[0]:
+            state, position = service.state_at(line.network)
+            counted = Counter(row.state for row in status(state, position).components)
+            assert (line.available, line.unavailable, line.not_configured) == (
+                counted["available"],
+                counted["unavailable"],
+                counted["not_configured"],
+            )
+            assert line.position == position
+
+
+def test_the_line_shows_the_mode_and_a_restart_pending_m3_m4(store_path):
+    with closing(open_service(store_path)) as service:
+        Harness(service).given(
+            installed(),
+            system("se-primary", "primary"),
+            ev("central_cti_link_set", enabled=False, at="2026-01-02T03:04:05+01:00"),
+        )
+        (line,), _ = network_lines(service, Filters())
+        mode = status(*service.state_at("acme")).mode
+        assert (line.setting, line.configured, line.effective) == (
+            mode.setting,
+            mode.configured,
+            mode.effective,
+        )
+        assert line.restart_pending and line.restart_pending == mode.restart_pending
+        assert line.recorded.isoformat() == "2026-01-02T02:04:05+00:00"  # the event's `at`
+
+        Harness(service).given(ev("portal_restarted"))
+        (line,), _ = network_lines(service, Filters())
+        assert not line.restart_pending and line.position == 4
+
+
+def many_networks(service: StoredNetworks, names: list[str]) -> None:
+    """Install each network, with a restart pending on every third."""
+    events = []
+    for n, name in enumerate(names):
+        events.append(installed(network=name))
+        if n % 3 == 0:
+            events.append(ev("central_cti_link_set", network=name, enabled=False))
+    ingest(service, events, batch=200)
+
+
+NAMES = ["B", "a", "a-1", "a_1", "a-10", "ab", "Z9", "_x", "-y", "0", "A", "b", "zz", "a1"]
+
+
+def test_pages_in_name_order_join_to_the_whole_listing(store_path):
+    with closing(open_service(store_path)) as service:
+        many_networks(service, NAMES * 1 + [f"n{i:03d}" for i in range(300)])
+        whole, _ = network_lines(service, Filters())
+        names = [line.network for line in whole]
+        assert names == sorted(names)  # code point order, as Python sorts: on PostgreSQL too
+        for limit in (1, 7, 1000):
+            paged, after = [], None
+            while page := network_lines(service, Filters(after=after, limit=limit))[0]:
+                assert len(page) <= limit
+                paged += page
+                after = page[-1].network
+            assert paged == whole
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        Filters(effective="central"),
+        Filters(effective="manual"),
+        Filters(restart_pending=True),
+        Filters(restart_pending=False),
+        Filters(name_prefix="a"),
+        Filters(name_prefix="a-1"),
+        Filters(name_prefix="A"),  # names differ in case: a prefix does too
+        Filters(name_prefix="a", restart_pending=True, limit=2, after="a-1"),
+    ],
+    ids=repr,
+)
+def test_filters_pass_exactly_the_networks_they_name(store_path, filters):
+    with closing(open_service(store_path)) as service:
+        many_networks(service, NAMES)
+        Harness(service).given(
+            ev("central_cti_link_set", network="b", enabled=False),
+            ev("portal_restarted", network="b"),
+        )
+        whole, _ = network_lines(service, Filters())
+        expected = [
+            line
+            for line in whole
+            if filters.admits(line) and (filters.after is None or line.network > filters.after)
+        ][: filters.limit]
+        assert network_lines(service, filters)[0] == expected
+        assert expected or filters.limit, "each filter must pass something"
+
+
+def test_a_store_from_before_the_index_gets_it_on_its_first_write_open(tmp_path, capsys):
+    store = str(tmp_path / "ctilink.db")
+    with closing(open_service(store)) as service:
+        many_networks(service, NAMES)
+        before, _ = network_lines(service, Filters())
+    with sqlite3.connect(store) as db:  # as an earlier ctilink left it
+        db.execute("DROP TABLE ctilink_networks")
+        db.execute("DELETE FROM ctilink_meta WHERE key = 'networks'")
+
+    # Read only: the listing folds the logs, the same answer.
+    assert main(["networks", "--json", "--store", store]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [n["network"] for n in listed] == [line.network for line in before]
+
+    with closing(open_service(store)) as service:
+        assert "building the network index over 14 networks" in capsys.readouterr().err
+        assert network_lines(service, Filters())[0] == before
+        assert service.recorder.index_complete("networks")
+
+
+def test_verify_finds_a_line_that_differs_or_names_no_network_and_reindex_repairs_it(
+    tmp_path, capsys
+):
+    store = str(tmp_path / "ctilink.db")
+    with closing(open_service(store)) as service:
+        many_networks(service, ["acme", "globex"])
+    with sqlite3.connect(store) as db:
+        db.execute("UPDATE ctilink_networks SET effective = 'manual' WHERE network = 'acme'")
+        db.execute(
+            "INSERT INTO ctilink_networks SELECT 'ghost', position, setting, configured, "
+            "effective, restart_pending, converted, available, unavailable, not_configured, "
+            "recorded FROM ctilink_networks WHERE network = 'globex'"
+        )
+    with closing(open_service(store)) as service:
+        verdict = verify(service, "acme")
+        assert verdict.problem is not None and verdict.problem.kind == "index"
+        assert "effective 'manual', the log 'central'" in verdict.problem.message
+        (stray,) = strays(service, ["acme", "globex"])
+        assert stray.network == "ghost" and not stray.ok
+
+    assert main(["verify", "--store", store]) == 1
+    assert main(["reindex", "--json", "--store", store]) == 0
+    rebuilt = msgspec.json.decode(capsys.readouterr().out.splitlines()[-1])
+    assert (rebuilt["networks"], rebuilt["damaged"]) == (2, 0)
+    assert main(["verify", "--store", store]) == 0
+
+
+def test_networks_filters_as_a_process_and_refuses_a_bad_filter(tmp_path):
+    store = str(tmp_path / "ctilink.db")
+    with closing(open_service(store)) as service:
+        many_networks(service, NAMES)
+    ctilink = [str(ROOT / ".venv" / "bin" / "ctilink"), "networks", "--store", store]
+
+    done = subprocess.run(
+        [*ctilink, "--json", "--restart-pending", "--name-prefix", "Z"],
+        capture_output=True,
+        check=True,
+    )
+    # NAMES[n] has a restart pending for n % 3 == 0: Z9 and not zz (a prefix has a case).
+    assert [n["network"] for n in json.loads(done.stdout)] == ["Z9"]
+    done = subprocess.run([*ctilink, "--effective", "central"], capture_output=True, check=True)
+    shown = done.stdout.decode().splitlines()
+    assert shown[0].split() == ["network", "position", "effective"]
+    assert [row.split()[0] for row in shown[2:]] == sorted(NAMES)  # effective until restart
+    done = subprocess.run([*ctilink, "--effective", "manual"], capture_output=True, check=True)
+    assert done.stdout.decode().splitlines()[2:] == []
+
+    for bad, said in [
+        (["--effective", "centrall"], "invalid choice: 'centrall'"),
+        (["--name-prefix", "a b"], "'a b' is not the start of a network name"),
+        (["--name-prefix", "x" * 65], "is not the start of a network name"),
+    ]:
+        done = subprocess.run([*ctilink, *bad], capture_output=True, check=False)
+        assert done.returncode == 2 and said in done.stderr.decode(), bad
+        assert b"Traceback" not in done.stderr
+
+
+def test_two_writers_leave_every_line_at_its_networks_last_position(store_path):
+    events = order_dependent_events(seed=3, count=1_500, networks=6)
+    rng = random.Random(3)
+    first, second = open_service(store_path), open_service(store_path)
+    try:
+        for start in range(0, len(events), 50):
+            rng.choice((first, second)).ingest([decode(e) for e in events[start : start + 50]])
+        lines_agree_with_folds(first)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_pages_follow_code_point_order_on_a_postgresql_database_of_a_natural_locale(postgres):
+    # en-US sorts "_x -y a A B"; pages by name must not change with the database's locale.
+    postgres.new_store()  # skips (or fails under CI) without PostgreSQL
+    database = f"ctilink_icu_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(
+            f'CREATE DATABASE "{database}" TEMPLATE template0 LOCALE_PROVIDER icu '
+            "ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        )
+    try:
+        with closing(open_service(f"{SERVER}/{database}")) as service:
+            many_networks(service, NAMES)
+            whole = [line.network for line in network_lines(service, Filters())[0]]
+            assert whole == sorted(NAMES)
+            paged, after = [], None
+            while page := network_lines(service, Filters(after=after, limit=3))[0]:
+                paged += [line.network for line in page]
+                after = page[-1].network
+            assert paged == whole
+    finally:
+        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
