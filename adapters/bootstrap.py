@@ -32,9 +32,11 @@ if TYPE_CHECKING:
     import asyncio
 
 
-def service(store: str | None, *, create: bool = True, index: bool = True) -> StoredNetworks:
+def service(
+    store: str | None, *, create: bool = True, index: bool = True, existing: bool = False
+) -> StoredNetworks:
     """The application service on the selected store (StoreError says why not)."""
-    return open_service(store, create=create, index=index)
+    return open_service(store, create=create, index=index, existing=existing)
 
 
 def store_to_preview(store: str | None) -> str:

@@ -88,7 +88,7 @@ def index_size(store: str) -> float:
                 "SELECT SUM(pg_total_relation_size(oid)) FROM pg_class "
                 "WHERE relname = 'ctilink_networks'"
             ).fetchone()
-            return (row[0] if row else 0) / 2**20
+            return float(row[0] or 0) / 2**20 if row else 0.0
     import sqlite3
 
     with sqlite3.connect(store) as db:
@@ -178,8 +178,8 @@ async def serve_figures(url: str, fresh: list[bytes]) -> dict[str, float]:
     return {"first page": first, "all pages": whole, "listed": count, "e2e": rate, "raw": raw}
 
 
-def measure(tmp: Path, store: str, networks: int) -> dict[str, float]:
-    """Every figure for one size."""
+def measure(tmp: Path, store: str, alone: str, networks: int) -> dict[str, float]:
+    """Every figure for one size (`alone`: an empty store of the same kind)."""
     rng = random.Random(networks)
     lines = tmp / "events.jsonl"
     streams = write_store_file(lines, networks, rng)
@@ -189,12 +189,12 @@ def measure(tmp: Path, store: str, networks: int) -> dict[str, float]:
     found["networks"], found["networks MB"] = median_run(["networks", "--json", "--store", store])
     found["status"], _ = median_run(["status", name(0), "--json", "--store", store])
 
-    alone = tmp / "alone.db"  # the same network in a store of its own
+    # The same network in a store of its own.
     (tmp / "alone.jsonl").write_bytes(
         b"\n".join(line for line in lines.read_bytes().splitlines() if name(0).encode() in line)
     )
-    run(["ingest", str(tmp / "alone.jsonl"), "--store", str(alone)])
-    found["status alone"], _ = median_run(["status", name(0), "--json", "--store", str(alone)])
+    run(["ingest", str(tmp / "alone.jsonl"), "--store", alone])
+    found["status alone"], _ = median_run(["status", name(0), "--json", "--store", alone])
     lines.unlink()
 
     server = EmbeddedNats(tmp / "nats")
@@ -249,8 +249,10 @@ def main() -> None:
         with (
             tempfile.TemporaryDirectory() as folder,
             fresh_store(args.postgres, Path(folder)) as store,
+            tempfile.TemporaryDirectory() as other,
+            fresh_store(args.postgres, Path(other)) as alone,
         ):
-            results[size] = measure(Path(folder), store, size)
+            results[size] = measure(Path(folder), store, alone, size)
         print(f"{size:,} networks: {json.dumps(results[size])}", file=sys.stderr, flush=True)
     report(args.sizes, results)
 

@@ -143,7 +143,12 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "dry_run", False):  # decides against the store, writes nothing
             store, create = bootstrap.store_to_preview(store), False
         # `reindex` builds the indexes itself: not once on opening, and again.
-        service = bootstrap.service(store, create=create, index=args.command != "reindex")
+        service = bootstrap.service(
+            store,
+            create=create,
+            index=args.command != "reindex",
+            existing=getattr(args, "needs_log", False),
+        )
         try:
             return args.run(service, args)
         finally:

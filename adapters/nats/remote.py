@@ -12,6 +12,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.nats.wire import NetworksQuery, NetworkSummary, encode
+from ctilink.adapters.store.network_index import NAME
 
 
 class RemoteError(UserError):
@@ -83,7 +84,14 @@ async def _pages(url: str, query: NetworksQuery, options: dict[str, Any]) -> lis
             page = decode(await _request(nc, url, "ctilink.api.networks", encode(query)))
             if not page:
                 return listing
+            last = page[-1].network
+            if (query.after is not None and last <= query.after) or not NAME.fullmatch(last):
+                # A service that does not move on would be asked forever.
+                raise RemoteError(
+                    f"the service's listing does not go on past {query.after!r} "
+                    f"(it answered {last!r}): its network index may be damaged (ctilink reindex)"
+                )
             listing += page
-            query = msgspec.structs.replace(query, after=page[-1].network)
+            query = msgspec.structs.replace(query, after=last)
     finally:
         await nc.close()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from ctilink.adapters.store.indexes import Filters
+from ctilink.adapters.store.network_index import Filters
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Rejection
 from ctilink.domain.mode import Mode
@@ -78,7 +78,7 @@ PAGE_LIMIT = 10_000  # networks in one page of `ctilink.api.networks`, at most
 DEFAULT_PAGE = 1_000
 
 
-class NetworksQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class NetworksQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """A request to `ctilink.api.networks`: a page of networks, sorted by name, and filters."""
 
     after: m.Name | None = None  # the page starts after this name

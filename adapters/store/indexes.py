@@ -3,55 +3,26 @@
 - `ctilink_ids`: (network, event id) → position, unique, so that I3 is a
   lookup rather than a scan of a network's whole log (the fingerprint is read
   from the event's own row, only when an id is found: most never are);
-- `ctilink_networks`: one row per network, its line of the listings
-  (projections/overview.py) at its last position, so that listing thousands of
-  networks reads rows rather than folding every log;
 - `ctilink_meta`: which indexes are complete (a store written before an index
   existed gets it built on first open for writing, or by `ctilink reindex`).
 
 `IndexTables` is mixed into the SQLite and PostgreSQL recorders, beside
-`InboundTables`, which supplies `table`, `mark`, `query` and `execute`.
+`InboundTables`, which supplies `table`, `mark`, `query` and `execute`. The
+network index is in network_index.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from ctilink.adapters.store.codec import stored_fingerprint
-from ctilink.projections.overview import Overview
 
 IdRow = tuple[str, str, int]  # network, event id, position
 Seen = dict[tuple[str, str], tuple[int, bytes]]  # (network, event id) -> (position, fp)
 LOOKUP_CHUNK = 500  # ids per query
 BUILD_PAGE = 5000
 IDS_COMPLETE = "ids"
-NETWORKS_COMPLETE = "networks"
-NETWORK_COLUMNS = (
-    "network, position, setting, configured, effective, restart_pending, converted, "
-    "available, unavailable, not_configured, recorded"
-)
-
-
-class Filters(msgspec.Struct, frozen=True):
-    """Which networks a listing shows: a page of them, sorted by name, after `after`."""
-
-    after: str | None = None
-    limit: int | None = None  # None: every one
-    effective: str | None = None
-    restart_pending: bool | None = None
-    name_prefix: str | None = None
-
-    def admits(self, row: Overview) -> bool:
-        """Whether a network's line passes the filters (not the page bounds)."""
-        return (
-            (self.effective is None or row.effective == self.effective)
-            and (self.restart_pending is None or row.restart_pending == self.restart_pending)
-            and (self.name_prefix is None or row.network.startswith(self.name_prefix))
-        )
 
 
 class IndexTables:
@@ -68,24 +39,14 @@ class IndexTables:
     def execute(self, sql: str, params: tuple[Any, ...]) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def index_statements(self, clustered: str = "", binary: str = "") -> list[str]:
-        """CREATE statements for the index tables, in the store's column types.
-
-        `binary`: the collation that orders names by code point, as Python does
-        (PostgreSQL's default follows the locale, so pages would not be in name order).
-        """
+    def index_statements(self, clustered: str = "") -> list[str]:
+        """CREATE statements for the index tables, in the store's column types."""
         return [
             f"CREATE TABLE IF NOT EXISTS {self.table('ctilink_ids')} (network TEXT NOT NULL, "
             "event_id TEXT NOT NULL, position BIGINT NOT NULL, "
             f"PRIMARY KEY (network, event_id)){clustered}",
             f"CREATE TABLE IF NOT EXISTS {self.table('ctilink_meta')} "
             "(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-            f"CREATE TABLE IF NOT EXISTS {self.table('ctilink_networks')} ("
-            f"network TEXT{binary} PRIMARY KEY, position BIGINT NOT NULL, setting TEXT NOT NULL, "
-            "configured TEXT NOT NULL, effective TEXT NOT NULL, "
-            "restart_pending INTEGER NOT NULL, converted INTEGER NOT NULL, "
-            "available INTEGER NOT NULL, unavailable INTEGER NOT NULL, "
-            f"not_configured INTEGER NOT NULL, recorded TEXT NOT NULL){clustered}",
         ]
 
     # --- writing, inside the events' transaction --------------------------------------
@@ -99,75 +60,7 @@ class IndexTables:
                 f"INSERT INTO {self.table('ctilink_ids')} VALUES ({q}, {q}, {q})", sorted(rows)
             )
 
-    def write_networks(self, cursor: Any, rows: Sequence[Overview]) -> None:
-        """Set the networks' lines; a line never goes back to an earlier position."""
-        if rows:
-            # Monotonic, so that a build of the index racing a writer cannot put
-            # back a line older than the one the writer committed.
-            cursor.executemany(self.network_upsert, [network_values(row) for row in rows])
-
-    def put_networks(self, rows: Sequence[Overview]) -> None:
-        """Set networks' lines in a transaction of their own (building the index)."""
-        if rows:
-            self.execute_many(self.network_upsert, [network_values(row) for row in rows])
-
-    def execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    @property
-    def network_upsert(self) -> str:
-        """Insert a network's line, or replace it by a later one."""
-        q, table = self.mark, self.table("ctilink_networks")
-        columns = NETWORK_COLUMNS.split(", ")
-        changes = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-        return (
-            f"INSERT INTO {table} ({NETWORK_COLUMNS}) VALUES ({', '.join([q] * len(columns))}) "
-            f"ON CONFLICT (network) DO UPDATE SET {changes} "
-            "WHERE excluded.position > ctilink_networks.position"
-        )
-
     # --- reading ------------------------------------------------------------------------
-
-    def list_networks(self, filters: Filters) -> list[Overview]:
-        """The networks' lines that pass the filters, sorted by name."""
-        q = self.mark
-        where, params = ["1 = 1"], []
-        if filters.after is not None:
-            where.append(f"network > {q}")
-            params.append(filters.after)
-        if filters.name_prefix:
-            # A range on the key, then the exact test (no LIKE: it ignores case in SQLite).
-            where.append(f"network >= {q} AND substr(network, 1, {q}) = {q}")
-            params += [filters.name_prefix, len(filters.name_prefix), filters.name_prefix]
-        if filters.effective is not None:
-            where.append(f"effective = {q}")
-            params.append(filters.effective)
-        if filters.restart_pending is not None:
-            where.append(f"restart_pending = {q}")
-            params.append(int(filters.restart_pending))
-        limit = "" if filters.limit is None else f" LIMIT {int(filters.limit)}"
-        rows = self.query(
-            f"SELECT {NETWORK_COLUMNS} FROM {self.table('ctilink_networks')} "
-            f"WHERE {' AND '.join(where)} ORDER BY network{limit}",
-            tuple(params),
-        )
-        return [overview_of(row) for row in rows]
-
-    def indexed_names(self) -> list[str]:
-        """The names the network index holds a line for."""
-        return [
-            row[0]
-            for row in self.query(f"SELECT network FROM {self.table('ctilink_networks')}", ())
-        ]
-
-    def network_line(self, network: str) -> Overview | None:
-        """One network's line, as the index holds it (None: it holds none)."""
-        rows = self.query(
-            f"SELECT {NETWORK_COLUMNS} FROM {self.table('ctilink_networks')} "
-            f"WHERE network = {self.mark}",
-            (network,),
-        )
-        return overview_of(rows[0]) if rows else None
 
     def lookup_ids(self, pairs: Iterable[tuple[str, str]]) -> Seen:
         """Which of these (network, event id) pairs were accepted, where, and their digests."""
@@ -223,18 +116,6 @@ class IndexTables:
             (network,),
         )
         return int(rows[0][0])
-
-    def set_complete(self, name: str, complete: bool) -> None:
-        """Mark an index complete (kept since by every write), or not."""
-        q, meta = self.mark, self.table("ctilink_meta")
-        self.execute(f"DELETE FROM {meta} WHERE key = {q}", (name,))
-        if complete:
-            self.execute(f"INSERT INTO {meta} VALUES ({q}, '1') ON CONFLICT DO NOTHING", (name,))
-
-    def forget_networks(self) -> None:
-        """Empty the network index, marked incomplete, before it is built again."""
-        self.set_complete(NETWORKS_COMPLETE, False)
-        self.execute(f"DELETE FROM {self.table('ctilink_networks')}", ())
 
     def index_complete(self, name: str = IDS_COMPLETE) -> bool:
         """Whether an index was built over the whole log (and kept since)."""
@@ -310,40 +191,6 @@ class IndexTables:
             "ON CONFLICT (network, event_id) DO NOTHING",
             rows,
         )
-
-
-def network_values(row: Overview) -> tuple[Any, ...]:
-    """A network's line as the table's columns (flags as 0/1, the time as UTC ISO text)."""
-    return (
-        row.network,
-        row.position,
-        row.setting,
-        row.configured,
-        row.effective,
-        int(row.restart_pending),
-        int(row.converted),
-        row.available,
-        row.unavailable,
-        row.not_configured,
-        row.recorded.astimezone(UTC).isoformat(),
-    )
-
-
-def overview_of(row: Sequence[Any]) -> Overview:
-    """A network's line from the table's columns."""
-    return Overview(
-        network=row[0],
-        position=int(row[1]),
-        setting=row[2],
-        configured=row[3],
-        effective=row[4],
-        restart_pending=bool(row[5]),
-        converted=bool(row[6]),
-        available=int(row[7]),
-        unavailable=int(row[8]),
-        not_configured=int(row[9]),
-        recorded=datetime.fromisoformat(row[10]),
-    )
 
 
 class Build:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import msgspec
+
 from ctilink.adapters.errors import UserError
-from ctilink.adapters.store.indexes import NETWORKS_COMPLETE, Filters
+from ctilink.adapters.store.network_index import Filters
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import recorded_at
@@ -21,22 +24,68 @@ class DamagedIndex(UserError):
         )
 
 
+LISTING_PAGE = 5_000  # index rows read at a time by a whole listing
+
+
 def network_lines(
     service: StoredNetworks, filters: Filters
 ) -> tuple[list[Overview], list[DamagedLog]]:
     """The networks that pass the filters, sorted by name; and the damaged ones passed over."""
-    recorder: Any = service.recorder
-    if recorder.index_complete(NETWORKS_COMPLETE):
-        try:
-            return recorder.list_networks(filters), []
-        except (ValueError, TypeError) as error:  # a row edited by hand
-            raise DamagedIndex(str(error).splitlines()[0] if str(error) else "a bad row") from None
-    # A store from before the index, opened only to read: fold every log, as before.
-    lines: list[Overview] = []
     damaged: list[DamagedLog] = []
+    return list(each_line(service, filters, damaged)), damaged
+
+
+def each_line(
+    service: StoredNetworks, filters: Filters, damaged: list[DamagedLog]
+) -> Iterator[Overview]:
+    """The lines that pass the filters, by name, a page at a time; damaged logs into `damaged`."""
+    recorder: Any = service.recorder
+    if not recorder.networks_complete():
+        # A store from before the index, opened only to read: fold every log, as before.
+        yield from _folded(service, filters, damaged)
+        return
+    # Networks whose log could not be folded when the index was built have no
+    # line: they are named, as a fold would name them.
+    for name, position, reason in recorder.damaged_networks():
+        if filters.names(name) and _line(recorder, name) is None:
+            damaged.append(DamagedLog(name, position, reason))
+    left = filters.limit
+    after = filters.after
+    while left is None or left > 0:
+        size = LISTING_PAGE if left is None else min(left, LISTING_PAGE)
+        page = _page(recorder, msgspec.structs.replace(filters, after=after, limit=size))
+        yield from page
+        if len(page) < size:
+            return
+        after = page[-1].network
+        left = None if left is None else left - len(page)
+
+
+def _page(recorder: Any, filters: Filters) -> list[Overview]:
+    """One page of index rows (DamagedIndex: a row cannot be read)."""
+    try:
+        return recorder.list_networks(filters)
+    except (ValueError, TypeError) as error:  # a row edited by hand
+        raise DamagedIndex(str(error).splitlines()[0] if str(error) else "a bad row") from None
+
+
+def _line(recorder: Any, name: str) -> Overview | None:
+    """One network's index line (DamagedIndex: it cannot be read)."""
+    try:
+        return recorder.network_line(name)
+    except (ValueError, TypeError) as error:
+        raise DamagedIndex(str(error).splitlines()[0] if str(error) else "a bad row") from None
+
+
+def _folded(
+    service: StoredNetworks, filters: Filters, damaged: list[DamagedLog]
+) -> Iterator[Overview]:
+    """The lines folded from each log, for a store without the network index."""
+    recorder: Any = service.recorder
+    listed = 0
     for name, _ in recorder.heads():
-        if filters.limit is not None and len(lines) == filters.limit:
-            break
+        if filters.limit is not None and listed == filters.limit:
+            return
         if filters.after is not None and name <= filters.after:
             continue
         if filters.name_prefix is not None and not name.startswith(filters.name_prefix):
@@ -47,8 +96,8 @@ def network_lines(
             damaged.append(error)
             continue
         if filters.admits(line):
-            lines.append(line)
-    return lines, damaged
+            listed += 1
+            yield line
 
 
 def folded_line(service: StoredNetworks, name: str) -> Overview:

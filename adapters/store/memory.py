@@ -10,7 +10,8 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from ctilink.adapters.store.codec import stored_fingerprint
 from ctilink.adapters.store.inbound import OutcomeChunk
-from ctilink.adapters.store.indexes import Filters, IdRow, Seen
+from ctilink.adapters.store.indexes import IdRow, Seen
+from ctilink.adapters.store.network_index import Filters
 from ctilink.domain.arrivals import Rejection
 from ctilink.projections.overview import Overview
 
@@ -25,6 +26,7 @@ class MemoryRecorder(POPOApplicationRecorder):
         self._outcomes: dict[str, dict[int, OutcomeChunk]] = {}
         self._ids: dict[tuple[str, str], int] = {}  # (network, event id) -> position
         self._lines: dict[str, Overview] = {}  # network -> its line
+        self._damaged: dict[str, tuple[str, int, str]] = {}  # network -> (network, position, why)
 
     def insert_events(
         self,
@@ -75,8 +77,12 @@ class MemoryRecorder(POPOApplicationRecorder):
         with self._database_lock:
             return sum(1 for name, _ in self._ids if name == network)
 
-    def index_complete(self, name: str = "") -> bool:
-        """The indexes are written with every batch from the start."""
+    def index_complete(self) -> bool:
+        """The id index is written with every batch from the start."""
+        return True
+
+    def networks_complete(self) -> bool:
+        """The network index is written with every batch from the start."""
         return True
 
     def list_networks(self, filters: Filters) -> list[Overview]:
@@ -98,12 +104,22 @@ class MemoryRecorder(POPOApplicationRecorder):
             if held is None or line.position > held.position:
                 self._lines[line.network] = line
 
-    def forget_networks(self) -> None:
-        """Empty the network index (built again at once by the caller)."""
+    def start_networks_build(self, token: str) -> None:
+        """Empty the network index before it is built again."""
         self._lines.clear()
+        self._damaged.clear()
 
-    def set_complete(self, name: str, complete: bool) -> None:
-        """Always complete: nothing to mark."""
+    def finish_networks_build(self, token: str) -> bool:
+        """Nothing to mark: one process, one build."""
+        return True
+
+    def put_damaged(self, rows: Sequence[tuple[str, int, str]]) -> None:
+        """Name the networks whose logs could not be folded."""
+        self._damaged.update({row[0]: row for row in rows})
+
+    def damaged_networks(self) -> list[tuple[str, int, str]]:
+        """The networks the last build could not fold, by name."""
+        return [self._damaged[name] for name in sorted(self._damaged)]
 
     def indexed_names(self) -> list[str]:
         """The names the network index holds a line for."""

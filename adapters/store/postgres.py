@@ -18,11 +18,12 @@ from psycopg.sql import SQL, Identifier
 
 from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
 from ctilink.adapters.store.indexes import IdRow, IndexTables
+from ctilink.adapters.store.network_index import NetworkTables
 from ctilink.domain.arrivals import Rejection
 from ctilink.projections.overview import Overview
 
 
-class BatchInsertRecorder(InboundTables, IndexTables, PostgresApplicationRecorder):
+class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApplicationRecorder):
     """Inserts a batch's events, snapshots and inbound records in one transaction."""
 
     inserts_snapshots = True
@@ -33,7 +34,8 @@ class BatchInsertRecorder(InboundTables, IndexTables, PostgresApplicationRecorde
         self.sql_create_statements += [
             SQL(statement)  # type: ignore[arg-type]
             for statement in [
-                *self.index_statements(binary=' COLLATE "C"'),
+                *self.index_statements(),
+                *self.network_statements(binary=' COLLATE "C"'),
                 *self.inbound_statements("BIGSERIAL PRIMARY KEY", "BYTEA", "TIMESTAMPTZ"),
             ]
         ]

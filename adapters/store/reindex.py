@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from typing import Any, TextIO
 
 import msgspec
 
 from ctilink.adapters.progress import Progress
-from ctilink.adapters.store.indexes import NETWORKS_COMPLETE
+from ctilink.adapters.store.codec import first_line
 from ctilink.adapters.store.listing import folded_line
 from ctilink.adapters.store.service import StoredNetworks
+from ctilink.domain.errors import DamagedLog
 from ctilink.projections.overview import Overview
 
 LINES_PAGE = 500  # networks' lines written per transaction
@@ -45,7 +47,7 @@ def ensure_indexes(service: StoredNetworks, stream: TextIO | None = None) -> Non
     recorder: Any = service.recorder
     if not recorder.index_complete():
         build_ids(service, stream, again=False)
-    if not recorder.index_complete(NETWORKS_COMPLETE):
+    if not recorder.networks_complete():
         build_networks(service, stream)
 
 
@@ -98,48 +100,45 @@ def build_networks(service: StoredNetworks, stream: TextIO | None = None) -> Rei
     """(Re)build the network index: every network's line at its last position."""
     stream = sys.stderr if stream is None else stream
     recorder: Any = service.recorder
-    recorder.forget_networks()  # incomplete from here: listings fold until it is done
+    token = uuid.uuid4().hex
+    recorder.start_networks_build(token)  # incomplete from here: listings fold until done
     heads = recorder.heads()
     bar = Progress.maybe("indexing networks", len(heads), stream)
     if bar is None and heads:
         print(f"ctilink: building the network index over {len(heads):,} networks", file=stream)
     started = time.perf_counter()
-    written = damaged = 0
+    written = 0
     page: list[Overview] = []
+    damaged: list[tuple[str, int, str]] = []
     try:
-        for done, (name, _) in enumerate(heads, start=1):
-            line = current_line(service, name)
-            if line is None:
-                damaged += 1
-            else:
-                page.append(line)
+        for done, (name, position) in enumerate(heads, start=1):
+            try:
+                page.append(folded_line(service, name))
+            except Exception as error:  # a damaged log fails in many ways
+                reason = error.reason if isinstance(error, DamagedLog) else first_line(error)
+                damaged.append((name, getattr(error, "position", position), reason))
             if len(page) == LINES_PAGE or done == len(heads):
                 recorder.put_networks(page)
                 written += len(page)
                 page = []
                 if bar is not None:
                     bar.update(done)
-        recorder.set_complete(NETWORKS_COMPLETE, True)
+        recorder.put_damaged(damaged)
+        completed = recorder.finish_networks_build(token)
     finally:
         if bar is not None:
             bar.close()
     seconds = round(time.perf_counter() - started, 3)
     if heads:
-        note = f"; {damaged} networks damaged (see ctilink verify)" if damaged else ""
+        note = f"; {len(damaged)} networks damaged (see ctilink verify)" if damaged else ""
+        if not completed:
+            note += "; another build started meanwhile and completes the index"
         print(
             f"ctilink: network index built: {written:,} networks in {seconds:.1f} s{note}",
             file=stream,
             flush=True,
         )
-    return Reindexed(0, 0, seconds, written, damaged)
-
-
-def current_line(service: StoredNetworks, name: str) -> Overview | None:
-    """A network's line at its last position, folded from the log (None: gone or damaged)."""
-    try:
-        return folded_line(service, name)
-    except Exception:  # a damaged log fails in many ways (DamagedLog most often)
-        return None
+    return Reindexed(0, 0, seconds, written, len(damaged))
 
 
 def _quiet(done: int) -> None:

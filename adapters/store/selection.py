@@ -155,21 +155,24 @@ def persistence_env(store: str) -> dict[str, str]:
 
 
 def open_service(
-    store: str | None = None, *, create: bool = True, index: bool = True
+    store: str | None = None, *, create: bool = True, index: bool = True, existing: bool = False
 ) -> StoredNetworks:
     """Open the application service on the selected store; StoreError says why not.
 
     Without `create` the store is only read: nothing is created or written, a
     SQLite file is opened read-only (on read-only media too). With it, a store
-    from before the indexes gets them built (unless `index` is False).
+    from before the indexes gets them built (unless `index` is False). `existing`:
+    the store must hold a log already, even when opened to write.
     """
     location = resolve(store)
     postgres = is_postgres(location)
     in_memory = location in (":memory:", MEMORY)
-    if not create and not postgres and not in_memory and not Path(location).exists():
+    reading = not create or existing  # the log must be there already
+    if reading and not postgres and not in_memory and not Path(location).exists():
         # Reading must not leave an empty store file behind as a side effect.
         raise StoreError(f"store {location!r} does not exist (nothing was ingested there)")
     env = persistence_env(location)
+    tables: set[str] = set()
     if not postgres and not in_memory:
         tables = sqlite_tables(location)
         if tables and "stored_events" not in tables:
@@ -178,9 +181,9 @@ def open_service(
                 f"store {location!r} is a SQLite database of something else (tables: {shown}); "
                 "ctilink keeps its own file"
             )
+        if reading and not tables:
+            raise StoreError(f"store {location!r} holds no ctilink log (nothing was ingested)")
         if not create:
-            if not tables:
-                raise StoreError(f"store {location!r} holds no ctilink log (nothing was ingested)")
             env = read_only(env, location)
     if not create:
         env["CREATE_TABLE"] = "n"
@@ -189,7 +192,7 @@ def open_service(
         # and the children it starts (the publisher), which open the same store.
         for key in [key for key in env if key.startswith(LIBPQ_PREFIX)]:
             os.environ[key.removeprefix(LIBPQ_PREFIX)] = env.pop(key)
-        probe(location, env, reading=not create)
+        tables = probe(location, env, reading=reading)
     try:
         networks = cache_setting(CACHED_NETWORKS, StoredNetworks.max_cached_networks)
         ids = cache_setting(RECENT_IDS, StoredNetworks.max_recent_ids)
@@ -197,6 +200,8 @@ def open_service(
         opened.max_cached_networks, opened.max_recent_ids = networks, ids
         if create and index:
             try:
+                if index_tables_missing(tables):  # dropped by hand: the mark alone is no proof
+                    opened.recorder.forget_networks_index()  # type: ignore[attr-defined]
                 ensure_indexes(opened)  # a store from before the indexes gets them, once
             except BaseException:
                 opened.close()
@@ -253,10 +258,11 @@ def read_only(env: dict[str, str], path: str) -> dict[str, str]:
     return {**env, "SQLITE_DBNAME": f"file:{quote(path)}?{flag}"}
 
 
-def probe(location: str, env: dict[str, str], *, reading: bool = False) -> None:
+def probe(location: str, env: dict[str, str], *, reading: bool = False) -> set[str]:
     """Connect once, so that a refused connection is told at once and with its reason.
 
     `reading`: the store must already hold a log (nothing will create it).
+    Returns which of ctilink's tables the schema holds.
     """
     # The connection pool would retry for its whole timeout and then say only that.
     import psycopg  # only PostgreSQL stores need the driver loaded
@@ -271,16 +277,32 @@ def probe(location: str, env: dict[str, str], *, reading: bool = False) -> None:
             connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
         ) as connection:
             schema = env["POSTGRES_SCHEMA"] or "public"
-            found = connection.execute(
-                "SELECT to_regclass(%s)", (f'"{schema}".{StoredNetworks.name}_events',)
-            ).fetchone()
+            tables = {
+                name
+                for name in (f"{StoredNetworks.name}_events", *INDEX_TABLES)
+                if connection.execute("SELECT to_regclass(%s)", (f'"{schema}".{name}',)).fetchone()[
+                    0
+                ]  # type: ignore[index]
+                is not None
+            }
     except (psycopg.Error, UnicodeError) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
         away = any(sign in reason.lower() for sign in AWAY_SIGNS)
         kind = StoreAway if away else StoreError
         raise kind(f"store {redact(location)!r} cannot be opened: {reason}") from None
-    if reading and (found is None or found[0] is None):
+    if reading and f"{StoredNetworks.name}_events" not in tables:
         raise StoreError(f"store {redact(location)!r} holds no ctilink log (nothing was ingested)")
+    return {"stored_events" if name.endswith("_events") else name for name in tables}
+
+
+# The network index's tables: if either is gone from a store that holds a log,
+# the index is built again, whatever its mark says.
+INDEX_TABLES = ("ctilink_networks", "ctilink_damaged")
+
+
+def index_tables_missing(tables: set[str]) -> bool:
+    """Whether a store that holds a log lacks a table of the network index."""
+    return "stored_events" in tables and not set(INDEX_TABLES) <= tables
 
 
 # How libpq says the server is not there (yet): as opposed to a wrong password or

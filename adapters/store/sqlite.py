@@ -17,6 +17,7 @@ from eventsourcing.sqlite import (
 
 from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
 from ctilink.adapters.store.indexes import IdRow, IndexTables
+from ctilink.adapters.store.network_index import NetworkTables
 from ctilink.domain.arrivals import Rejection
 from ctilink.projections.overview import Overview
 
@@ -35,7 +36,7 @@ class DurableConnectionPool(SQLiteConnectionPool):
         return connection
 
 
-class BatchInsertRecorder(InboundTables, IndexTables, SQLiteApplicationRecorder):
+class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteApplicationRecorder):
     """Inserts a batch's events, snapshots and inbound records in one transaction."""
 
     inserts_snapshots = True
@@ -46,6 +47,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, SQLiteApplicationRecorder)
             *super().construct_create_table_statements(),
             *self.inbound_statements("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT"),
             *self.index_statements(" WITHOUT ROWID"),
+            *self.network_statements(" WITHOUT ROWID"),
         ]
 
     def _insert_events(

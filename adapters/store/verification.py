@@ -38,7 +38,6 @@ from typing import Any, Literal
 import msgspec
 
 from ctilink.adapters.store.codec import first_line
-from ctilink.adapters.store.indexes import NETWORKS_COMPLETE
 from ctilink.domain import messages as m
 from ctilink.domain.errors import DamagedLog, UnknownNetwork
 from ctilink.domain.network import GENESIS, Installed, Recorded, link, recorded_at
@@ -129,13 +128,17 @@ def verify(
 def strays(service: NetworkService, names: list[str]) -> list[Verdict]:
     """Lines of the network index for networks the log does not hold (whole-store verify)."""
     recorder: Any = service.recorder
-    if not recorder.index_complete(NETWORKS_COMPLETE):
+    if not recorder.networks_complete():
         return []
     known = set(names)
     reason = "the network index lists a network the log does not hold (ctilink reindex rebuilds it)"
+    # A name edited by hand may not even be text: shown as it is, sorted as text.
+    stray = sorted({name for name in recorder.indexed_names() if name not in known}, key=str)
     return [
-        Verdict(network=name, ok=False, position=0, hash=None, problem=Problem(0, "index", reason))
-        for name in sorted(set(recorder.indexed_names()) - known)
+        Verdict(
+            network=str(name), ok=False, position=0, hash=None, problem=Problem(0, "index", reason)
+        )
+        for name in stray
     ]
 
 
@@ -167,7 +170,7 @@ class _Walk:
         # A store from before the index, read-only, has none to check.
         self.index = recorder if recorder.index_complete() else None
         self.unchecked: list[tuple[str, int, bytes]] = []  # (id, position, fp) to look up
-        self.lines = recorder if recorder.index_complete(NETWORKS_COMPLETE) else None
+        self.lines = recorder if recorder.networks_complete() else None
         self.recorded: datetime | None = None  # the last position's time
 
     def run(self) -> Problem | None:

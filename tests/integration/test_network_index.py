@@ -20,8 +20,8 @@ import psycopg
 import pytest
 
 from ctilink.adapters.cli.main import main
-from ctilink.adapters.store.indexes import Filters
 from ctilink.adapters.store.listing import folded_line, network_lines
+from ctilink.adapters.store.network_index import Filters
 from ctilink.adapters.store.selection import open_service
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.adapters.store.verification import strays, verify
@@ -258,3 +258,94 @@ def test_pages_follow_code_point_order_on_a_postgresql_database_of_a_natural_loc
     finally:
         with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+def test_of_two_builds_at_once_only_the_later_completes_the_index_and_a_dead_one_none(store_path):
+    with closing(open_service(store_path)) as service:
+        many_networks(service, NAMES)
+        recorder: Any = service.recorder
+        whole, _ = network_lines(service, Filters())
+
+        recorder.start_networks_build("first")
+        recorder.put_networks(whole[:5])
+        recorder.start_networks_build("second")  # empties what the first wrote
+        assert not recorder.finish_networks_build("first")
+        assert not recorder.networks_complete()  # listings fold meanwhile: still whole
+        assert network_lines(service, Filters())[0] == whole
+        # The second build died here: nothing marks the index complete, and the
+        # next open for writing builds it again.
+    with closing(open_service(store_path)) as service:
+        assert service.recorder.networks_complete()
+        assert network_lines(service, Filters())[0] == whole
+
+
+def test_a_network_that_cannot_be_folded_at_a_build_is_still_named_by_networks(tmp_path):
+    store = str(tmp_path / "ctilink.db")
+    with closing(open_service(store)) as service:
+        many_networks(service, ["acme", "globex", "initech"])
+    with sqlite3.connect(store) as db:
+        db.execute(
+            "UPDATE stored_events SET state = X'00ff' "
+            "WHERE originator_id = 'globex' AND originator_version = 1"
+        )
+    assert main(["reindex", "--store", store]) == 0
+
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ctilink"), "networks", "--json", "--store", store],
+        capture_output=True,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert [n["network"] for n in json.loads(done.stdout)] == ["acme", "initech"]
+    (said,) = done.stderr.decode().splitlines()
+    assert said.startswith("ctilink: network 'globex' cannot be read at position 1")
+
+
+HOSTILE_ROWS = {
+    "count-infinite": "UPDATE ctilink_networks SET available = 1e999 WHERE network = 'b'",
+    "flag-two": "UPDATE ctilink_networks SET restart_pending = 2 WHERE network = 'b'",
+    "position-fraction": "UPDATE ctilink_networks SET position = 1.5 WHERE network = 'b'",
+    "count-negative": "UPDATE ctilink_networks SET unavailable = -1 WHERE network = 'b'",
+    "time-junk": "UPDATE ctilink_networks SET recorded = 'junk' WHERE network = 'b'",
+    "time-naive": "UPDATE ctilink_networks SET recorded = '2026-01-01T00:00' WHERE network = 'b'",
+    "name-blob": "UPDATE ctilink_networks SET network = X'616263' WHERE network = 'b'",
+    "name-invalid": "UPDATE ctilink_networks SET network = '~~ bad' WHERE network = 'b'",
+}
+
+
+@pytest.mark.parametrize("damage", sorted(HOSTILE_ROWS))
+def test_a_hostile_index_row_is_one_line_found_by_verify_and_repaired_by_reindex(tmp_path, damage):
+    store = str(tmp_path / "ctilink.db")
+    with closing(open_service(store)) as service:
+        many_networks(service, ["a", "b", "c"])
+    with sqlite3.connect(store) as db:
+        db.execute(HOSTILE_ROWS[damage])
+    ctilink = str(ROOT / ".venv" / "bin" / "ctilink")
+
+    listed = subprocess.run([ctilink, "networks", "--store", store], capture_output=True)
+    (said,) = listed.stderr.decode().splitlines()
+    assert listed.returncode == 2 and "ctilink reindex" in said, said
+    checked = subprocess.run([ctilink, "verify", "--store", store], capture_output=True)
+    assert checked.returncode == 1 and b"(index)" in checked.stdout, checked
+    assert b"Traceback" not in listed.stderr + checked.stderr
+
+    assert main(["reindex", "--store", store]) == 0
+    assert main(["verify", "--store", store]) == 0
+
+
+def test_an_index_table_dropped_by_hand_is_folded_when_reading_and_rebuilt_when_writing(
+    tmp_path, capsys
+):
+    store = str(tmp_path / "ctilink.db")
+    with closing(open_service(store)) as service:
+        many_networks(service, NAMES)
+        whole, _ = network_lines(service, Filters())
+    with sqlite3.connect(store) as db:
+        db.execute("DROP TABLE ctilink_networks")  # its mark in ctilink_meta stays
+
+    assert main(["networks", "--json", "--store", store]) == 0
+    assert [n["network"] for n in json.loads(capsys.readouterr().out)] == sorted(NAMES)
+    with closing(open_service(store)) as service:
+        assert network_lines(service, Filters())[0] == whole
+    assert "building the network index" in capsys.readouterr().err

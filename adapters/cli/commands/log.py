@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, cast
 
 import msgspec
 
 from ctilink.adapters.cli.connection import add_connection_arguments, nats_options
-from ctilink.adapters.cli.output import emit_json, encode_json
+from ctilink.adapters.cli.output import emit_json, emit_json_array, encode_json
 from ctilink.adapters.cli.render import print_table, table
 from ctilink.adapters.nats.wire import NetworksQuery, NetworkSummary
-from ctilink.adapters.store.listing import network_lines
+from ctilink.adapters.store.listing import each_line
+from ctilink.adapters.store.network_index import NAME
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.mode import Mode
 from ctilink.domain.service import NetworkService
 from ctilink.projections.log import entry, fields
-
-NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def cmd_log(service: NetworkService, args: argparse.Namespace) -> int:
@@ -55,12 +53,13 @@ def cmd_networks(service: NetworkService | None, args: argparse.Namespace) -> in
     if service is None:
         from ctilink.adapters.nats.remote import list_networks  # only --nats loads nats-py
 
-        listing = list_networks(args.nats, query, nats_options(args))
+        listing: Iterable[NetworkSummary] = list_networks(args.nats, query, nats_options(args))
     else:
-        lines, damaged = network_lines(cast(StoredNetworks, service), query.filters(unpaged=True))
-        listing = [NetworkSummary.of(line) for line in lines]
+        # A page at a time from the index: 100,000 networks are never held at once.
+        lines = each_line(cast(StoredNetworks, service), query.filters(unpaged=True), damaged)
+        listing = (NetworkSummary.of(line) for line in lines)
     if args.json:
-        emit_json(listing)
+        emit_json_array(listing)
     else:
         print_table(
             ("network", "position", "effective"),
