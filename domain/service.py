@@ -250,9 +250,9 @@ class NetworkService(Application[str]):
             network = self._get(name, position)
         return network.state, network.version
 
-    def log(self, name: str, upto: int | None = None) -> Iterator[LogEvent]:
-        """The network's log events in position order, up to `upto`; DamagedLog at a gap."""
-        expected = 1
+    def log(self, name: str, upto: int | None = None, after: int = 0) -> Iterator[LogEvent]:
+        """The log events after position `after`, up to `upto`, in order; DamagedLog at a gap."""
+        expected = after + 1
         while True:
             # A page at a time: a log of millions of events is never held whole.
             page = list(self.events.get(name, gt=expected - 1, lte=upto, limit=LOG_PAGE))

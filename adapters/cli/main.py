@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "nkey": ("nkey", "a new NATS user key pair: the seed to a file, the public key printed"),
     "serve": ("serve", "consume ctilink.in.*, publish CTILINK_OUT, answer ctilink.api.*"),
     "publish": ("serve", "publish the store's log to CTILINK_OUT (serve runs this itself)"),
+    "web": ("web", "the console: every network, its status now or then, its log, in a browser"),
 }
 
 

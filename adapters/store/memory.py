@@ -129,6 +129,11 @@ class MemoryRecorder(POPOApplicationRecorder):
         """One network's line."""
         return self._lines.get(network)
 
+    def networks_changed(self, after: int, upto: int) -> set[str]:
+        """The networks with events logged after notification `after`, up to `upto`."""
+        found = self.select_notifications(start=after + 1, limit=max(upto - after, 1), stop=upto)
+        return {notification.originator_id for notification in found}
+
     def heads(self) -> list[tuple[str, int]]:
         """Every network with its last position, sorted by name."""
         with self._database_lock:

@@ -104,6 +104,15 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
             self.write_networks(cursor, networks)
         return None
 
+    def networks_changed(self, after: int, upto: int) -> set[str]:
+        """The networks with events logged after notification `after`, up to `upto`."""
+        rows = self.query(
+            f"SELECT DISTINCT originator_id FROM {self.events_sql} "
+            "WHERE notification_id > %s AND notification_id <= %s",
+            (after, upto),
+        )
+        return {row[0] for row in rows}
+
     def table(self, name: str) -> str:
         """The table in this store's schema (a checked lower-case name: safe to quote)."""
         return f'"{self.datastore.schema}".{name}'

@@ -113,6 +113,12 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteAppli
             cursor.execute(HEADS)
             return sorted((row[0], row[1]) for row in cursor.fetchall())
 
+    def networks_changed(self, after: int, upto: int) -> set[str]:
+        """The networks with events logged after notification `after`, up to `upto`."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(CHANGED, (after, upto))
+            return {row[0] for row in cursor.fetchall()}
+
     def records(
         self, network: str, low: int, high: int, limit: int, *, desc: bool = False
     ) -> list[tuple[int, str, bytes]]:
@@ -130,6 +136,7 @@ RECORDS = {
     for desc in (False, True)
 }
 SNAPSHOT_INSERT = "INSERT INTO stored_snapshots VALUES (?,?,?,?)"
+CHANGED = "SELECT DISTINCT originator_id FROM stored_events WHERE rowid > ? AND rowid <= ?"
 
 
 def _rows(stored: Sequence[StoredEvent]) -> list[tuple[Any, ...]]:

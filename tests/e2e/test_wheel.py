@@ -126,3 +126,36 @@ def test_the_installed_wheel_brings_no_top_level_domain_adapters_or_projections(
     )
 
     assert run(python, "-c", probe, cwd=installed).strip() == "[]"
+
+
+def test_the_installed_wheel_serves_the_console_with_its_templates_and_styles(
+    installed: Path,
+) -> None:
+    import urllib.request
+
+    store = str(installed / "console.db")
+    ctilink(installed, "ingest", str(ROOT / "examples" / "scenario.jsonl"), "--store", store)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTILINK_", "PYTHON"))}
+    console = subprocess.Popen(
+        [
+            installed / "venv" / "bin" / "ctilink",
+            "web",
+            "--store",
+            store,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        stdout=subprocess.PIPE,
+        cwd=installed,
+        env=env,
+    )
+    try:
+        assert console.stdout is not None
+        url = console.stdout.readline().decode().split("listening on ", 1)[1].strip()
+        with urllib.request.urlopen(url + "networks/acme", timeout=30) as page:
+            assert 'data-effective="central"' in page.read().decode()
+        with urllib.request.urlopen(url + "static/console.css", timeout=30) as styles:
+            assert b".state-unavailable" in styles.read()
+    finally:
+        console.terminate()
+        console.wait(30)

@@ -1,0 +1,171 @@
+"""The console's HTTP application (Starlette): routes, error pages, headers and the token.
+
+Read-only: every page reads the store in one reader thread (the service's held
+states are not shared between threads), and nothing is ever written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ctilink.adapters.store.listing import DamagedIndex
+from ctilink.adapters.store.network_index import NAME
+from ctilink.adapters.store.service import StoredNetworks
+from ctilink.adapters.web.gate import SecurityHeaders, TokenGate, login_routes
+from ctilink.adapters.web.live import Watcher
+from ctilink.adapters.web.reads import (
+    TYPES,
+    BadQuery,
+    audit_page,
+    diff_page,
+    directory_page,
+    log_page,
+    network_page,
+    overview_page,
+)
+from ctilink.domain.errors import DamagedLog, UnknownNetwork
+from ctilink.domain.mode import Mode
+
+HERE = Path(__file__).parent
+PAGES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,  # every value shown comes from events anyone could send
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A page from its template."""
+    return HTMLResponse(PAGES.get_template(name).render(**context), status_code=status_code)
+
+
+def error_page(status_code: int, reason: str) -> HTMLResponse:
+    """The page for a request with no answer, saying why."""
+    titles = {400: "Bad request", 401: "Sign in", 404: "Not found", 500: "The store is damaged"}
+    title = titles.get(status_code, "Error")
+    return render("error.html", status_code, title=title, reason=reason, code=status_code)
+
+
+def query_of(request: Request) -> dict[str, str]:
+    """The query's parameters, the first of each (a repeated one cannot change the answer)."""
+    found: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        found.setdefault(key, value)
+    return found
+
+
+def console(service: StoredNetworks, *, token: str | None = None) -> Starlette:
+    """The console over a store: `/`, `/networks/{network}`, `/networks/{network}/log`."""
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-web")
+
+    async def read(work: Callable[..., Any], *args: Any) -> Any:
+        """Run one read in the reader thread."""
+        return await asyncio.get_running_loop().run_in_executor(reader, work, *args)
+
+    def network_name(request: Request) -> str:
+        """The network named by the path (404 when it cannot be a network's name)."""
+        name = request.path_params["network"]
+        if not NAME.fullmatch(name):
+            raise HTTPException(404, f"{name!r} is not a network name")
+        return name
+
+    async def overview(request: Request) -> Response:
+        query = query_of(request)
+        page = await read(overview_page, service, query)
+        return render("overview.html", page=page, query=query, modes=[m.value for m in Mode])
+
+    async def network(request: Request) -> Response:
+        name = network_name(request)
+        page = await read(network_page, service, name, query_of(request))
+        return render("network.html", page=page, network=name)
+
+    async def log(request: Request) -> Response:
+        name = network_name(request)
+        query = query_of(request)
+        page = await read(log_page, service, name, query)
+        return render("log.html", page=page, network=name, query=query, types=TYPES)
+
+    async def directory(request: Request) -> Response:
+        name = network_name(request)
+        page = await read(directory_page, service, name, query_of(request))
+        return render("directory.html", page=page, network=name, query=query_of(request))
+
+    async def audit(request: Request) -> Response:
+        name = network_name(request)
+        query = query_of(request)
+        page = await read(audit_page, service, name, query)
+        return render("audit.html", page=page, network=name, query=query)
+
+    async def changes(request: Request) -> Response:
+        name = network_name(request)
+        found = await read(diff_page, service, name, query_of(request))
+        return render("diff.html", diff=found, network=name)
+
+    async def bad_query(_: Request, error: Exception) -> Response:
+        return error_page(400, str(error))
+
+    async def unknown(_: Request, error: Exception) -> Response:
+        return error_page(404, f"{error.args[0]} in this store")
+
+    async def damaged(_: Request, error: Exception) -> Response:
+        return error_page(500, str(error))
+
+    async def http_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        return error_page(error.status_code, error.detail)
+
+    watcher = Watcher(service.recorder)
+
+    async def live(request: Request) -> Response:
+        network = request.query_params.get("network") or None
+        if network is not None and not NAME.fullmatch(network):
+            raise HTTPException(404, f"{network!r} is not a network name")
+        headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return StreamingResponse(
+            watcher.changes(network), media_type="text/event-stream", headers=headers
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        watcher.start()
+        yield
+        await watcher.stop()
+        reader.shutdown(wait=True, cancel_futures=True)
+
+    app = Starlette(
+        routes=[
+            Route("/", overview),
+            Route("/networks/{network}", network),
+            Route("/networks/{network}/log", log),
+            Route("/networks/{network}/directory", directory),
+            Route("/networks/{network}/audit", audit),
+            Route("/networks/{network}/diff", changes),
+            Route("/live", live),
+            *login_routes(token, render),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        exception_handlers={
+            BadQuery: bad_query,
+            UnknownNetwork: unknown,
+            DamagedLog: damaged,
+            DamagedIndex: damaged,
+            HTTPException: http_error,
+        },
+        lifespan=lifespan,
+    )
+    app.add_middleware(TokenGate, token=token)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,225 @@
+"""What each page of the console shows, read from the store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import islice
+from typing import Any, get_args
+
+import msgspec
+
+from ctilink.adapters.store.listing import each_line
+from ctilink.adapters.store.log_reader import recorded_times
+from ctilink.adapters.store.network_index import NAME, Filters
+from ctilink.adapters.store.service import StoredNetworks
+from ctilink.domain import messages as m
+from ctilink.domain.errors import PositionOutOfRange
+from ctilink.domain.mode import Mode
+from ctilink.projections.changes import AuditEntry, Diff, audit, diff, position_at_time
+from ctilink.projections.directory import PersonalEntry, SystemEntry, directory
+from ctilink.projections.log import entry, fields
+from ctilink.projections.overview import Overview
+from ctilink.projections.status import Status, status
+
+TYPES = tuple(sorted(cls.__struct_config__.tag for cls in get_args(m.Message)))
+OVERVIEW_PAGE = 100  # networks a page of the overview
+LOG_PAGE = 100  # positions a page of the log
+
+
+class BadQuery(ValueError):
+    """A query parameter with no answer: the page says which and why (400)."""
+
+
+class OverviewPage(msgspec.Struct, frozen=True):
+    """One page of the overview, and where the next starts."""
+
+    lines: list[Overview]
+    next_after: str | None  # None: the last page
+
+
+def overview_page(service: StoredNetworks, query: dict[str, str]) -> OverviewPage:
+    """A page of networks from the network index, filtered as asked."""
+    effective = query.get("effective") or None
+    if effective is not None and effective not in {mode.value for mode in Mode}:
+        raise BadQuery(f"effective: {effective!r} is not a mode")
+    prefix = query.get("name") or None
+    if prefix is not None and not NAME.fullmatch(prefix):
+        raise BadQuery(f"name: {prefix!r} is not the start of a network name")
+    after = query.get("after") or None
+    if after is not None and not NAME.fullmatch(after):
+        raise BadQuery(f"after: {after!r} is not a network name")
+    filters = Filters(
+        after=after,
+        limit=OVERVIEW_PAGE + 1,  # one more tells whether a next page exists
+        effective=effective,
+        restart_pending=True if query.get("restart_pending") else None,
+        name_prefix=prefix,
+    )
+    lines = list(each_line(service, filters, []))
+    more = len(lines) > OVERVIEW_PAGE
+    lines = lines[:OVERVIEW_PAGE]
+    return OverviewPage(lines, lines[-1].network if more else None)
+
+
+class NetworkPage(msgspec.Struct, frozen=True):
+    """A network's status document as of a position, and where that position stands."""
+
+    status: Status
+    head: int  # the last position
+    recorded: datetime  # when the position shown was recorded
+    past: bool  # not the last position
+
+
+def network_page(service: StoredNetworks, name: str, query: dict[str, str]) -> NetworkPage:
+    """The status right after the position asked for (`at` or `at-time`), or now."""
+    head = service.head(name)  # UnknownNetwork: 404
+    position = _position(service, name, query, head)
+    try:
+        state, position = service.state_at(name, position)
+    except PositionOutOfRange as error:
+        raise BadQuery(f"at: {error}") from None
+    (event,) = service.events.get(name, gt=position - 1, lte=position)
+    return NetworkPage(status(state, position), head, entry(event).at, position != head)
+
+
+def _position(service: StoredNetworks, name: str, query: dict[str, str], head: int) -> int:
+    """The position `at` or `at-time` names (BadQuery: malformed or out of range)."""
+    at, at_time = query.get("at"), query.get("at-time")
+    if at and at_time:
+        raise BadQuery("at and at-time: ask for one of them, not both")
+    if at_time:
+        try:
+            moment = msgspec.convert(at_time, m.Timestamp)
+        except msgspec.ValidationError:
+            raise BadQuery(
+                f"at-time: {at_time!r} is not an RFC 3339 time with a UTC offset"
+            ) from None
+        found = position_at_time(recorded_times(service, name), moment)
+        if found is None:
+            raise BadQuery(f"at-time: nothing was recorded at or before {moment.isoformat()}")
+        return found
+    if not at:
+        return head
+    if not at.isascii() or not at.isdigit() or len(at) > 18:
+        raise BadQuery(f"at: {at!r} is not a position (a whole number from 1)")
+    position = int(at)
+    if not 1 <= position <= head:
+        raise BadQuery(f"at: position {position} is out of range (1..{head})")
+    return position
+
+
+class LogRow(msgspec.Struct, frozen=True):
+    """One position of the log page."""
+
+    position: int
+    at: datetime
+    actor: str
+    type: str
+    id: str
+    fields: dict[str, Any]
+
+
+class LogPage(msgspec.Struct, frozen=True):
+    """A page of a network's log, from a position on, maybe of one type."""
+
+    rows: list[LogRow]
+    head: int
+    next_after: int | None  # None: the last page
+
+
+def log_page(service: StoredNetworks, name: str, query: dict[str, str]) -> LogPage:
+    """Up to LOG_PAGE positions after `after`, of the type asked for (if any)."""
+    head = service.head(name)
+    after_text = query.get("after") or "0"
+    if not after_text.isascii() or not after_text.isdigit() or len(after_text) > 18:
+        raise BadQuery(f"after: {after_text!r} is not a position")
+    kind = query.get("type") or None
+    if kind is not None and kind not in TYPES:
+        raise BadQuery(f"type: {kind!r} is not an event type")
+    after = int(after_text)
+    events = (
+        event
+        for event in service.log(name, after=after)
+        if kind is None or m.type_of(event.message) == kind
+    )
+    rows = [
+        LogRow(e.position, e.at, e.actor, e.type, e.event.id, fields(e.event))
+        for e in (entry(event) for event in islice(events, LOG_PAGE + 1))
+    ]
+    more = len(rows) > LOG_PAGE
+    rows = rows[:LOG_PAGE]
+    return LogPage(rows, head, rows[-1].position if more else None)
+
+
+DIRECTORY_PAGE = 200  # entries a page of each directory
+
+
+class DirectoryPage(msgspec.Struct, frozen=True):
+    """A page of the system directory and of the personal directories, as of a position."""
+
+    position: int
+    head: int
+    system: list[SystemEntry]
+    personal: list[tuple[str, PersonalEntry | None]]  # (user, entry); None: none reported yet
+    page: int
+    more: bool
+
+
+def directory_page(service: StoredNetworks, name: str, query: dict[str, str]) -> DirectoryPage:
+    """Both directories (SPEC §7) right after the position asked for, a page at a time."""
+    head = service.head(name)
+    state, position = service.state_at(name, _position(service, name, query, head))
+    document = directory(state, position)
+    number = _whole(query.get("page") or "1", "page")
+    if number < 1:
+        raise BadQuery(f"page: {number} is not a page (they start at 1)")
+    personal = [
+        (user, entry)
+        for user, entries in document.personal.items()
+        for entry in (entries or [None])
+    ]
+    start, end = (number - 1) * DIRECTORY_PAGE, number * DIRECTORY_PAGE
+    more = len(document.system) > end or len(personal) > end
+    return DirectoryPage(
+        position, head, document.system[start:end], personal[start:end], number, more
+    )
+
+
+class AuditPage(msgspec.Struct, frozen=True):
+    """A page of the audit trail: configuration changes with the modes before and after."""
+
+    rows: list[AuditEntry]
+    next_after: int | None
+
+
+def audit_page(service: StoredNetworks, name: str, query: dict[str, str]) -> AuditPage:
+    """Up to LOG_PAGE audited positions after `after` (as `ctilink audit`)."""
+    service.head(name)
+    after = _whole(query.get("after") or "0", "after")
+    found = (e for e in audit(entry(event) for event in service.log(name)) if e.position > after)
+    rows = list(islice(found, LOG_PAGE + 1))
+    more = len(rows) > LOG_PAGE
+    rows = rows[:LOG_PAGE]
+    return AuditPage(rows, rows[-1].position if more else None)
+
+
+def diff_page(service: StoredNetworks, name: str, query: dict[str, str]) -> Diff:
+    """What changed in the status from position `from` to position `to` (as `ctilink diff`)."""
+    head = service.head(name)
+    positions = []
+    for key in ("from", "to"):
+        if not query.get(key):
+            raise BadQuery(f"{key}: a position is needed (diff?from=A&to=B)")
+        position = _whole(query[key], key)
+        if not 1 <= position <= head:
+            raise BadQuery(f"{key}: position {position} is out of range (1..{head})")
+        positions.append(position)
+    before, after = (status(*service.state_at(name, p)) for p in positions)
+    return diff(before, after)
+
+
+def _whole(text: str, key: str) -> int:
+    """A parameter that must be a whole number (BadQuery names it otherwise)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise BadQuery(f"{key}: {text!r} is not a whole number")
+    return int(text)

@@ -1,0 +1,243 @@
+"""The console in a real browser: Debian's Chromium, driven by Playwright.
+
+Without Chromium these tests skip with the reason, except under CI=true, where
+they fail (scripts/test installs it there). `CTILINK_SCREENSHOTS=1` saves the
+pages shown in the README under docs/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from ctilink.adapters.store.selection import open_service
+from ctilink.projections.status import status
+from tests.support import decode
+from tests.web.conftest import ROOT, hostile_events
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+HOSTILE = "<img src=x onerror=\"document.title='pwned';window.pwned=1\">"
+
+if not CHROMIUM.exists():
+    reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"CI needs the browser tests: {reason}")
+    pytest.skip(reason, allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the module."""
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; any dialog a page opens fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    dialogs: list[str] = []
+    opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    yield opened
+    context.close()
+    assert dialogs == [], dialogs
+
+
+@pytest.fixture(scope="module")
+def example_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The example scenario, and one network full of hostile strings."""
+    store = str(tmp_path_factory.mktemp("browser") / "ctilink.db")
+    lines = (ROOT / "examples" / "scenario.jsonl").read_bytes().splitlines()
+    hostile = hostile_events(HOSTILE)
+    with closing(open_service(store)) as service:
+        service.ingest([decode(json.loads(line)) for line in lines if line.strip()])
+        service.ingest([decode(e) for e in hostile])
+    return store
+
+
+def shown_rows(page: Page, selector: str, keys: list[str]) -> list[dict[str, str]]:
+    """The data-* attributes of the rows the browser shows."""
+    return page.eval_on_selector_all(
+        selector,
+        "(rows, keys) => rows.map(r => Object.fromEntries(keys.map(k => [k, r.dataset[k]])))",
+        keys,
+    )
+
+
+def component_rows(store: str, network: str, at: int | None = None) -> list[dict[str, Any]]:
+    """The status document's component rows, as the page's data-* strings."""
+    with closing(open_service(store, create=False)) as service:
+        document = msgspec.to_builtins(status(*service.state_at(network, at)))
+    return [
+        {k: "" if v is None else str(v) for k, v in row.items()} for row in document["components"]
+    ]
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Save the page for the README, when asked to."""
+    if os.environ.get("CTILINK_SCREENSHOTS") == "1":
+        page.screenshot(path=str(ROOT / "docs" / f"console-{name}.png"), full_page=True)
+
+
+def test_from_the_overview_to_a_network_and_back_in_time_c1_c3(example_store, start_console, page):
+    console = start_console(example_store)
+    page.goto(console.url + "/")
+    page.wait_for_selector("tr[data-network='acme']")
+    assert [r["network"] for r in shown_rows(page, "tr[data-network]", ["network"])] == [
+        "acme",
+        "evil",
+        "globex",
+        "initech",
+    ]
+    screenshot(page, "overview")
+
+    page.click("tr[data-network='acme'] a")
+    page.wait_for_selector("section[data-mode]")
+    keys = ["system", "role", "component", "state", "via"]
+    assert shown_rows(page, "tr[data-system]", keys) == component_rows(example_store, "acme")
+    assert page.locator("[data-past]").count() == 0
+
+    page.goto(console.url + "/networks/acme?at=22")  # mid-failover: served via the secondary
+    page.click("a[rel='prev']")
+    page.wait_for_selector("section[data-position='21']")
+    assert page.locator("[data-past]").is_visible()
+    assert shown_rows(page, "tr[data-system]", keys) == component_rows(example_store, "acme", 21)
+    screenshot(page, "network-past")
+
+
+def test_the_position_slider_moves_to_the_position_chosen(example_store, start_console, page):
+    console = start_console(example_store)
+    page.goto(console.url + "/networks/globex")
+    page.fill("input[type='range'][name='at']", "16")  # converted, restart pending
+    page.click(".slide button")
+    page.wait_for_selector("section[data-position='16']")
+    panel = page.locator("section[data-mode]")
+    assert panel.get_attribute("data-restart-pending") == "true"
+    assert panel.get_attribute("data-converted") == "true"
+
+
+def test_hostile_strings_are_shown_as_text_and_never_run(example_store, start_console, page):
+    console = start_console(example_store)
+    for path in ("/", "/networks/evil", "/networks/evil/log"):
+        page.goto(console.url + path)
+        page.wait_for_selector("main h1")
+        assert page.evaluate("window.pwned") is None, path
+        assert page.locator("main img").count() == 0, path
+        assert "pwned" not in page.title()
+    assert HOSTILE in page.inner_text("table.log")  # the log shows it, as text
+    page.goto(console.url + "/networks/evil")
+    assert HOSTILE in page.inner_text("table.providers")
+
+
+def test_a_reader_without_the_token_signs_in_and_reaches_the_page_asked_for(
+    example_store, start_console, page
+):
+    console = start_console(example_store, "--token", "s3cret")
+    page.goto(console.url + "/networks/initech")
+    page.wait_for_selector("form.login")
+    page.fill("input[name='token']", "wrong")
+    page.click("form.login button")
+    page.wait_for_selector("[role='alert']")
+    page.fill("input[name='token']", "s3cret")
+    page.click("form.login button")
+    page.wait_for_selector("section[data-mode]")
+    assert page.url.endswith("/networks/initech")
+
+
+def commit(store: str, *events: dict[str, Any]) -> None:
+    """Commit events from another process, as another writer would."""
+    lines = "\n".join(json.dumps(e) for e in events) + "\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "ctilink.adapters.cli", "ingest", "-", "--store", store],
+        input=lines.encode(),
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def link(network: str, system: str, component: str, up: bool, n: int) -> dict[str, Any]:
+    """A link_changed event."""
+    return {
+        "type": "link_changed",
+        "id": f"live-{n}",
+        "network": network,
+        "system": system,
+        "component": component,
+        "up": up,
+    }
+
+
+@pytest.fixture
+def live_store(example_store: str, tmp_path: Path) -> str:
+    """A copy of the example store, for tests that commit to it."""
+    copy = tmp_path / "live.db"
+    shutil.copy(example_store, copy)
+    return str(copy)
+
+
+def test_a_page_of_the_present_shows_a_commit_by_another_process_by_itself(
+    live_store, start_console, page
+):
+    console = start_console(live_store)
+    page.goto(console.url + "/networks/acme")
+    page.wait_for_selector("body[data-live='open']")
+    row = "tr[data-system='exp-linux'][data-component='csta']"
+    assert page.get_attribute(row, "data-state") == "available"
+    page.evaluate("window.scrollTo(0, 400)")
+
+    started = time.monotonic()
+    commit(live_store, link("acme", "se-primary", "csta", False, 1))
+    page.wait_for_selector(f"{row}[data-state='unavailable']", timeout=10_000)
+    assert time.monotonic() - started < 5  # the benchmark measures it closely
+    assert page.get_attribute("section[data-mode]", "data-position") == "28"
+    assert page.evaluate("window.scrollY") > 0  # the reader stays where they were
+
+
+def test_the_overview_keeps_the_filter_being_typed_while_it_updates(
+    live_store, start_console, page
+):
+    console = start_console(live_store)
+    page.goto(console.url + "/?name=acme")
+    page.wait_for_selector("body[data-live='open']")
+    page.fill("input[name='name']", "glo")  # typed, not yet submitted
+
+    commit(live_store, link("acme", "se-primary", "dsml", False, 2))
+    page.wait_for_selector("tr[data-network='acme'][data-position='28']", timeout=10_000)
+    assert page.input_value("input[name='name']") == "glo"
+
+
+def test_a_page_of_the_past_does_not_change_and_a_dropped_stream_catches_up(
+    live_store, start_console, page
+):
+    console = start_console(live_store)
+    page.goto(console.url + "/networks/initech")
+    page.wait_for_selector("body[data-live='open']")
+    port = console.url.rsplit(":", 1)[1]
+    console.stop()  # the stream drops; the page keeps what it shows
+    page.wait_for_selector("body[data-live='reconnecting']")
+    commit(live_store, {"type": "portal_restarted", "id": "live-3", "network": "initech"})
+
+    start_console(live_store, "--listen", f"127.0.0.1:{port}", fixed=True)
+    page.wait_for_selector("section[data-position='10']", timeout=15_000)
+
+    page.goto(console.url + "/networks/initech?at=9")
+    assert page.locator("main[data-stream]").count() == 0  # the past has no stream
