@@ -65,6 +65,8 @@ class ServeConfig:
     publisher: tuple[list[str], dict[str, str]] | None = None
     nats_port: int | None = None  # the embedded server's port (None: the one it had)
     sync_always: bool = False  # the embedded server syncs every write before its ack
+    http: Any = None  # the console's listening socket (serve --http), bound already
+    token: str | None = None  # what the console's readers must present
 
 
 async def serve(config: ServeConfig) -> int:
@@ -106,11 +108,34 @@ async def serve(config: ServeConfig) -> int:
         publishing, committed = _publishing(config, roles, store, nc, url, stop)
         partitions = _partitions(roles, ingestor, nc, committed, stream_epoch)
         strays = sweep_while_holding(nc.jetstream(), ingestor, roles, stop, say, stream_epoch)
+        jobs = [partitions.run(stop), publishing, strays]
+        if config.http is not None:
+            jobs.append(await _console(config, location, nc, stack, stop))
         say("ready: consuming ctilink.in.* by partition, answering ctilink.api.*")
-        failure = await run_until_stopped(stop, partitions.run(stop), publishing, strays)
+        failure = await run_until_stopped(stop, *jobs)
         say("stopping" if failure is None else f"stopping after an error: {failure}")
     say("stopped")
     return 0 if failure is None else 1
+
+
+async def _console(
+    config: ServeConfig, location: str, nc: Any, stack: AsyncExitStack, stop: Any
+) -> Awaitable[None]:
+    """The web console beside the service, on a read-only service of its own, with the
+    rejections' live tail; its job runs until `stop`."""
+    import asyncio
+
+    from ctilink.adapters.web.app import console
+    from ctilink.adapters.web.listener import serve_until, url_of
+    from ctilink.adapters.web.rejections import RejectionTail
+
+    reading = await asyncio.to_thread(open_service, location, create=False)
+    stack.callback(reading.close)
+    tail = RejectionTail()
+    await tail.start(nc)
+    stack.push_async_callback(tail.stop)
+    say(f"console on {url_of(config.http)}")
+    return serve_until(console(reading, token=config.token, tail=tail), config.http, stop)
 
 
 async def publish(store: str | None, url: str, options: dict[str, Any]) -> int:

@@ -36,6 +36,7 @@ from ctilink.adapters.web.reads import (
     network_page,
     overview_page,
 )
+from ctilink.adapters.web.rejections import KEPT, RejectionTail
 from ctilink.domain.errors import DamagedLog, UnknownNetwork
 from ctilink.domain.mode import Mode
 
@@ -67,8 +68,10 @@ def query_of(request: Request) -> dict[str, str]:
     return found
 
 
-def console(service: StoredNetworks, *, token: str | None = None) -> Starlette:
-    """The console over a store: `/`, `/networks/{network}`, `/networks/{network}/log`."""
+def console(
+    service: StoredNetworks, *, token: str | None = None, tail: RejectionTail | None = None
+) -> Starlette:
+    """The console over a store; with `tail` (under `serve --http`), `/rejections` too."""
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-web")
 
     async def read(work: Callable[..., Any], *args: Any) -> Any:
@@ -138,6 +141,23 @@ def console(service: StoredNetworks, *, token: str | None = None) -> Starlette:
             watcher.changes(network), media_type="text/event-stream", headers=headers
         )
 
+    async def rejections(_: Request) -> Response:
+        assert tail is not None
+        return render(
+            "rejections.html", latest=list(tail.latest), count=tail.count, kept=KEPT
+        )
+
+    async def live_rejections(_: Request) -> Response:
+        assert tail is not None
+        headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return StreamingResponse(tail.changes(), media_type="text/event-stream", headers=headers)
+
+    served_only = (
+        []
+        if tail is None
+        else [Route("/rejections", rejections), Route("/live/rejections", live_rejections)]
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         watcher.start()
@@ -154,6 +174,7 @@ def console(service: StoredNetworks, *, token: str | None = None) -> Starlette:
             Route("/networks/{network}/audit", audit),
             Route("/networks/{network}/diff", changes),
             Route("/live", live),
+            *served_only,
             *login_routes(token, render),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],

@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from ctilink.adapters import bootstrap
+from ctilink.adapters.cli.commands.web import add_token_argument
 from ctilink.adapters.cli.connection import (
     add_connection_arguments,
     connection_argv,
@@ -15,6 +16,7 @@ from ctilink.adapters.cli.connection import (
 )
 from ctilink.adapters.nats.remote import RemoteError
 from ctilink.adapters.store.selection import MEMORY, StoreError, resolve
+from ctilink.adapters.web.listener import bind, listen_address, required_token
 from ctilink.domain.service import NetworkService
 
 
@@ -37,6 +39,11 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
         store = ["--store", args.store] if args.store else []
         command = [sys.executable, "-m", "ctilink.adapters.cli", "publish", *store, *argv]
         publisher = (command, env)
+    http = token = None
+    if args.http is not None:  # refused now, not once NATS and the store are up
+        host, port = args.http
+        token = required_token(host, args.console_token, "--http-token")
+        http = bind(host, port)
     config = bootstrap.ServeConfig(
         args.store,
         url,
@@ -44,6 +51,8 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
         publisher,
         nats_port=args.nats_port,
         sync_always=args.sync == "always",
+        http=http,
+        token=token,
     )
     return asyncio.run(bootstrap.serve(config))
 
@@ -92,6 +101,13 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         action="store_true",
         help="publish from this process rather than a second one (one core only)",
     )
+    p.add_argument(
+        "--http",
+        type=listen_address,
+        metavar="HOST:PORT",
+        help="also serve the web console there (docs/console.md), with a live tail of rejections",
+    )
+    add_token_argument(p, "--http-token")  # --token is NATS's
     p.set_defaults(run=cmd_serve, uses_store=False)
     p = verbs.add_parser("publish", parents=[common])
     add_connection_arguments(p)
