@@ -278,14 +278,15 @@ def audit(
     entries: Iterable[LogEntry],
     since: datetime | None = None,
     types: Iterable[str] | None = None,
+    start: NetworkState | None = None,
 ) -> Iterator[AuditEntry]:
-    """The audited positions of a log given from position 1, in log order.
+    """The audited positions of a log given from position 1 (or from `start`'s), in order.
 
     `since` keeps the entries recorded at or after that time; as `at` may go
     backwards in a log (I4), this filters each entry, it does not cut the log.
     """
     wanted = frozenset(AUDITED if types is None else types)
-    state: NetworkState | None = None
+    state = start
     for item in entries:
         configured = effective = None
         if state is not None:

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from ctilink.adapters.errors import UserError
-from ctilink.adapters.store.network_index import Filters
+from ctilink.adapters.store.network_index import SORTS, Filters
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import recorded_at
@@ -42,13 +42,25 @@ def each_line(
     recorder: Any = service.recorder
     if not recorder.networks_complete():
         # A store from before the index, opened only to read: fold every log, as before.
-        yield from _folded(service, filters, damaged)
+        if filters.sort is None:
+            yield from _folded(service, filters, damaged)
+            return
+        every = msgspec.structs.replace(filters, limit=None, sort=None, offset=0)
+        key = SORTS[filters.sort]
+        ordered = sorted(
+            _folded(service, every, damaged), key=lambda line: getattr(line, key), reverse=True
+        )
+        end = None if filters.limit is None else filters.offset + filters.limit
+        yield from ordered[filters.offset : end]
         return
     # Networks whose log could not be folded when the index was built have no
     # line: they are named, as a fold would name them.
     for name, position, reason in recorder.damaged_networks():
         if filters.names(name) and _line(recorder, name) is None:
             damaged.append(DamagedLog(name, position, reason))
+    if filters.sort is not None:  # one page, in that order (offset paging)
+        yield from _page(recorder, filters)
+        return
     left = filters.limit
     after = filters.after
     while left is None or left > 0:

@@ -11,7 +11,7 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from ctilink.adapters.store.codec import stored_fingerprint
 from ctilink.adapters.store.inbound import OutcomeChunk
 from ctilink.adapters.store.indexes import IdRow, Seen
-from ctilink.adapters.store.network_index import Filters
+from ctilink.adapters.store.network_index import SORTS, Filters
 from ctilink.domain.arrivals import Rejection
 from ctilink.projections.overview import Overview
 
@@ -95,6 +95,10 @@ class MemoryRecorder(POPOApplicationRecorder):
             for line in lines
             if (after is None or line.network > after) and filters.admits(line)
         ]
+        if filters.sort is not None:
+            key = SORTS[filters.sort]
+            found.sort(key=lambda line: getattr(line, key), reverse=True)  # stable: by name
+        found = found[filters.offset :]
         return found if filters.limit is None else found[: filters.limit]
 
     def put_networks(self, rows: Sequence[Overview]) -> None:

@@ -33,6 +33,7 @@ COLUMNS = (
     "available, unavailable, not_configured, recorded"
 )
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SORTS = {"position": "position", "last_event": "recorded", "unavailable": "unavailable"}
 
 
 class Filters(msgspec.Struct, frozen=True):
@@ -43,6 +44,10 @@ class Filters(msgspec.Struct, frozen=True):
     effective: str | None = None
     restart_pending: bool | None = None
     name_prefix: str | None = None
+    # Another order than by name: one of SORTS, greatest first, then by name;
+    # its pages go by `offset` (`after` pages by name only).
+    sort: str | None = None
+    offset: int = 0
 
     def admits(self, row: Overview) -> bool:
         """Whether a network's line passes the filters (not the page bounds)."""
@@ -200,9 +205,13 @@ class NetworkTables:
             where.append(f"restart_pending = {q}")
             params.append(int(filters.restart_pending))
         limit = "" if filters.limit is None else f" LIMIT {int(filters.limit)}"
+        if filters.offset:
+            limit += f" OFFSET {int(filters.offset)}"
+        # Only names from SORTS reach the SQL: never the text a reader sent.
+        order = "network" if filters.sort is None else f"{SORTS[filters.sort]} DESC, network"
         rows = self.query(
             f"SELECT {COLUMNS} FROM {self.table('ctilink_networks')} "
-            f"WHERE {' AND '.join(where)} ORDER BY network{limit}",
+            f"WHERE {' AND '.join(where)} ORDER BY {order}{limit}",
             tuple(params),
         )
         return [overview_of(row) for row in rows]

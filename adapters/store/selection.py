@@ -253,9 +253,14 @@ def read_only(env: dict[str, str], path: str) -> dict[str, str]:
     """The environment that opens a SQLite store for reading only."""
     # mode=ro still needs the WAL's index beside the file; read-only media have
     # none, and the file is then read as it stands (immutable).
-    writable_dir = os.access(Path(path).resolve().parent, os.W_OK)
-    flag = "mode=ro" if writable_dir or Path(f"{path}-shm").exists() else "immutable=1"
+    flag = "immutable=1" if opens_immutable(path) else "mode=ro"
     return {**env, "SQLITE_DBNAME": f"file:{quote(path)}?{flag}"}
+
+
+def opens_immutable(path: str) -> bool:
+    """Whether a read-only open sees the file as it stands, and never a later commit."""
+    writable_dir = os.access(Path(path).resolve().parent, os.W_OK)
+    return not writable_dir and not Path(f"{path}-shm").exists()
 
 
 def probe(location: str, env: dict[str, str], *, reading: bool = False) -> set[str]:

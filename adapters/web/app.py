@@ -22,9 +22,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ctilink.adapters.store.listing import DamagedIndex
-from ctilink.adapters.store.network_index import NAME
+from ctilink.adapters.store.network_index import NAME, SORTS
 from ctilink.adapters.store.service import StoredNetworks
-from ctilink.adapters.web.gate import SecurityHeaders, TokenGate, login_routes
+from ctilink.adapters.web.gate import HEADERS, SecurityHeaders, TokenGate, login_routes
 from ctilink.adapters.web.live import Watcher
 from ctilink.adapters.web.reads import (
     TYPES,
@@ -49,8 +49,11 @@ PAGES = jinja2.Environment(
 
 
 def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """A page from its template."""
-    return HTMLResponse(PAGES.get_template(name).render(**context), status_code=status_code)
+    """A page from its template, with the security headers (an error page too)."""
+    response = HTMLResponse(PAGES.get_template(name).render(**context), status_code=status_code)
+    for key, value in HEADERS:
+        response.headers[key.decode()] = value.decode()
+    return response
 
 
 def error_page(status_code: int, reason: str) -> HTMLResponse:
@@ -87,19 +90,32 @@ def console(
 
     async def overview(request: Request) -> Response:
         query = query_of(request)
+        since = watcher.generation  # before reading: a later commit is told to the page
         page = await read(overview_page, service, query)
-        return render("overview.html", page=page, query=query, modes=[m.value for m in Mode])
+        return render(
+            "overview.html",
+            page=page,
+            query=query,
+            modes=[m.value for m in Mode],
+            sorts=["name", *SORTS],
+            since=since,
+        )
 
     async def network(request: Request) -> Response:
         name = network_name(request)
-        page = await read(network_page, service, name, query_of(request))
-        return render("network.html", page=page, network=name)
+        query = query_of(request)
+        since = watcher.generation
+        page = await read(network_page, service, name, query)
+        # A position asked for stays that position: only "now" follows the log.
+        pinned = bool(query.get("at") or query.get("at-time"))
+        return render("network.html", page=page, network=name, since=since, pinned=pinned)
 
     async def log(request: Request) -> Response:
         name = network_name(request)
         query = query_of(request)
+        since = watcher.generation
         page = await read(log_page, service, name, query)
-        return render("log.html", page=page, network=name, query=query, types=TYPES)
+        return render("log.html", page=page, network=name, query=query, types=TYPES, since=since)
 
     async def directory(request: Request) -> Response:
         name = network_name(request)
@@ -130,22 +146,31 @@ def console(
         assert isinstance(error, HTTPException)
         return error_page(error.status_code, error.detail)
 
+    async def unforeseen(_: Request, error: Exception) -> Response:
+        # A store damaged in a way no check foresaw: one line, never a traceback.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return error_page(
+            500, f"{type(error).__name__}: {reason} (`ctilink verify` checks the store)"
+        )
+
     watcher = Watcher(service.recorder)
 
     async def live(request: Request) -> Response:
         network = request.query_params.get("network") or None
-        if network is not None and not NAME.fullmatch(network):
-            raise HTTPException(404, f"{network!r} is not a network name")
+        if network is not None:
+            if not NAME.fullmatch(network):
+                raise HTTPException(404, f"{network!r} is not a network name")
+            await read(service.head, network)  # UnknownNetwork: 404
+        since = request.query_params.get("since", "")
+        seen = int(since) if since.isascii() and since.isdigit() and len(since) < 18 else None
         headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
         return StreamingResponse(
-            watcher.changes(network), media_type="text/event-stream", headers=headers
+            watcher.changes(network, seen), media_type="text/event-stream", headers=headers
         )
 
     async def rejections(_: Request) -> Response:
         assert tail is not None
-        return render(
-            "rejections.html", latest=list(tail.latest), count=tail.count, kept=KEPT
-        )
+        return render("rejections.html", latest=list(tail.latest), count=tail.count, kept=KEPT)
 
     async def live_rejections(_: Request) -> Response:
         assert tail is not None
@@ -184,9 +209,17 @@ def console(
             DamagedLog: damaged,
             DamagedIndex: damaged,
             HTTPException: http_error,
+            Exception: unforeseen,
         },
         lifespan=lifespan,
     )
+
+    def close_streams() -> None:
+        watcher.close()
+        if tail is not None:
+            tail.close()
+
+    app.state.close_streams = close_streams
     app.add_middleware(TokenGate, token=token)
     app.add_middleware(SecurityHeaders)
     return app

@@ -23,7 +23,9 @@ HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
-OPEN_PATHS = ("/login", "/static/")  # reachable without the token
+OPEN_PATH, OPEN_PREFIX = "/login", "/static/"  # reachable without the token
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+LOGIN_BODY = 4096  # bytes a login form may send
 
 
 class SecurityHeaders:
@@ -52,21 +54,45 @@ def holds_token(request: Request, token: str) -> bool:
     return offered is not None and hmac.compare_digest(offered.encode(), token.encode())
 
 
+def host_name(request: Request) -> str:
+    """The Host header's name, without its port."""
+    host = request.headers.get("host", "")
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
 class TokenGate:
-    """Without the token: a page asked for goes to the login form, anything else is 401."""
+    """Without the token: a page asked for goes to the login form, anything else is 401.
+
+    With no token (loopback only), a request must name a loopback host: a web
+    page elsewhere that rebinds its own name to 127.0.0.1 gets nothing (421).
+    """
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app = app
         self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is None or scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        if scope["type"] == "websocket":  # the console has none: never let one through
+            await Response(status_code=403)(scope, receive, send)
+            return
+        if self.token is None:
+            if host_name(request) in LOOPBACK_HOSTS:
+                await self.app(scope, receive, send)
+            else:
+                await Response(
+                    "this console answers only to 127.0.0.1, localhost or [::1]\n",
+                    status_code=421,
+                )(scope, receive, send)
+            return
         path = request.url.path
-        if path.startswith(OPEN_PATHS) or holds_token(request, self.token):
-            await self.app(scope, receive, send)
+        if path == OPEN_PATH or path.startswith(OPEN_PREFIX) or holds_token(request, self.token):
+            await self.app(scope, receive, _no_store(send))
             return
         wants_page = "text/html" in request.headers.get("accept", "")
         target = path + (f"?{request.url.query}" if request.url.query else "")
@@ -76,6 +102,17 @@ class TokenGate:
             else Response("the console needs its token\n", status_code=401)
         )
         await response(scope, receive, send)
+
+
+def _no_store(send: Send) -> Send:
+    """Answers behind the token are not kept by caches on the way."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), (b"cache-control", b"no-store")]
+        await send(message)
+
+    return sending
 
 
 def safe_next(target: str) -> str:
@@ -93,8 +130,27 @@ def login_routes(token: str | None, render: Callable[..., Response]) -> list[Rou
         return render("login.html", target=target, failed=False)
 
     async def sign_in(request: Request) -> Response:
-        body = await request.body()
-        fields: dict[str, Any] = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > LOGIN_BODY:  # read no further than a login form can need
+                return render(
+                    "error.html",
+                    413,
+                    title="Too large",
+                    code=413,
+                    reason=(f"a login form sends less than {LOGIN_BODY:,} bytes"),
+                )
+        try:
+            fields: dict[str, Any] = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
+        except ValueError:
+            return render(
+                "error.html",
+                400,
+                title="Bad request",
+                code=400,
+                reason=("a login form sends a token and where to go next, nothing more"),
+            )
         offered = (fields.get("token") or [""])[0]
         target = safe_next((fields.get("next") or ["/"])[0])
         if not hmac.compare_digest(offered.encode(), token.encode()):

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import ipaddress
 import os
+import re
 import socket
 from typing import Any
 
@@ -14,13 +15,19 @@ from ctilink.adapters.errors import UserError
 TOKEN_ENV = "CTILINK_WEB_TOKEN"
 
 
+ADDRESS = re.compile(
+    r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>[0-9]{1,5})"
+)
+
+
 def listen_address(text: str) -> tuple[str, int]:
-    """argparse type for HOST:PORT (an IPv6 host in brackets)."""
-    host, _, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isascii() or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
-    return host, int(port)
+    """argparse type for HOST:PORT (an IPv6 host in brackets: [::1]:8080)."""
+    found = ADDRESS.fullmatch(text)
+    if found is None or int(found["port"]) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)"
+        )
+    return found["ipv6"] or found["host"], int(found["port"])
 
 
 def is_loopback(host: str) -> bool:
@@ -37,6 +44,9 @@ def required_token(host: str, token: str | None, flag: str = "--token") -> str |
     """The token readers must present (given, or from the environment); UserError if one
     is needed and missing: beyond loopback the console is never open to all."""
     token = token or os.environ.get(TOKEN_ENV) or None
+    if token is not None and not (token.isascii() and token.isprintable()):
+        # A header carries ASCII only: such a token could never be presented as Bearer.
+        raise UserError("the console's token must be printable ASCII")
     if token is None and not is_loopback(host):
         raise UserError(
             f"the console listens on {host}, beyond this machine: give it a token "
@@ -86,12 +96,15 @@ def server(app: Any) -> Any:
 
 
 async def serve_until(app: Any, sock: socket.socket, stop: asyncio.Event) -> None:
-    """Serve the app on the socket until `stop` is set."""
+    """Serve the app on the socket until `stop` is set; live streams end first."""
     running = server(app)
-    running.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # serve's own
+    running.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours
     task = asyncio.ensure_future(running.serve(sockets=[sock]))
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    close_streams = getattr(app.state, "close_streams", None)
+    if close_streams is not None:
+        close_streams()  # so that the server does not wait on them to stop
     running.should_exit = True
     stopping.cancel()
     await task

@@ -29,10 +29,21 @@ class Watcher:
         self.changed: frozenset[str] = frozenset()  # the networks of the latest change
         self._wake = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False  # the console is stopping: streams end
 
     def start(self) -> None:
         """Start looking (on the running event loop)."""
         self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def close(self) -> None:
+        """End every stream (the console is stopping; browsers reconnect to the next)."""
+        self._closed = True
+        if self._task is not None:
+            asyncio.get_running_loop().create_task(self._wake_all())
+
+    async def _wake_all(self) -> None:
+        async with self._wake:
+            self._wake.notify_all()
 
     async def stop(self) -> None:
         """Stop looking."""
@@ -59,18 +70,24 @@ class Watcher:
                 self._wake.notify_all()
 
     def _moved_past(self, seen: int) -> Callable[[], bool]:
-        """Whether a change came after the one seen."""
-        return lambda: self.generation != seen
+        """Whether a change came after the one seen (or the console is stopping)."""
+        return lambda: self.generation != seen or self._closed
 
     def _top(self) -> int:
         """The store's latest notification id."""
         return int(self.recorder.max_notification_id() or 0)
 
-    async def changes(self, network: str | None) -> AsyncIterator[str]:
-        """Server-sent events for one page: `change` when its network (None: any) changes."""
+    async def changes(self, network: str | None, since: int | None = None) -> AsyncIterator[str]:
+        """Server-sent events for one page: `change` when its network (None: any) changes.
+
+        `since`: the generation the page was read at; a change in between (while
+        the page loaded) is told at once.
+        """
         seen = self.generation
         yield "retry: 1000\n\n"  # reconnect a dropped stream after a second
-        while True:
+        if since is not None and since != seen:
+            yield f"event: change\ndata: {seen}\n\n"
+        while not self._closed:
             async with self._wake:
                 try:
                     moved = self._moved_past(seen)
@@ -79,5 +96,7 @@ class Watcher:
                     yield ": still here\n\n"
                     continue
                 seen, changed = self.generation, self.changed
+            if self._closed:
+                return
             if network is None or network in changed:
                 yield f"event: change\ndata: {seen}\n\n"

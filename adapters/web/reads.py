@@ -10,7 +10,7 @@ import msgspec
 
 from ctilink.adapters.store.listing import each_line
 from ctilink.adapters.store.log_reader import recorded_times
-from ctilink.adapters.store.network_index import NAME, Filters
+from ctilink.adapters.store.network_index import NAME, SORTS, Filters
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.domain import messages as m
 from ctilink.domain.errors import PositionOutOfRange
@@ -24,6 +24,7 @@ from ctilink.projections.status import Status, status
 TYPES = tuple(sorted(cls.__struct_config__.tag for cls in get_args(m.Message)))
 OVERVIEW_PAGE = 100  # networks a page of the overview
 LOG_PAGE = 100  # positions a page of the log
+SCAN = 20_000  # positions read for one page at most
 
 
 class BadQuery(ValueError):
@@ -34,7 +35,9 @@ class OverviewPage(msgspec.Struct, frozen=True):
     """One page of the overview, and where the next starts."""
 
     lines: list[Overview]
-    next_after: str | None  # None: the last page
+    next_after: str | None  # None: the last page (sorted by name)
+    page: int = 1  # sorted otherwise: pages by number
+    more: bool = False
 
 
 def overview_page(service: StoredNetworks, query: dict[str, str]) -> OverviewPage:
@@ -48,17 +51,26 @@ def overview_page(service: StoredNetworks, query: dict[str, str]) -> OverviewPag
     after = query.get("after") or None
     if after is not None and not NAME.fullmatch(after):
         raise BadQuery(f"after: {after!r} is not a network name")
+    sort = query.get("sort") or "name"
+    if sort != "name" and sort not in SORTS:
+        raise BadQuery(f"sort: {sort!r} is not one of name, {', '.join(SORTS)}")
+    page = _whole(query.get("page") or "1", "page")
+    if not 1 <= page <= 10**9:
+        raise BadQuery(f"page: {page} is not a page (they start at 1)")
     filters = Filters(
-        after=after,
+        after=after if sort == "name" else None,
         limit=OVERVIEW_PAGE + 1,  # one more tells whether a next page exists
         effective=effective,
-        restart_pending=True if query.get("restart_pending") else None,
+        restart_pending=_flag(query.get("restart_pending") or "", "restart_pending"),
         name_prefix=prefix,
+        sort=None if sort == "name" else sort,
+        offset=0 if sort == "name" else (page - 1) * OVERVIEW_PAGE,
     )
     lines = list(each_line(service, filters, []))
     more = len(lines) > OVERVIEW_PAGE
     lines = lines[:OVERVIEW_PAGE]
-    return OverviewPage(lines, lines[-1].network if more else None)
+    following = lines[-1].network if more and sort == "name" else None
+    return OverviewPage(lines, following, page, more)
 
 
 class NetworkPage(msgspec.Struct, frozen=True):
@@ -88,6 +100,8 @@ def _position(service: StoredNetworks, name: str, query: dict[str, str], head: i
     if at and at_time:
         raise BadQuery("at and at-time: ask for one of them, not both")
     if at_time:
+        # A "+05:00" typed into a URL arrives as " 05:00": a space is never meant.
+        at_time = at_time.replace(" ", "+")
         try:
             moment = msgspec.convert(at_time, m.Timestamp)
         except msgspec.ValidationError:
@@ -137,18 +151,26 @@ def log_page(service: StoredNetworks, name: str, query: dict[str, str]) -> LogPa
     if kind is not None and kind not in TYPES:
         raise BadQuery(f"type: {kind!r} is not an event type")
     after = int(after_text)
+    # At most SCAN positions a request, so that no one page can hold the reader up;
+    # a page that found fewer rows in them goes on from where it stopped.
+    upto = min(after + SCAN, head)
     events = (
         event
-        for event in service.log(name, after=after)
+        for event in service.log(name, upto=upto, after=after)
         if kind is None or m.type_of(event.message) == kind
     )
     rows = [
         LogRow(e.position, e.at, e.actor, e.type, e.event.id, fields(e.event))
         for e in (entry(event) for event in islice(events, LOG_PAGE + 1))
     ]
-    more = len(rows) > LOG_PAGE
-    rows = rows[:LOG_PAGE]
-    return LogPage(rows, head, rows[-1].position if more else None)
+    return LogPage(rows[:LOG_PAGE], head, _next(rows, upto, head))
+
+
+def _next(rows: list[Any], upto: int, head: int) -> int | None:
+    """Where the next page starts: after a full page's last row, or after the scan's end."""
+    if len(rows) > LOG_PAGE:
+        return int(rows[LOG_PAGE - 1].position)
+    return upto if upto < head else None
 
 
 DIRECTORY_PAGE = 200  # entries a page of each directory
@@ -194,13 +216,15 @@ class AuditPage(msgspec.Struct, frozen=True):
 
 def audit_page(service: StoredNetworks, name: str, query: dict[str, str]) -> AuditPage:
     """Up to LOG_PAGE audited positions after `after` (as `ctilink audit`)."""
-    service.head(name)
+    head = service.head(name)
     after = _whole(query.get("after") or "0", "after")
-    found = (e for e in audit(entry(event) for event in service.log(name)) if e.position > after)
+    if after > head:
+        raise BadQuery(f"after: position {after} is beyond the log's end ({head})")
+    start = service.state_at(name, after)[0] if after else None  # from a snapshot
+    upto = min(after + SCAN, head)
+    found = audit((entry(e) for e in service.log(name, upto=upto, after=after)), start=start)
     rows = list(islice(found, LOG_PAGE + 1))
-    more = len(rows) > LOG_PAGE
-    rows = rows[:LOG_PAGE]
-    return AuditPage(rows, rows[-1].position if more else None)
+    return AuditPage(rows[:LOG_PAGE], _next(rows, upto, head))
 
 
 def diff_page(service: StoredNetworks, name: str, query: dict[str, str]) -> Diff:
@@ -216,6 +240,15 @@ def diff_page(service: StoredNetworks, name: str, query: dict[str, str]) -> Diff
         positions.append(position)
     before, after = (status(*service.state_at(name, p)) for p in positions)
     return diff(before, after)
+
+
+def _flag(text: str, key: str) -> bool | None:
+    """A yes-only filter: `1` or `true` turns it on, nothing leaves it off."""
+    if text in ("", "0", "false"):
+        return None
+    if text in ("1", "true", "on"):
+        return True
+    raise BadQuery(f"{key}: {text!r} is not 1 or true")
 
 
 def _whole(text: str, key: str) -> int:

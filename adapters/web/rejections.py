@@ -35,6 +35,16 @@ class RejectionTail:
         self.count = 0  # rejections seen since the start
         self._wake = asyncio.Condition()
         self._subscription: Any = None
+        self._closed = False
+
+    def close(self) -> None:
+        """End every stream (the console is stopping)."""
+        self._closed = True
+        asyncio.get_running_loop().create_task(self._wake_all())
+
+    async def _wake_all(self) -> None:
+        async with self._wake:
+            self._wake.notify_all()
 
     async def start(self, nc: Any) -> None:
         """Subscribe (core NATS: what is published from now on)."""
@@ -62,7 +72,7 @@ class RejectionTail:
         """Server-sent events: `change` after each rejection seen."""
         seen = self.count
         yield "retry: 1000\n\n"
-        while True:
+        while not self._closed:
             async with self._wake:
                 try:
                     await asyncio.wait_for(self._wake.wait_for(self._after(seen)), 15)
@@ -70,8 +80,10 @@ class RejectionTail:
                     yield ": still here\n\n"
                     continue
                 seen = self.count
+            if self._closed:
+                return
             yield f"event: change\ndata: {seen}\n\n"
 
     def _after(self, seen: int) -> Any:
         """Whether a rejection came after the count seen."""
-        return lambda: self.count != seen
+        return lambda: self.count != seen or self._closed

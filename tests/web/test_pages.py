@@ -336,3 +336,113 @@ def test_the_diff_page_is_ctilink_diff_and_refuses_what_it_cannot_compare(
     for bad, said in [("from=20", "to: a position is needed"), ("from=0&to=2", "out of range")]:
         code, html, _ = console.get(f"/networks/acme/diff?{bad}")
         assert code == 400 and said in html
+
+
+def test_without_a_token_only_loopback_host_names_are_answered_against_dns_rebinding(
+    scenario_store, start_console
+):
+    console = start_console(scenario_store)
+    for host in ("attacker.example:8080", "evil.example", "10.0.0.1"):
+        code, _, _ = console.get("/networks/acme", {"host": host})
+        assert code == 421, host
+    for host in ("localhost:1", "127.0.0.1", "[::1]:8080"):
+        assert console.get("/networks/acme", {"host": host})[0] == 200, host
+
+
+def test_a_login_form_too_large_or_too_full_is_refused_with_the_policy_headers(
+    scenario_store, start_console
+):
+    console = start_console(scenario_store, "--token", "s3cret")
+    code, html, headers = console.post("/login", b"token=a&b=1&c=2&d=3&e=4")
+    assert code == 400 and "nothing more" in html
+    assert "script-src 'self'" in headers["content-security-policy"]
+    code, _, _ = console.post("/login", b"token=" + b"x" * 100_000)
+    assert code == 413
+    code, _, headers = console.get("/networks/acme", {"authorization": "Bearer s3cret"})
+    assert code == 200 and headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("query", "listed"), [("restart_pending=0", 230), ("restart_pending=false", 230)]
+)
+def test_a_filter_turned_off_stays_off(tmp_path, start_console, query, listed):
+    store = str(tmp_path / "flags.db")
+    with closing(open_service(store)) as service:
+        service.ingest(
+            [
+                decode(
+                    {
+                        "type": "portal_installed",
+                        "id": "i",
+                        "network": f"n{n:03d}",
+                        "platform": "windows",
+                    }
+                )
+                for n in range(listed)
+            ]
+        )
+    console = start_console(store)
+    code, html, _ = console.get(f"/?{query}")
+    assert code == 200 and len(rows(html, "network")) == 100
+    assert console.get("/?restart_pending=yes")[0] == 400
+
+
+def test_the_overview_sorts_by_a_column_and_pages_in_that_order(scenario_store, start_console):
+    console = start_console(scenario_store)
+    code, html, _ = console.get("/?sort=position")
+    positions = [int(row["position"]) for row in rows(html, "network")]
+    assert code == 200 and positions == sorted(positions, reverse=True) and positions
+    assert console.get("/?sort=bogus")[0] == 400
+
+
+def test_a_live_stream_is_for_a_network_that_exists_and_only_pages_of_now_hold_one(
+    scenario_store, start_console
+):
+    console = start_console(scenario_store)
+    assert console.get("/live?network=nope")[0] == 404
+    _, html, _ = console.get("/networks/acme?at=27")  # the head, but asked for by position
+    assert "data-stream" not in html
+    _, html, _ = console.get("/networks/acme")
+    assert 'data-stream="/live?network=acme&amp;since=' in html
+
+
+def test_a_stream_asked_with_an_older_generation_says_change_at_once(scenario_store, start_console):
+    import urllib.request
+
+    console = start_console(scenario_store)
+    with urllib.request.urlopen(console.url + "/live?network=acme&since=999", timeout=10) as s:
+        assert s.readline().startswith(b"retry:")
+        s.readline()
+        assert s.readline() == b"event: change\n"
+
+
+def test_the_console_stops_at_once_with_exit_0_even_with_a_live_stream_open(
+    scenario_store, start_console
+):
+    import time
+    import urllib.request
+
+    console = start_console(scenario_store)
+    stream = urllib.request.urlopen(console.url + "/live?network=acme", timeout=10)
+    stream.readline()
+    started = time.monotonic()
+    console.process.terminate()
+    assert console.process.wait(30) == 0
+    assert time.monotonic() - started < 2.5
+    assert b"ctilink web: stopped" in console.process.stderr.read()  # type: ignore[union-attr]
+    stream.close()
+
+
+@pytest.mark.parametrize(
+    ("argument", "said"),
+    [
+        (("--listen", "[::1]]:0"), "is not HOST:PORT"),
+        (("--listen", "::1:0"), "is not HOST:PORT"),
+        (("--listen", " 127.0.0.1:0"), "is not HOST:PORT"),
+        (("--listen", "127.0.0.1:70000"), "is not HOST:PORT"),
+        (("--token", "pässwörd"), "printable ASCII"),
+    ],
+)
+def test_a_listen_address_or_token_that_cannot_work_is_refused(scenario_store, argument, said):
+    done = web("--store", scenario_store, *argument)
+    assert done.returncode == 2 and said in done.stderr.decode(), done

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from typing import Any
 
+from ctilink.adapters.store.selection import is_postgres, opens_immutable, resolve
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.adapters.web.listener import (
     TOKEN_ENV,
     bind,
     listen_address,
     required_token,
-    server,
+    serve_until,
     url_of,
 )
 
@@ -24,11 +27,26 @@ def cmd_web(service: StoredNetworks, args: argparse.Namespace) -> int:
 
     host, port = args.listen
     token = required_token(host, args.console_token)
+    location = resolve(args.store)
+    if not is_postgres(location) and opens_immutable(location):
+        print(
+            "ctilink web: this user cannot write beside the store (its -shm file): the "
+            "console shows the store as it is now and sees no later commit",
+            file=sys.stderr,
+        )
     sock = bind(host, port)
     print(f"ctilink web: listening on {url_of(sock)}", flush=True)
-    server(console(service, token=token)).run(sockets=[sock])
+    asyncio.run(_serve(console(service, token=token), sock))
     print("ctilink web: stopped", file=sys.stderr)
     return 0
+
+
+async def _serve(app: Any, sock: Any) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    from ctilink.adapters.bootstrap import stop_on_signals
+
+    with stop_on_signals() as stop:
+        await serve_until(app, sock, stop)
 
 
 def add_token_argument(parser: argparse.ArgumentParser, flag: str = "--token") -> None:
