@@ -26,6 +26,7 @@ from ctilink.adapters.store.network_index import NAME, SORTS
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.adapters.web.gate import HEADERS, SecurityHeaders, TokenGate, login_routes
 from ctilink.adapters.web.live import Watcher
+from ctilink.adapters.web.machine_svg import drawing
 from ctilink.adapters.web.reads import (
     TYPES,
     BadQuery,
@@ -108,7 +109,15 @@ def console(
         page = await read(network_page, service, name, query)
         # A position asked for stays that position: only "now" follows the log.
         pinned = bool(query.get("at") or query.get("at-time"))
-        return render("network.html", page=page, network=name, since=since, pinned=pinned)
+        mode = page.status.mode
+        return render(
+            "network.html",
+            page=page,
+            network=name,
+            since=since,
+            pinned=pinned,
+            drawing=drawing(mode.configured, mode.effective),
+        )
 
     async def log(request: Request) -> Response:
         name = network_name(request)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from transitions import Machine
 
-from ctilink.adapters.cli.commands.diagram import diagram, mermaid
+from ctilink.adapters.cli.commands.diagram import mermaid
 from ctilink.adapters.cli.main import main
 from ctilink.domain.mode import TRANSITIONS, Mode, initial_mode
+from ctilink.projections.machine import diagram
 
 CTILINK = Path(sys.executable).parent / "ctilink"
 

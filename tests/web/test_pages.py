@@ -446,3 +446,23 @@ def test_the_console_stops_at_once_with_exit_0_even_with_a_live_stream_open(
 def test_a_listen_address_or_token_that_cannot_work_is_refused(scenario_store, argument, said):
     done = web("--store", scenario_store, *argument)
     assert done.returncode == 2 and said in done.stderr.decode(), done
+
+
+def test_the_mode_machine_is_drawn_from_the_domains_table_with_the_networks_modes_marked_m3_m5(
+    scenario_store, start_console
+):
+    from ctilink.projections.machine import diagram
+
+    console = start_console(scenario_store)
+    machine = diagram()
+    for network, at in [("globex", 16), ("globex", 17), ("initech", 9), ("acme", 1)]:
+        _, html, _ = console.get(f"/networks/{network}?at={at}")
+        mode = expected_status(scenario_store, network, at)["mode"]
+        states = {row["state"]: row for row in rows(html, "configured") if "state" in row}
+        assert set(states) == set(machine.states)
+        assert [s for s, row in states.items() if row["configured"] == "true"] == [
+            mode["configured"]
+        ]
+        assert [s for s, row in states.items() if row["effective"] == "true"] == [mode["effective"]]
+        moves = {(e.source, e.dest) for e in machine.transitions if e.source != e.dest}
+        assert html.count("<line ") == len(moves)
