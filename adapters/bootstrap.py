@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import secrets
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctilink.adapters.ops.logs import emit
 from ctilink.adapters.store.selection import (
     is_postgres,
     open_service,
@@ -50,8 +50,8 @@ def store_to_preview(store: str | None) -> str:
 
 
 def say(line: str) -> None:
-    """One log line of `serve` (and its publisher) on stderr."""
-    print(f"ctilink serve: {line}", file=sys.stderr, flush=True)
+    """One log line of `serve` (and its publisher) on stderr, plain or JSON."""
+    emit(line)
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,10 @@ async def serve(config: ServeConfig) -> int:
             return 0
         say(f"connected to NATS at {url}; store {redact(location)}")
         stream_epoch = await ensure_streams(nc.jetstream())
-        ingestor = Ingestor(store)
+        metrics = _metrics() if config.http is not None else None
+        ingestor = Ingestor(store, metrics)
         stack.push_async_callback(ingestor.close)  # a commit in progress ends before the store
-        api = await start_api(nc, ingestor)
+        api = await start_api(nc, ingestor, metrics)
         stack.push_async_callback(api.finish_reads)  # no read may run once the store closes
         stack.push_async_callback(leave, nc, say)
         stack.push_async_callback(api.stop)  # first of all: stop answering
@@ -110,7 +111,7 @@ async def serve(config: ServeConfig) -> int:
         strays = sweep_while_holding(nc.jetstream(), ingestor, roles, stop, say, stream_epoch)
         jobs = [partitions.run(stop), publishing, strays]
         if config.http is not None:
-            jobs.append(await _console(config, location, nc, stack, stop))
+            jobs.append(await _console(config, location, nc, stack, stop, (metrics, partitions)))
         say("ready: consuming ctilink.in.* by partition, answering ctilink.api.*")
         failure = await run_until_stopped(stop, *jobs)
         say("stopping" if failure is None else f"stopping after an error: {failure}")
@@ -118,13 +119,26 @@ async def serve(config: ServeConfig) -> int:
     return 0 if failure is None else 1
 
 
+def _metrics() -> Any:
+    """The service's metrics (only `serve --http` loads prometheus-client)."""
+    from ctilink.adapters.ops.metrics import Metrics
+
+    return Metrics()
+
+
 async def _console(
-    config: ServeConfig, location: str, nc: Any, stack: AsyncExitStack, stop: Any
+    config: ServeConfig,
+    location: str,
+    nc: Any,
+    stack: AsyncExitStack,
+    stop: Any,
+    watched: tuple[Any, Any],
 ) -> Awaitable[None]:
     """The web console beside the service, on a read-only service of its own, with the
-    rejections' live tail; its job runs until `stop`."""
+    rejections' live tail and the probes and metrics; its job runs until `stop`."""
     import asyncio
 
+    from ctilink.adapters.ops.probes import Operations
     from ctilink.adapters.web.app import console
     from ctilink.adapters.web.listener import serve_until, url_of
     from ctilink.adapters.web.rejections import RejectionTail
@@ -134,8 +148,11 @@ async def _console(
     tail = RejectionTail()
     await tail.start(nc)
     stack.push_async_callback(tail.stop)
-    say(f"console on {url_of(config.http)}")
-    return serve_until(console(reading, token=config.token, tail=tail), config.http, stop)
+    metrics, partitions = watched
+    ops = Operations(metrics, reading, nc, partitions)
+    say(f"console on {url_of(config.http)}; /healthz, /readyz and /metrics beside it")
+    app = console(reading, token=config.token, tail=tail, ops=ops)
+    return serve_until(app, config.http, stop)
 
 
 async def publish(store: str | None, url: str, options: dict[str, Any]) -> int:
@@ -198,9 +215,10 @@ async def when_available(open_them: Callable[[], Any], stop: asyncio.Event) -> A
 
 def open_store(location: str, *, member: bool) -> tuple[StoredNetworks, Any]:
     """The service and the roles on a store, both or neither."""
+    from ctilink.adapters.ops.logs import LogStream
     from ctilink.adapters.store.roles import open_roles
 
-    opened = service(location)
+    opened = open_service(location, notes=LogStream())  # index builds told as log lines
     try:
         return opened, open_roles(location, member=member)
     except BaseException:

@@ -219,6 +219,11 @@ def main() -> None:
         help="the nats-server syncs every JetStream write before acking it (serve --sync always)",
     )
     parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve --http as well: the console, probes and /metrics (their overhead)",
+    )
+    parser.add_argument(
         "--instances",
         default="1",
         help="comma-separated instance counts, one run each (e.g. 1,2,3; several need --postgres)",
@@ -227,6 +232,8 @@ def main() -> None:
     counts = [int(n) for n in args.instances.split(",")]
     lines = interleaved_lines(args.events, args.networks, systems=10)
     extra = ["--publisher-in-process"] if args.publisher_in_process else []
+    if args.metrics:
+        extra += ["--http", "127.0.0.1:0"]
     print(f"machine: {describe()}")
     for count in counts:
         print(f"--- {count} instance(s) on {'PostgreSQL' if args.postgres else 'SQLite'}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -49,14 +51,25 @@ def _decode(decode: Any, data: bytes) -> Any:
 Handler = Callable[[Request], Awaitable[None]]
 
 
-def store_errors_as_503(handler: Handler) -> Handler:
-    """A store that is away answers 503 with the reason, not 500 with a repr."""
+def store_errors_as_503(handler: Handler, timed: Any = None) -> Handler:
+    """A store that is away answers 503 with the reason, not 500 with a repr; timed if asked."""
 
     async def answer(request: Request) -> None:
+        started, code = time.perf_counter(), "200"
         try:
             await handler(request)
         except STORE_AWAY as error:
+            code = "503"
             raise ServiceError("503", f"the store is unavailable: {first_line(error)}") from None
+        except ServiceError as error:
+            code = error.code
+            raise
+        except Exception:
+            code = "500"
+            raise
+        finally:
+            if timed is not None:
+                timed(code).observe(time.perf_counter() - started)
 
     return answer
 
@@ -157,7 +170,7 @@ class Api:
         await request.respond(encode(reply))
 
 
-async def start_api(nc: Client, ingestor: Ingestor) -> Api:
+async def start_api(nc: Client, ingestor: Ingestor, metrics: Any = None) -> Api:
     """Register the micro service and its endpoints, in the shared queue group."""
     api = Api(ingestor)
     api.max_payload = nc.max_payload
@@ -167,6 +180,8 @@ async def start_api(nc: Client, ingestor: Ingestor) -> Api:
         version=VERSION,
         queue_group=QUEUE_GROUP,
         description="CTI link state of one-X Portal networks",
+        # $SRV.STATS carries the service's counters too.
+        stats_handler=None if metrics is None else (lambda _: metrics.stats()),
     )
     for name, handler in (
         ("status", api.status),
@@ -174,7 +189,8 @@ async def start_api(nc: Client, ingestor: Ingestor) -> Api:
         ("networks", api.networks),
         ("ingest", api.ingest),
     ):
+        timed = None if metrics is None else functools.partial(metrics.api_seconds.labels, name)
         await service.add_endpoint(
-            name=name, subject=f"ctilink.api.{name}", handler=store_errors_as_503(handler)
+            name=name, subject=f"ctilink.api.{name}", handler=store_errors_as_503(handler, timed)
         )
     return api

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from typing import Any
 
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
@@ -13,8 +15,9 @@ from ctilink.domain.service import NetworkService, Outcome
 class Ingestor:
     """Applies events for every consumer of this process, one commit at a time."""
 
-    def __init__(self, service: NetworkService) -> None:
+    def __init__(self, service: NetworkService, metrics: Any = None) -> None:
         self.service = service
+        self.metrics = metrics  # adapters/ops/metrics.py, when serving metrics
         self.waiting: list[tuple[list[m.Message], asyncio.Future[list[Outcome]]]] = []
         self.committer: asyncio.Task[None] | None = None  # the single writer of this process
 
@@ -35,6 +38,7 @@ class Ingestor:
         while self.waiting:
             group, self.waiting = self.waiting, []
             together = [message for messages, _ in group for message in messages]
+            started = time.perf_counter()
             try:
                 outcomes = await asyncio.to_thread(self.service.ingest, together)
             except Exception as error:
@@ -42,6 +46,9 @@ class Ingestor:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            if self.metrics is not None:
+                self.metrics.batch_seconds.observe(time.perf_counter() - started)
+                self.metrics.count(together, outcomes)
             start = 0
             for messages, future in group:
                 if not future.done():  # a cancelled caller's batch is committed all the same

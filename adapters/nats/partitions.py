@@ -52,6 +52,7 @@ class Partitions:
         self.start = start  # makes a partition's worker, ready to run
         self.log = log
         self.owned: dict[int, Owned] = {}
+        self.rounds = 0  # balancing rounds done: after the first, the share is settled
         # Instances that start together try partitions in different orders.
         offset = random.randrange(count)
         self.order = [(offset + n) % count for n in range(count)]
@@ -90,6 +91,7 @@ class Partitions:
                 self.log(f"partition {partition}: cannot start its consumer ({error!r})")
                 await asyncio.to_thread(self.roles.give_up, partition_role(partition))
         self.log_share()
+        self.rounds += 1
 
     async def release(self, *partitions: int) -> None:
         """Finish the batches in hand, ack them, then let other instances have the partitions."""

@@ -125,6 +125,21 @@ class MemoryRecorder(POPOApplicationRecorder):
         """The networks the last build could not fold, by name."""
         return [self._damaged[name] for name in sorted(self._damaged)]
 
+    def network_totals(self) -> list[tuple[str, int, int, int, int, int]]:
+        """Per effective mode: networks, component rows by state, restarts pending."""
+        totals: dict[str, list[int]] = {}
+        for line in list(self._lines.values()):
+            row = totals.setdefault(line.effective, [0, 0, 0, 0, 0])
+            for n, value in enumerate(
+                (1, line.available, line.unavailable, line.not_configured, line.restart_pending)
+            ):
+                row[n] += int(value)
+        return [(mode, *row) for mode, row in sorted(totals.items())]  # type: ignore[misc]
+
+    def events_after(self, notification_id: int) -> int:
+        """How many events were logged after that notification."""
+        return max(0, (self.max_notification_id() or 0) - notification_id)
+
     def indexed_names(self) -> list[str]:
         """The names the network index holds a line for."""
         return list(self._lines)

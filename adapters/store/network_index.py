@@ -231,6 +231,16 @@ class NetworkTables:
             for row in self.query(f"SELECT network FROM {self.table('ctilink_networks')}", ())
         ]
 
+    def network_totals(self) -> list[tuple[str, int, int, int, int, int]]:
+        """Per effective mode: networks, component rows by state, restarts pending."""
+        rows = self.query(
+            "SELECT effective, COUNT(*), SUM(available), SUM(unavailable), "
+            f"SUM(not_configured), SUM(restart_pending) FROM {self.table('ctilink_networks')} "
+            "GROUP BY effective",
+            (),
+        )
+        return [(str(r[0]), *(int(v or 0) for v in r[1:])) for r in rows]  # type: ignore[misc]
+
     def damaged_networks(self) -> list[tuple[str, int, str]]:
         """The networks the last build could not fold: (network, position, reason), by name."""
         rows = self.query(

@@ -104,6 +104,14 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
             self.write_networks(cursor, networks)
         return None
 
+    def events_after(self, notification_id: int) -> int:
+        """How many events were logged after that notification."""
+        rows = self.query(
+            f"SELECT COUNT(*) FROM {self.events_sql} WHERE notification_id > %s",
+            (notification_id,),
+        )
+        return int(rows[0][0])
+
     def networks_changed(self, after: int, upto: int) -> set[str]:
         """The networks with events logged after notification `after`, up to `upto`."""
         rows = self.query(

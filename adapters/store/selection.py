@@ -8,7 +8,7 @@ import os
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from eventsourcing.persistence import PersistenceError
@@ -155,14 +155,20 @@ def persistence_env(store: str) -> dict[str, str]:
 
 
 def open_service(
-    store: str | None = None, *, create: bool = True, index: bool = True, existing: bool = False
+    store: str | None = None,
+    *,
+    create: bool = True,
+    index: bool = True,
+    existing: bool = False,
+    notes: TextIO | None = None,
 ) -> StoredNetworks:
     """Open the application service on the selected store; StoreError says why not.
 
     Without `create` the store is only read: nothing is created or written, a
     SQLite file is opened read-only (on read-only media too). With it, a store
     from before the indexes gets them built (unless `index` is False). `existing`:
-    the store must hold a log already, even when opened to write.
+    the store must hold a log already, even when opened to write. `notes`: where
+    building an index is told (default stderr).
     """
     location = resolve(store)
     postgres = is_postgres(location)
@@ -202,7 +208,7 @@ def open_service(
             try:
                 if index_tables_missing(tables):  # dropped by hand: the mark alone is no proof
                     opened.recorder.forget_networks_index()  # type: ignore[attr-defined]
-                ensure_indexes(opened)  # a store from before the indexes gets them, once
+                ensure_indexes(opened, notes)  # a store from before the indexes gets them
             except BaseException:
                 opened.close()
                 raise

@@ -113,6 +113,12 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteAppli
             cursor.execute(HEADS)
             return sorted((row[0], row[1]) for row in cursor.fetchall())
 
+    def events_after(self, notification_id: int) -> int:
+        """How many events were logged after that notification."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute("SELECT COUNT(*) FROM stored_events WHERE rowid > ?", (notification_id,))
+            return int(cursor.fetchone()[0])
+
     def networks_changed(self, after: int, upto: int) -> set[str]:
         """The networks with events logged after notification `after`, up to `upto`."""
         with self.datastore.transaction(commit=False) as cursor:

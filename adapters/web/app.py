@@ -25,6 +25,7 @@ from ctilink.adapters.store.listing import DamagedIndex
 from ctilink.adapters.store.network_index import NAME, SORTS
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.adapters.web.gate import HEADERS, SecurityHeaders, TokenGate, login_routes
+from ctilink.adapters.web.health import operations_routes
 from ctilink.adapters.web.live import Watcher
 from ctilink.adapters.web.machine_svg import drawing
 from ctilink.adapters.web.reads import (
@@ -73,7 +74,11 @@ def query_of(request: Request) -> dict[str, str]:
 
 
 def console(
-    service: StoredNetworks, *, token: str | None = None, tail: RejectionTail | None = None
+    service: StoredNetworks,
+    *,
+    token: str | None = None,
+    tail: RejectionTail | None = None,
+    ops: Any = None,
 ) -> Starlette:
     """The console over a store; with `tail` (under `serve --http`), `/rejections` too."""
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-web")
@@ -191,6 +196,8 @@ def console(
         if tail is None
         else [Route("/rejections", rejections), Route("/live/rejections", live_rejections)]
     )
+    if ops is not None:
+        served_only += operations_routes(ops)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -23,7 +23,9 @@ HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
-OPEN_PATH, OPEN_PREFIX = "/login", "/static/"  # reachable without the token
+# Reachable without the token: the login form, the styles, and the probes an
+# orchestrator calls (they tell only whether the service runs and is ready).
+OPEN_PATHS, OPEN_PREFIX = frozenset({"/login", "/healthz", "/readyz"}), "/static/"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 LOGIN_BODY = 4096  # bytes a login form may send
 
@@ -91,7 +93,7 @@ class TokenGate:
                 )(scope, receive, send)
             return
         path = request.url.path
-        if path == OPEN_PATH or path.startswith(OPEN_PREFIX) or holds_token(request, self.token):
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIX) or holds_token(request, self.token):
             await self.app(scope, receive, _no_store(send))
             return
         wants_page = "text/html" in request.headers.get("accept", "")

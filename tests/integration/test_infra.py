@@ -194,7 +194,7 @@ def test_ctilink_instances_use_postgresql_and_all_three_nats_nodes_with_three_re
 
 def test_ctilink_instances_log_in_with_the_service_seed_given_as_a_secret() -> None:
     command = re.search(r"command: (\[.*\])", X_CTILINK)
-    assert command and command.group(1) == '["serve", "--nkey", "/run/secrets/service.nk"]'
+    assert command and command.group(1).startswith('["serve", "--nkey", "/run/secrets/service.nk"')
     assert "secrets: [service.nk]" in X_CTILINK
     assert "CTILINK_NATS_PASSWORD" not in COMPOSE
 
@@ -232,7 +232,7 @@ def unit() -> configparser.ConfigParser:
 def test_systemd_unit_runs_serve_as_its_own_user_and_stops_it_with_sigterm() -> None:
     service = unit()["Service"]
     assert service["ExecStart"] == (
-        "/opt/ctilink/.venv/bin/ctilink serve --nkey /etc/ctilink/service.nk"
+        "/opt/ctilink/.venv/bin/ctilink serve --nkey /etc/ctilink/service.nk --http 127.0.0.1:8080"
     )
     assert service["User"] not in ("", "root")
     assert service["EnvironmentFile"] == "/etc/ctilink/ctilink.env"
@@ -256,3 +256,25 @@ def test_systemd_env_example_sets_the_store_nats_and_replicas() -> None:
     assert env["CTILINK_STORE"].startswith("postgresql://")
     assert all(url.startswith("nats://") for url in env["CTILINK_NATS_URL"].split(","))
     assert env["CTILINK_STREAM_REPLICAS"] == "3"
+
+
+def test_systemd_counts_the_unit_started_once_readyz_answers_and_the_check_runs(tmp_path) -> None:
+    post = unit()["Service"]["ExecStartPost"]
+    assert post.startswith('/bin/sh -c "') and "http://127.0.0.1:8080/readyz" in post
+    script = post.removeprefix("/bin/sh -c ").strip('"')
+    python = str(INFRA.parent / ".venv" / "bin" / "python")
+    script = script.replace("/opt/ctilink/.venv/bin/python", python)
+    # Against a port nobody listens on the loop keeps waiting; it is the shell's to run.
+    done = subprocess.run(["sh", "-n", "-c", script], capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    check = script.split("until ", 1)[1].split(" 2>/dev/null", 1)[0]
+    refused = subprocess.run(
+        ["sh", "-c", check.replace("8080", "1")], capture_output=True, check=False
+    )
+    assert refused.returncode != 0  # not ready: the loop goes on
+
+
+def test_compose_checks_each_instance_with_readyz_and_serves_http_with_a_token() -> None:
+    assert '"--http", "0.0.0.0:8080"]' in COMPOSE
+    assert "http://127.0.0.1:8080/readyz" in COMPOSE
+    assert "CTILINK_WEB_TOKEN: ${CTILINK_WEB_TOKEN:?set CTILINK_WEB_TOKEN}" in COMPOSE

@@ -15,6 +15,7 @@ from ctilink.adapters.cli.connection import (
     nats_url,
 )
 from ctilink.adapters.nats.remote import RemoteError
+from ctilink.adapters.ops.logs import FORMATS, use_format
 from ctilink.adapters.store.selection import MEMORY, StoreError, resolve
 from ctilink.adapters.web.listener import bind, listen_address, required_token
 from ctilink.domain.service import NetworkService
@@ -32,12 +33,14 @@ def shared_store(store: str | None, command: str) -> None:
 def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Run the service until SIGINT or SIGTERM (it opens the store itself, waiting for it)."""
     shared_store(args.store, "serve")
+    use_format(args.log_format)
     url = nats_url(args)
     publisher = None
     if not args.publisher_in_process:
         argv, env = connection_argv(args)
         store = ["--store", args.store] if args.store else []
-        command = [sys.executable, "-m", "ctilink.adapters.cli", "publish", *store, *argv]
+        logs = ["--log-format", args.log_format]
+        command = [sys.executable, "-m", "ctilink.adapters.cli", "publish", *store, *argv, *logs]
         publisher = (command, env)
     http = token = None
     if args.http is not None:  # refused now, not once NATS and the store are up
@@ -60,6 +63,7 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
 def cmd_publish(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Publish the store's log to CTILINK_OUT until SIGINT or SIGTERM."""
     shared_store(args.store, "publish")
+    use_format(args.log_format)
     url = nats_url(args)
     if not url:
         raise RemoteError("publish needs --nats URL (or $CTILINK_NATS_URL)")
@@ -108,7 +112,19 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="also serve the web console there (docs/console.md), with a live tail of rejections",
     )
     add_token_argument(p, "--http-token")  # --token is NATS's
+    add_log_format(p)
     p.set_defaults(run=cmd_serve, uses_store=False)
     p = verbs.add_parser("publish", parents=[common])
     add_connection_arguments(p)
+    add_log_format(p)
     p.set_defaults(run=cmd_publish, uses_store=False)
+
+
+def add_log_format(parser: argparse.ArgumentParser) -> None:
+    """--log-format plain|json."""
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="plain",
+        help="plain lines (default) or one JSON object per line (time, level, message, fields)",
+    )

@@ -1,0 +1,166 @@
+"""The service's metrics (Prometheus text format): names, types and labels are a contract.
+
+Counters and the batch histogram are kept as the service works; the gauges that
+describe the store (networks by effective mode, component rows by state,
+restarts pending, the publisher's lag) and NATS (connection, reconnects,
+partitions, pending messages) are read when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ctilink.domain.arrivals import Arrival
+from ctilink.domain.service import Outcome
+
+OUTCOMES = ("accepted", "duplicate", "rejected")  # "decided" (a redelivery) is not counted again
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The counters and histograms of one `serve` process, on a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "ctilink_events",
+            "Inbound events decided, by outcome and by source (nats, api)",
+            ["outcome", "source"],
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "ctilink_rejections",
+            "Rejected inbound events, by code (SPEC error codes, invalid included)",
+            ["code"],
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "ctilink_ingest_batch_seconds",
+            "Seconds to decide and commit one batch",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.api_seconds = Histogram(
+            "ctilink_api_request_seconds",
+            "Seconds to answer a ctilink.api request, by endpoint and code",
+            ["endpoint", "code"],
+            registry=self.registry,
+        )
+        for outcome in OUTCOMES:  # every series from the start, at 0
+            for source in ("nats", "api"):
+                self.events.labels(outcome, source)
+        self.live: LiveState | None = None  # what a scrape reads (set once serving)
+        self.registry.register(_Scraped(self))
+
+    def count(self, arrivals: Sequence[Any], outcomes: Sequence[Outcome]) -> None:
+        """Count a committed batch's outcomes."""
+        for arrival, outcome in zip(arrivals, outcomes, strict=True):
+            if outcome.outcome not in OUTCOMES:
+                continue
+            self.events.labels(outcome.outcome, source_kind(arrival)).inc()
+            if outcome.outcome == "rejected" and outcome.code:
+                self.rejections.labels(outcome.code).inc()
+
+    def text(self) -> bytes:
+        """The exposition, as Prometheus scrapes it."""
+        return generate_latest(self.registry)
+
+    def stats(self) -> dict[str, Any]:
+        """The counters as plain data (for `$SRV.STATS`)."""
+        found: dict[str, Any] = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name.endswith(("_total", "_count", "_sum")) or family.type == "gauge":
+                    labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                    found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return found
+
+
+def source_kind(arrival: Any) -> str:
+    """`nats` or `api` (or `file`), from where an arrival came."""
+    source = arrival.source if isinstance(arrival, Arrival) else None
+    if source is None:
+        return "api"
+    return source.split(":", 1)[0] if ":" in source else source
+
+
+class LiveState:
+    """What the scrape-time gauges are read from; refreshed before each scrape."""
+
+    def __init__(self) -> None:
+        self.store_up = 0
+        self.nats_connected = 0
+        self.reconnects = 0
+        self.partitions_held = 0
+        self.pending: dict[int, int] = {}  # partition -> pending + ack pending
+        self.publisher_lag: int | None = None
+        self.networks: dict[str, int] = {}  # effective mode -> networks
+        self.components: dict[str, int] = {}  # state -> component rows
+        self.restart_pending = 0
+
+
+class _Scraped(Collector):
+    """The gauges read at scrape time from LiveState."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Any]:
+        live = self.metrics.live
+        if live is None:
+            return
+        yield _gauge("ctilink_store_up", "1 when the store answers", live.store_up)
+        yield _gauge("ctilink_nats_connected", "1 when connected to NATS", live.nats_connected)
+        reconnects = CounterMetricFamily(
+            "ctilink_nats_reconnects", "Reconnections to NATS since the start"
+        )
+        reconnects.add_metric([], live.reconnects)
+        yield reconnects
+        yield _gauge(
+            "ctilink_partitions_held",
+            "Inbound partitions this instance consumes",
+            live.partitions_held,
+        )
+        pending = GaugeMetricFamily(
+            "ctilink_inbound_pending",
+            "Inbound messages not yet taken or not yet acked, by partition",
+            labels=["partition"],
+        )
+        for partition, count in sorted(live.pending.items()):
+            pending.add_metric([str(partition)], count)
+        yield pending
+        if live.publisher_lag is not None:
+            yield _gauge(
+                "ctilink_publisher_lag_events",
+                "Events logged but not yet acknowledged in CTILINK_OUT (all networks)",
+                live.publisher_lag,
+            )
+        networks = GaugeMetricFamily(
+            "ctilink_networks", "Networks by effective mode", labels=["effective"]
+        )
+        for mode, count in sorted(live.networks.items()):
+            networks.add_metric([mode], count)
+        yield networks
+        components = GaugeMetricFamily(
+            "ctilink_components", "Component rows over all networks, by state", labels=["state"]
+        )
+        for state, count in sorted(live.components.items()):
+            components.add_metric([state], count)
+        yield components
+        yield _gauge(
+            "ctilink_restart_pending_networks",
+            "Networks whose setting waits for a portal restart",
+            live.restart_pending,
+        )
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    """A gauge with one sample."""
+    family = GaugeMetricFamily(name, documentation)
+    family.add_metric([], value)
+    return family

@@ -1,0 +1,222 @@
+"""`serve --http`: /healthz, /readyz and /metrics against a real nats-server, and JSON logs.
+
+Counters must equal what was sent (accepted, duplicates, rejected by code), the
+component gauges the status documents, the publisher's lag 0 after a drain and
+more while the publisher is held; /readyz must follow NATS going away and back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ctilink.adapters.nats.embedded import EmbeddedNats
+from ctilink.adapters.store.selection import open_service
+from ctilink.projections.status import status
+from tests.e2e.conftest import Service, scenario
+from tests.e2e.traffic import publisher_caught_up
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait until `check()` holds (it runs in a thread: it may block on HTTP)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await asyncio.to_thread(check):
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+def free_port() -> int:
+    """A port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    """(status, body) of one GET, errors included."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics: (name, sorted labels) -> value."""
+    code, body = fetch(base + "/metrics")
+    assert code == 200, body
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def started(tmp_path: Path, url: str, *extra: str) -> tuple[Service, str]:
+    """`serve --http` on a free port, ready."""
+    port = free_port()
+    served = Service(
+        tmp_path / "ctilink.db",
+        url,
+        tmp_path / "serve.log",
+        ["--http", f"127.0.0.1:{port}", *extra],
+    )
+    served.start()
+    return served, f"http://127.0.0.1:{port}"
+
+
+async def test_the_counters_equal_what_was_sent_and_the_gauges_the_status_documents(
+    tmp_path, nats_server, nc
+):
+    served, base = started(tmp_path, nats_server.url)
+    try:
+        lines = scenario()
+        resent = lines[:5]  # duplicates (I3)
+        poison = [
+            b'{"type":"portal_restarted","id":"p1"}',  # no network: invalid
+            b'{"type":"failover","id":"p2","network":"acme","system":"nobody"}',  # I6
+            b'{"type":"portal_restarted","id":"p3","network":"nowhere"}',  # I5
+        ]
+        for line in [*lines, *resent, *poison]:
+            network = json.loads(line).get("network", "acme")
+            await nc.publish(f"ctilink.in.{network}", line)
+
+        def counted() -> float:
+            found = samples(base)
+            return sum(v for (name, _), v in found.items() if name == "ctilink_events_total")
+
+        await eventually(lambda: counted() == len(lines) + len(resent) + len(poison))
+        api = await nc.request(
+            "ctilink.api.ingest", b'{"type":"portal_restarted","id":"api-1","network":"acme"}'
+        )
+        assert json.loads(api.data)["outcome"] == "accepted"
+        assert counted() == len(lines) + len(resent) + len(poison) + 1
+        found = samples(base)
+        events = {
+            dict(labels)["outcome"] + "/" + dict(labels)["source"]: value
+            for (name, labels), value in found.items()
+            if name == "ctilink_events_total"
+        }
+        assert events == {
+            "accepted/nats": len(lines),
+            "duplicate/nats": len(resent),
+            "rejected/nats": len(poison),
+            "accepted/api": 1,
+            "duplicate/api": 0,
+            "rejected/api": 0,
+        }
+        codes = {
+            dict(labels)["code"]: value
+            for (name, labels), value in found.items()
+            if name == "ctilink_rejections_total"
+        }
+        assert codes == {"invalid": 1, "unknown_system": 1, "not_installed": 1}
+        assert found[("ctilink_ingest_batch_seconds_count", ())] >= 1
+
+        await eventually(lambda: publisher_caught_up(served.store))
+        found = samples(base)
+        assert found[("ctilink_publisher_lag_events", ())] == 0
+        with closing(open_service(str(served.store), create=False)) as service:
+            documents = [status(*service.state_at(n)) for n, _ in service.recorder.heads()]  # type: ignore[attr-defined]
+        states = Counter(row.state for d in documents for row in d.components)
+        for state in ("available", "unavailable", "not_configured"):
+            assert found[("ctilink_components", (("state", state),))] == states[state]
+        modes = Counter(d.mode.effective for d in documents)
+        for mode, count in modes.items():
+            assert found[("ctilink_networks", (("effective", mode),))] == count
+        pending = sum(d.mode.restart_pending for d in documents)
+        assert found[("ctilink_restart_pending_networks", ())] == pending
+        assert found[("ctilink_partitions_held", ())] == 12
+        assert found[("ctilink_nats_connected", ())] == 1 and found[("ctilink_store_up", ())] == 1
+
+        stats = json.loads((await nc.request("$SRV.STATS.ctilink", b"")).data)
+        data = stats["endpoints"][0]["data"]
+        assert data["ctilink_events_total{outcome=accepted,source=nats}"] == len(lines)
+    finally:
+        assert served.stop() == 0
+
+
+async def test_the_publishers_lag_rises_while_it_is_held_and_returns_to_zero(
+    tmp_path, nats_server, nc
+):
+    served, base = started(tmp_path, nats_server.url)
+    try:
+        await nc.publish("ctilink.in.acme", scenario()[0])
+        await eventually(lambda: publisher_caught_up(served.store))
+        assert served.process is not None
+        (publisher,) = children(served.process.pid)
+        os.kill(publisher, signal.SIGSTOP)  # the publisher holds still; ingest goes on
+        try:
+            for line in scenario()[1:20]:
+                await nc.publish("ctilink.in.acme", line)
+            await eventually(lambda: samples(base)[("ctilink_publisher_lag_events", ())] == 19)
+        finally:
+            os.kill(publisher, signal.SIGCONT)
+        await eventually(lambda: samples(base)[("ctilink_publisher_lag_events", ())] == 0)
+    finally:
+        assert served.stop() == 0
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+async def test_healthz_answers_and_readyz_follows_nats_going_away_and_coming_back(tmp_path):
+    server = EmbeddedNats(tmp_path / "nats")
+    url = server.start()
+    served, base = started(tmp_path, url)
+    try:
+        assert fetch(base + "/healthz") == (200, b'{"status":"ok"}\n')
+        # Ready once the partitions are settled, moments after "ready:" is logged.
+        await eventually(lambda: fetch(base + "/readyz")[0] == 200, timeout=10)
+        assert json.loads(fetch(base + "/readyz")[1])["not_ready"] == []
+
+        server.stop()  # NATS goes away
+        await eventually(lambda: fetch(base + "/readyz")[0] == 503, timeout=10)
+        ready = json.loads(fetch(base + "/readyz")[1])
+        assert ready["not_ready"] == ["nats"] and ready["store"] is True
+        assert fetch(base + "/healthz")[0] == 200  # alive all the same
+        assert samples(base)[("ctilink_nats_connected", ())] == 0
+
+        server.start()  # back, on the same port and folder
+        await eventually(lambda: fetch(base + "/readyz")[0] == 200, timeout=30)
+        assert samples(base)[("ctilink_nats_reconnects_total", ())] >= 1
+    finally:
+        assert served.stop() == 0
+        server.stop()
+
+
+async def test_json_logs_are_one_object_per_line_from_serve_and_its_publisher(
+    tmp_path, nats_server, nc
+):
+    served, _ = started(tmp_path, nats_server.url, "--log-format", "json")
+    await nc.publish("ctilink.in.acme", scenario()[0])
+    await eventually(lambda: publisher_caught_up(served.store))
+    assert served.stop() == 0
+    lines = served.log.read_text().splitlines()
+    parsed = [json.loads(line) for line in lines]  # every line is JSON
+    assert all({"time", "level", "message"} <= set(entry) for entry in parsed)
+    messages = [entry["message"] for entry in parsed]
+    assert any(m.startswith("ready:") for m in messages)
+    assert any("publisher role" in m for m in messages)

@@ -1,0 +1,75 @@
+"""infra/prometheus: the scrape configuration and alert rules, checked by Prometheus' promtool.
+
+`promtool test rules` fires each alert on example series (alerts_test.yml).
+Without promtool (Debian's `prometheus` package) these skip with the reason,
+except under CI=true, where scripts/test installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PROMETHEUS = Path(__file__).resolve().parents[2] / "infra" / "prometheus"
+PROMTOOL = shutil.which("promtool")
+
+if PROMTOOL is None:
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("CI needs promtool (apt-get install prometheus)")
+    pytest.skip("no promtool (apt-get install prometheus)", allow_module_level=True)
+
+
+def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess:
+    """Run promtool; its output for the assertion message."""
+    return subprocess.run(
+        [str(PROMTOOL), *args], capture_output=True, text=True, cwd=cwd, check=False
+    )
+
+
+def test_the_alert_rules_are_valid_and_fire_on_their_example_series() -> None:
+    checked = promtool("check", "rules", "alerts.yml")
+    assert checked.returncode == 0 and "5 rules found" in checked.stdout, checked
+
+    tested = promtool("test", "rules", "alerts_test.yml")
+    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
+
+
+def test_the_example_series_would_catch_an_alert_that_waits_too_long(tmp_path) -> None:
+    slow = (PROMETHEUS / "alerts.yml").read_text().replace("for: 2m", "for: 20m")
+    (tmp_path / "alerts.yml").write_text(slow)
+    shutil.copy(PROMETHEUS / "alerts_test.yml", tmp_path)
+    tested = promtool("test", "rules", "alerts_test.yml", cwd=tmp_path)
+    assert tested.returncode != 0 and "CtilinkNoPartitionsHeld" in tested.stdout + tested.stderr
+
+
+def test_the_scrape_configuration_is_valid_and_names_the_metrics_path(tmp_path) -> None:
+    token = tmp_path / "ctilink-token"
+    token.write_text("s3cret\\n")
+    config = (PROMETHEUS / "prometheus.yml").read_text()
+    assert "metrics_path: /metrics" in config
+    (tmp_path / "prometheus.yml").write_text(
+        config.replace("/etc/prometheus/ctilink-token", str(token))
+    )
+    shutil.copy(PROMETHEUS / "alerts.yml", tmp_path)
+    checked = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_every_metric_the_rules_use_is_one_the_service_exposes() -> None:
+    import re
+
+    from ctilink.adapters.ops.metrics import LiveState, Metrics
+
+    metrics = Metrics()
+    metrics.live = LiveState()
+    exposed = {
+        line.split("{")[0].split(" ")[0]
+        for line in metrics.text().decode().splitlines()
+        if line and not line.startswith("#")
+    }
+    used = set(re.findall(r"\\b(ctilink_[a-z_]+)", (PROMETHEUS / "alerts.yml").read_text()))
+    assert used <= exposed | {"ctilink_publisher_lag_events"}, used - exposed
