@@ -15,16 +15,18 @@ import socket
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ctilink.adapters.nats.embedded import EmbeddedNats
 from ctilink.adapters.store.selection import open_service
 from ctilink.projections.status import status
 from tests.e2e.conftest import Service, scenario
+from tests.e2e.private_postgres import PrivatePostgres
 from tests.e2e.traffic import publisher_caught_up
 
 
@@ -220,3 +222,41 @@ async def test_json_logs_are_one_object_per_line_from_serve_and_its_publisher(
     messages = [entry["message"] for entry in parsed]
     assert any(m.startswith("ready:") for m in messages)
     assert any("publisher role" in m for m in messages)
+
+
+@pytest.fixture
+def private_store() -> Iterator[tuple[PrivatePostgres, str]]:
+    """A PostgreSQL server of this test's own (it is stopped and started), and a store URL."""
+    server = PrivatePostgres()
+    reason = server.unavailable()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL's server binaries: {reason}")
+        pytest.skip(reason)
+    try:
+        server.create()
+        yield server, server.url()
+    finally:
+        server.remove()
+
+
+async def test_readyz_follows_the_store_going_away_and_coming_back(
+    tmp_path, nats_server, private_store
+):
+    server, store = private_store
+    port = free_port()
+    served = Service(
+        store, nats_server.url, tmp_path / "serve.log", ["--http", f"127.0.0.1:{port}"]
+    )  # type: ignore[arg-type]
+    served.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await eventually(lambda: fetch(base + "/readyz")[0] == 200, timeout=15)
+        server.stop()  # the store goes away
+        await eventually(lambda: fetch(base + "/readyz")[0] == 503, timeout=10)
+        assert json.loads(fetch(base + "/readyz")[1])["not_ready"] == ["store"]
+        assert samples(base)[("ctilink_store_up", ())] == 0
+        server.start()
+        await eventually(lambda: fetch(base + "/readyz")[0] == 200, timeout=30)
+    finally:
+        assert served.stop() == 0
