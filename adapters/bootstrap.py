@@ -67,6 +67,7 @@ class ServeConfig:
     sync_always: bool = False  # the embedded server syncs every write before its ack
     http: Any = None  # the console's listening socket (serve --http), bound already
     token: str | None = None  # what the console's readers must present
+    per_network: bool = False  # /metrics has per-network series too
 
 
 async def serve(config: ServeConfig) -> int:
@@ -149,7 +150,7 @@ async def _console(
     await tail.start(nc)
     stack.push_async_callback(tail.stop)
     metrics, partitions = watched
-    ops = Operations(metrics, reading, nc, partitions)
+    ops = Operations(metrics, reading, nc, partitions, per_network=config.per_network)
     say(f"console on {url_of(config.http)}; /healthz, /readyz and /metrics beside it")
     app = console(reading, token=config.token, tail=tail, ops=ops)
     return serve_until(app, config.http, stop)

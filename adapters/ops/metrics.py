@@ -95,6 +95,16 @@ def source_kind(arrival: Any) -> str:
     return source.partition(":")[0]
 
 
+class PerNetwork:
+    """Per-network series (only with --metrics-per-network)."""
+
+    def __init__(
+        self, positions: dict[str, int], available: dict[tuple[str, str, str], int]
+    ) -> None:
+        self.positions = positions  # network -> its log position
+        self.available = available  # (network, system, component) -> 1 when available
+
+
 class LiveState:
     """What the scrape-time gauges are read from; refreshed before each scrape."""
 
@@ -108,6 +118,7 @@ class LiveState:
         self.networks: dict[str, int] = {}  # effective mode -> networks
         self.components: dict[str, int] = {}  # state -> component rows
         self.restart_pending = 0
+        self.per_network: PerNetwork | None = None
 
 
 class _Scraped(Collector):
@@ -163,6 +174,26 @@ class _Scraped(Collector):
             "Networks whose setting waits for a portal restart",
             live.restart_pending,
         )
+        if live.per_network is not None:
+            yield from _per_network(live.per_network)
+
+
+def _per_network(found: PerNetwork) -> Iterable[Any]:
+    """ctilink_log_position{network} and ctilink_component_available{network,system,component}."""
+    positions = GaugeMetricFamily(
+        "ctilink_log_position", "A network's last log position", labels=["network"]
+    )
+    for network, position in sorted(found.positions.items()):
+        positions.add_metric([network], position)
+    yield positions
+    available = GaugeMetricFamily(
+        "ctilink_component_available",
+        "1 when the component row is available (C3), else 0",
+        labels=["network", "system", "component"],
+    )
+    for key, value in sorted(found.available.items()):
+        available.add_metric(list(key), value)
+    yield available
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

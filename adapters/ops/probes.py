@@ -9,7 +9,10 @@ from typing import Any
 import msgspec
 
 from ctilink.adapters.nats.publisher import TRACKING_NAME
-from ctilink.adapters.ops.metrics import LiveState, Metrics
+from ctilink.adapters.ops.metrics import LiveState, Metrics, PerNetwork
+from ctilink.adapters.store.listing import each_line
+from ctilink.adapters.store.network_index import Filters
+from ctilink.projections.status import status
 
 CHECK_SECONDS = 3.0  # a store or NATS call slower than this counts as away
 
@@ -27,8 +30,11 @@ class Readiness(msgspec.Struct, frozen=True):
 class Operations:
     """What `/readyz` and `/metrics` read: the store, NATS and the partitions of one `serve`."""
 
-    def __init__(self, metrics: Metrics, service: Any, nc: Any, partitions: Any) -> None:
+    def __init__(
+        self, metrics: Metrics, service: Any, nc: Any, partitions: Any, *, per_network: bool = False
+    ) -> None:
         self.metrics = metrics
+        self.per_network = per_network
         self.service = service  # a read-only service of the console's
         self.nc = nc
         self.partitions = partitions
@@ -102,3 +108,21 @@ class Operations:
         live.restart_pending = sum(row[5] for row in totals)
         published = await self._store(self.tracking.max_tracking_id, TRACKING_NAME)
         live.publisher_lag = await self._store(recorder.events_after, published or 0)
+        if self.per_network:
+            live.per_network = await asyncio.to_thread(self._per_network)
+
+    def _per_network(self) -> PerNetwork:
+        """Every network's position and component rows (a fold of each: opt-in)."""
+        positions: dict[str, int] = {}
+        available: dict[tuple[str, str, str], int] = {}
+        for line in each_line(self.service, Filters(), []):
+            positions[line.network] = line.position
+            try:
+                # At the line's position: a fold of its own, sharing no cache with the
+                # console's reader thread.
+                state, position = self.service.state_at(line.network, line.position)
+            except Exception:  # a damaged log: its position stands, its rows are left out
+                continue
+            for row in status(state, position).components:
+                available[(line.network, row.system, row.component)] = int(row.state == "available")
+        return PerNetwork(positions, available)

@@ -260,3 +260,36 @@ async def test_readyz_follows_the_store_going_away_and_coming_back(
         await eventually(lambda: fetch(base + "/readyz")[0] == 200, timeout=30)
     finally:
         assert served.stop() == 0
+
+
+async def test_per_network_series_only_when_asked_and_equal_to_the_status_documents(
+    tmp_path, nats_server, nc
+):
+    served, base = started(tmp_path, nats_server.url, "--metrics-per-network")
+    try:
+        for line in scenario():
+            await nc.publish(f"ctilink.in.{json.loads(line)['network']}", line)
+        await eventually(lambda: publisher_caught_up(served.store))
+        found = samples(base)
+        with closing(open_service(str(served.store), create=False)) as service:
+            heads = service.recorder.heads()  # type: ignore[attr-defined]
+            documents = [status(*service.state_at(n)) for n, _ in heads]
+        for name, head in heads:
+            assert found[("ctilink_log_position", (("network", name),))] == head
+        for document in documents:
+            for row in document.components:
+                key = (
+                    ("component", row.component),
+                    ("network", document.network),
+                    ("system", row.system),
+                )
+                assert found[("ctilink_component_available", key)] == (row.state == "available")
+    finally:
+        assert served.stop() == 0
+
+    (tmp_path / "plain").mkdir()
+    plain, base = started(tmp_path / "plain", nats_server.url)
+    try:
+        assert not [k for k in samples(base) if k[0] == "ctilink_log_position"]
+    finally:
+        assert plain.stop() == 0

@@ -56,6 +56,7 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
         sync_always=args.sync == "always",
         http=http,
         token=token,
+        per_network=args.metrics_per_network,
     )
     return asyncio.run(bootstrap.serve(config))
 
@@ -112,6 +113,11 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="also serve the web console there (docs/console.md), with a live tail of rejections",
     )
     add_token_argument(p, "--http-token")  # --token is NATS's
+    p.add_argument(
+        "--metrics-per-network",
+        action="store_true",
+        help="also per-network series on /metrics (each scrape folds every network)",
+    )
     add_log_format(p)
     p.set_defaults(run=cmd_serve, uses_store=False)
     p = verbs.add_parser("publish", parents=[common])
