@@ -81,6 +81,9 @@ async def serve(config: ServeConfig) -> int:
     location = resolve(config.store)
     async with AsyncExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
+        listener = None
+        if config.http is not None:  # probes answer while NATS and the store are awaited
+            listener = await stack.enter_async_context(_listening(config.http, stop))
         url = config.url or await stack.enter_async_context(
             embedded_nats(location, config.nats_port, config.sync_always)
         )
@@ -112,7 +115,8 @@ async def serve(config: ServeConfig) -> int:
         strays = sweep_while_holding(nc.jetstream(), ingestor, roles, stop, say, stream_epoch)
         jobs = [partitions.run(stop), publishing, strays]
         if config.http is not None:
-            jobs.append(await _console(config, location, nc, stack, stop, (metrics, partitions)))
+            watched = (metrics, partitions, ingestor)
+            jobs.append(await _console(config, location, nc, stack, listener, watched))
         say("ready: consuming ctilink.in.* by partition, answering ctilink.api.*")
         failure = await run_until_stopped(stop, *jobs)
         say("stopping" if failure is None else f"stopping after an error: {failure}")
@@ -127,13 +131,39 @@ def _metrics() -> Any:
     return Metrics()
 
 
+@contextlib.asynccontextmanager
+async def _listening(sock: Any, stop: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """The HTTP listener from the start of `serve` (a Switch until the console comes)."""
+    import asyncio
+
+    from ctilink.adapters.web.health import Switch
+    from ctilink.adapters.web.listener import serve_until
+
+    switch = Switch()
+    leaving = asyncio.Event()
+    task = asyncio.ensure_future(serve_until(switch, sock, leaving))
+    stopping = asyncio.ensure_future(_relay(stop, leaving))
+    try:
+        yield switch, task
+    finally:
+        leaving.set()  # whichever way serve ends
+        stopping.cancel()
+        await task
+
+
+async def _relay(stop: Any, leaving: Any) -> None:
+    """Stop the listener when `serve` is asked to stop."""
+    await stop.wait()
+    leaving.set()
+
+
 async def _console(
     config: ServeConfig,
     location: str,
     nc: Any,
     stack: AsyncExitStack,
-    stop: Any,
-    watched: tuple[Any, Any],
+    listener: Any,
+    watched: tuple[Any, Any, Any],
 ) -> Awaitable[None]:
     """The web console beside the service, on a read-only service of its own, with the
     rejections' live tail and the probes and metrics; its job runs until `stop`."""
@@ -141,7 +171,7 @@ async def _console(
 
     from ctilink.adapters.ops.probes import Operations
     from ctilink.adapters.web.app import console
-    from ctilink.adapters.web.listener import serve_until, url_of
+    from ctilink.adapters.web.listener import url_of
     from ctilink.adapters.web.rejections import RejectionTail
 
     reading = await asyncio.to_thread(open_service, location, create=False)
@@ -149,11 +179,17 @@ async def _console(
     tail = RejectionTail()
     await tail.start(nc)
     stack.push_async_callback(tail.stop)
-    metrics, partitions = watched
-    ops = Operations(metrics, reading, nc, partitions, per_network=config.per_network)
+    metrics, partitions, ingestor = watched
+    ops = Operations(
+        metrics, reading, nc, partitions, per_network=config.per_network, ingestor=ingestor
+    )
+    stack.callback(ops.close)
     say(f"console on {url_of(config.http)}; /healthz, /readyz and /metrics beside it")
     app = console(reading, token=config.token, tail=tail, ops=ops)
-    return serve_until(app, config.http, stop)
+    await stack.enter_async_context(app.state.lifespan(app))
+    switch, task = listener
+    switch.target = app
+    return task
 
 
 async def publish(store: str | None, url: str, options: dict[str, Any]) -> int:

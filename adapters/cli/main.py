@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from ctilink.adapters.errors import UserError
+from ctilink.adapters.ops.logs import fatal
 from ctilink.domain.errors import DamagedLog, PositionOutOfRange, UnknownNetwork
 
 # Every command, the module that implements it (adapters/cli/commands/), and its
@@ -87,23 +88,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as error:  # a file named on the command line: missing, a directory…
         where = f"{error.filename}: " if error.filename else ""
-        print(f"ctilink: {where}{error.strerror or error}", file=sys.stderr)
+        fatal(f"{where}{error.strerror or error}")
         return 2
     except (UnknownNetwork, PositionOutOfRange, DamagedLog, UserError) as error:
-        print(f"ctilink: {error}", file=sys.stderr)
+        fatal(str(error))
         return 2
     except KeyboardInterrupt:
-        print("ctilink: interrupted", file=sys.stderr)
+        fatal("interrupted")
         return 130
     except Exception as error:
         # The last resort: a bug, or a store damaged in a way not foreseen. Still
         # one line, saying where to look; the traceback when asked for.
         if os.environ.get("CTILINK_DEBUG"):
             raise
-        print(
-            f"ctilink: unexpected {type(error).__name__}: {first_line(error)} "
-            "(a damaged store? `ctilink verify` checks it; CTILINK_DEBUG=1 shows where)",
-            file=sys.stderr,
+        fatal(
+            f"unexpected {type(error).__name__}: {first_line(error)} "
+            "(a damaged store? `ctilink verify` checks it; CTILINK_DEBUG=1 shows where)"
         )
         return UNEXPECTED
 

@@ -32,6 +32,10 @@ def connect_options(url: str, options: dict[str, Any], name: str, log: Log) -> d
         "name": name,
         "reconnect_time_wait": 0.5,
         "max_reconnect_attempts": -1,
+        # A server that stops answering (not only one that closes the connection)
+        # is noticed within about ten seconds, so that /readyz says so (2 min by default).
+        "ping_interval": 4,
+        "max_outstanding_pings": 2,
         "disconnected_cb": disconnected,
         "reconnected_cb": reconnected,
         "error_cb": error,

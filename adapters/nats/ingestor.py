@@ -18,6 +18,7 @@ class Ingestor:
     def __init__(self, service: NetworkService, metrics: Any = None) -> None:
         self.service = service
         self.metrics = metrics  # adapters/ops/metrics.py, when serving metrics
+        self.committing_since: float | None = None  # monotonic time the commit in hand began
         self.waiting: list[tuple[list[m.Message], asyncio.Future[list[Outcome]]]] = []
         self.committer: asyncio.Task[None] | None = None  # the single writer of this process
 
@@ -39,13 +40,16 @@ class Ingestor:
             group, self.waiting = self.waiting, []
             together = [message for messages, _ in group for message in messages]
             started = time.perf_counter()
+            self.committing_since = time.monotonic()
             try:
                 outcomes = await asyncio.to_thread(self.service.ingest, together)
             except Exception as error:
+                self.committing_since = None
                 for _, future in group:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            self.committing_since = None
             if self.metrics is not None:
                 self.metrics.batch_seconds.observe(time.perf_counter() - started)
                 self.metrics.count(together, outcomes)

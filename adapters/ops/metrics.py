@@ -12,7 +12,13 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -27,6 +33,8 @@ class Metrics:
     """The counters and histograms of one `serve` process, on a registry of its own."""
 
     def __init__(self) -> None:
+        # No `_created` series beside every counter: the exposed names are a contract.
+        disable_created_metrics()
         self.registry = CollectorRegistry()
         self.events = Counter(
             "ctilink_events",
@@ -77,11 +85,16 @@ class Metrics:
         return generate_latest(self.registry)
 
     def stats(self) -> dict[str, Any]:
-        """The counters as plain data (for `$SRV.STATS`)."""
+        """The counters as plain data (for `$SRV.STATS`; the gauges are read at a scrape)."""
         found: dict[str, Any] = {}
         for family in self.registry.collect():
+            if (
+                family.type not in ("counter", "histogram")
+                or family.name == "ctilink_nats_reconnects"
+            ):
+                continue
             for sample in family.samples:
-                if sample.name.endswith(("_total", "_count", "_sum")) or family.type == "gauge":
+                if sample.name.endswith(("_total", "_count", "_sum")):
                     labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
                     found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
         return found

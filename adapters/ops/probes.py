@@ -1,9 +1,17 @@
-"""Liveness, readiness and the scrape-time figures of a running `serve`."""
+"""Liveness, readiness and the scrape-time figures of a running `serve`.
+
+Every store question of the probes runs on one thread of their own, bounded in
+time; while one is still waiting on a store that hangs, the next probe does not
+queue another behind it but counts the store as away, so that probes never
+take the threads the writer and the consumers need.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -14,7 +22,8 @@ from ctilink.adapters.store.listing import each_line
 from ctilink.adapters.store.network_index import Filters
 from ctilink.projections.status import status
 
-CHECK_SECONDS = 3.0  # a store or NATS call slower than this counts as away
+CHECK_SECONDS = 3.0  # a store or NATS answer slower than this counts as away
+COMMIT_STUCK_SECONDS = 10.0  # a commit waiting longer means the store cannot be written
 
 
 class Readiness(msgspec.Struct, frozen=True):
@@ -27,26 +36,58 @@ class Readiness(msgspec.Struct, frozen=True):
     not_ready: list[str]
 
 
+class StoreFigures(msgspec.Struct, frozen=True):
+    """What one scrape reads from the store, in one go."""
+
+    totals: list[tuple[str, int, int, int, int, int]]
+    lag: int
+
+
 class Operations:
     """What `/readyz` and `/metrics` read: the store, NATS and the partitions of one `serve`."""
 
     def __init__(
-        self, metrics: Metrics, service: Any, nc: Any, partitions: Any, *, per_network: bool = False
+        self,
+        metrics: Metrics,
+        service: Any,
+        nc: Any,
+        partitions: Any,
+        *,
+        per_network: bool = False,
+        ingestor: Any = None,
     ) -> None:
         self.metrics = metrics
         self.per_network = per_network
         self.service = service  # a read-only service of the console's
         self.nc = nc
         self.partitions = partitions
+        self.ingestor = ingestor  # its commit in progress tells whether the store takes writes
         self.tracking = service.factory.tracking_recorder()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-probes")
+        self._asking: asyncio.Future[Any] | None = None
         metrics.live = LiveState()
 
+    def close(self) -> None:
+        """Let the probe thread go (a question still waiting is abandoned)."""
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
     async def _store(self, work: Any, *args: Any) -> Any:
-        """A store call in a thread, bounded in time (TimeoutError: the store is away)."""
-        return await asyncio.wait_for(asyncio.to_thread(work, *args), CHECK_SECONDS)
+        """One store question on the probes' thread, in time (TimeoutError: away or busy)."""
+        if self._asking is not None and not self._asking.done():
+            raise TimeoutError("the store has not answered the last probe yet")
+        loop = asyncio.get_running_loop()
+        self._asking = loop.run_in_executor(self._thread, work, *args)
+        return await asyncio.wait_for(asyncio.shield(self._asking), CHECK_SECONDS)
+
+    def _commit_stuck(self) -> bool:
+        """Whether a commit has waited on the store for too long (it holds a lock, say)."""
+        since = getattr(self.ingestor, "committing_since", None)
+        return since is not None and time.monotonic() - since > COMMIT_STUCK_SECONDS
 
     async def store_answers(self) -> bool:
-        """Whether the store answers a small query in time."""
+        """Whether the store answers a small query in time and takes commits."""
+        if self._commit_stuck():
+            return False
         try:
             await self._store(self.service.recorder.max_notification_id)
         except Exception:
@@ -58,24 +99,47 @@ class Operations:
         store = await self.store_answers()
         nats = bool(self.nc.is_connected)
         bound = self.partitions.rounds > 0
-        missing = [
-            name for name, ok in (("store", store), ("nats", nats), ("partitions", bound)) if not ok
-        ]
+        checks = (("store", store), ("nats", nats), ("partitions", bound))
+        missing = [name for name, ok in checks if not ok]
         return Readiness(not missing, store, nats, bound, missing)
 
     async def refresh(self) -> None:
-        """Read what the scrape-time gauges show."""
+        """Read what the scrape-time gauges show (at most about 2 x CHECK_SECONDS)."""
         live = self.metrics.live
         assert live is not None
-        live.store_up = int(await self.store_answers())
+        owned = dict(self.partitions.owned)
         live.nats_connected = int(bool(self.nc.is_connected))
         live.reconnects = int(self.nc.stats.get("reconnects", 0))
-        owned = dict(self.partitions.owned)
         live.partitions_held = len(owned)
-        live.pending = await self._pending(owned)
-        if live.store_up:
-            with contextlib.suppress(Exception):  # the store went away meanwhile
-                await self._from_store(live)
+        pending, figures = await asyncio.gather(
+            self._pending(owned), self._figures(), return_exceptions=True
+        )
+        live.pending = pending if isinstance(pending, dict) else {}
+        if isinstance(figures, StoreFigures) and not self._commit_stuck():
+            live.store_up = 1
+            live.networks = {mode: row[0] for mode, *row in figures.totals}
+            states = ("available", "unavailable", "not_configured")
+            live.components = {
+                state: sum(row[n + 2] for row in figures.totals) for n, state in enumerate(states)
+            }
+            live.restart_pending = sum(row[5] for row in figures.totals)
+            live.publisher_lag = figures.lag
+            if self.per_network:  # opt-in, and as long as the folds take: no time limit
+                loop = asyncio.get_running_loop()
+                live.per_network = await loop.run_in_executor(self._thread, self._per_network)
+        else:  # the store is away: no figure from it rather than a stale one
+            live.store_up = 0
+            live.networks, live.components, live.restart_pending = {}, {}, 0
+            live.publisher_lag = live.per_network = None
+
+    async def _figures(self) -> StoreFigures:
+        """Everything a scrape reads from the store, as one question."""
+        return await self._store(self._read_figures)
+
+    def _read_figures(self) -> StoreFigures:
+        recorder = self.service.recorder
+        published = self.tracking.max_tracking_id(TRACKING_NAME) or 0
+        return StoreFigures(recorder.network_totals(), recorder.events_after(published))
 
     async def _pending(self, owned: dict[int, Any]) -> dict[int, int]:
         """Each held partition's pending and ack-pending messages (left out if NATS is away)."""
@@ -95,21 +159,6 @@ class Operations:
 
         answers = await asyncio.gather(*(one(p, held) for p, held in owned.items()))
         return dict(answer for answer in answers if answer is not None)
-
-    async def _from_store(self, live: LiveState) -> None:
-        """Networks, component rows, restarts pending and the publisher's lag."""
-        recorder = self.service.recorder
-        totals = await self._store(recorder.network_totals)
-        live.networks = {mode: row[0] for mode, *row in totals}
-        states = ("available", "unavailable", "not_configured")
-        live.components = {
-            state: sum(row[n + 2] for row in totals) for n, state in enumerate(states)
-        }
-        live.restart_pending = sum(row[5] for row in totals)
-        published = await self._store(self.tracking.max_tracking_id, TRACKING_NAME)
-        live.publisher_lag = await self._store(recorder.events_after, published or 0)
-        if self.per_network:
-            live.per_network = await asyncio.to_thread(self._per_network)
 
     def _per_network(self) -> PerNetwork:
         """Every network's position and component rows (a fold of each: opt-in)."""

@@ -236,6 +236,7 @@ def console(
             tail.close()
 
     app.state.close_streams = close_streams
+    app.state.lifespan = lifespan  # entered by `serve` when the console comes in late
     app.add_middleware(TokenGate, token=token)
     app.add_middleware(SecurityHeaders)
     return app

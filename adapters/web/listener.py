@@ -84,10 +84,14 @@ def server(app: Any) -> Any:
     """A uvicorn server for the app (quiet; live streams do not hold a stop up)."""
     import uvicorn  # only the console loads the web stack
 
+    from ctilink.adapters.ops.logs import json_logs
+
     config = uvicorn.Config(
         app,
         log_level="warning",
         access_log=False,
+        # With JSON logs, uvicorn's loggers keep the JSON handler given them.
+        log_config=None if json_logs() else uvicorn.config.LOGGING_CONFIG,
         # Live pages hold their streams open: a stop does not wait on them for long
         # (their browsers reconnect to the next console and catch up).
         timeout_graceful_shutdown=2,

@@ -12,6 +12,9 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -25,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ctilink.adapters.nats.embedded import EmbeddedNats
 from ctilink.adapters.store.selection import open_service
 from ctilink.projections.status import status
-from tests.e2e.conftest import Service, scenario
+from tests.e2e.conftest import ROOT, Service, scenario
 from tests.e2e.private_postgres import PrivatePostgres
 from tests.e2e.traffic import publisher_caught_up
 
@@ -293,3 +296,62 @@ async def test_per_network_series_only_when_asked_and_equal_to_the_status_docume
         assert not [k for k in samples(base) if k[0] == "ctilink_log_position"]
     finally:
         assert plain.stop() == 0
+
+
+def test_while_serve_waits_for_nats_healthz_answers_and_readyz_says_starting(tmp_path):
+    port = free_port()
+    nowhere = f"nats://127.0.0.1:{free_port()}"  # nobody listens: serve keeps waiting
+    served = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "ctilink.adapters.cli", "serve"),
+            *("--store", str(tmp_path / "ctilink.db"), "--nats", nowhere),
+            *("--http", f"127.0.0.1:{port}"),
+        ],
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while fetch_or_none(base + "/healthz") is None:
+            assert time.monotonic() < deadline and served.poll() is None
+            time.sleep(0.1)
+        assert fetch(base + "/healthz") == (200, b'{"status":"ok"}\n')
+        code, body = fetch(base + "/readyz")
+        assert code == 503 and json.loads(body)["not_ready"] == ["starting"]
+        assert fetch(base + "/metrics")[0] == 503
+    finally:
+        served.terminate()
+        assert served.wait(30) == 0
+
+
+def fetch_or_none(url: str) -> tuple[int, bytes] | None:
+    """(status, body), or None while nothing listens."""
+    try:
+        return fetch(url)
+    except (urllib.error.URLError, ConnectionError):
+        return None
+
+
+def test_with_json_logs_a_command_that_cannot_start_says_so_in_one_json_line(tmp_path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "ctilink.adapters.cli", "serve", "--log-format", "json"),
+                *("--store", str(tmp_path / "ctilink.db"), "--http"),
+                f"127.0.0.1:{taken.getsockname()[1]}",
+            ],
+            capture_output=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        taken.close()
+    assert done.returncode == 2
+    (line,) = done.stderr.decode().splitlines()
+    said = json.loads(line)
+    assert said["level"] == "ERROR" and said["message"].startswith("cannot listen on")

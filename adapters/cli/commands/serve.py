@@ -32,8 +32,8 @@ def shared_store(store: str | None, command: str) -> None:
 
 def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Run the service until SIGINT or SIGTERM (it opens the store itself, waiting for it)."""
-    shared_store(args.store, "serve")
     use_format(args.log_format)
+    shared_store(args.store, "serve")
     url = nats_url(args)
     publisher = None
     if not args.publisher_in_process:
@@ -63,8 +63,8 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
 
 def cmd_publish(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Publish the store's log to CTILINK_OUT until SIGINT or SIGTERM."""
+    use_format(args.log_format, "publish")
     shared_store(args.store, "publish")
-    use_format(args.log_format)
     url = nats_url(args)
     if not url:
         raise RemoteError("publish needs --nats URL (or $CTILINK_NATS_URL)")
