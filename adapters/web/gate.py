@@ -43,7 +43,9 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *HEADERS]
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                missing = [header for header in HEADERS if header[0] not in present]
+                message["headers"] = [*message.get("headers", []), *missing]
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -466,3 +466,11 @@ def test_the_mode_machine_is_drawn_from_the_domains_table_with_the_networks_mode
         assert [s for s, row in states.items() if row["effective"] == "true"] == [mode["effective"]]
         moves = {(e.source, e.dest) for e in machine.transitions if e.source != e.dest}
         assert html.count("<line ") == len(moves)
+
+
+def test_each_security_header_is_sent_once(scenario_store, start_console):
+    console = start_console(scenario_store)
+    for path in ("/", "/networks/acme", "/networks/nobody", "/static/console.css"):
+        _, _, headers = console.get(path)
+        for name in ("content-security-policy", "x-content-type-options", "referrer-policy"):
+            assert len(headers.get_all(name)) == 1, (path, name)

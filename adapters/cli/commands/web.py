@@ -35,17 +35,17 @@ def cmd_web(service: StoredNetworks, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     sock = bind(host, port)
-    print(f"ctilink web: listening on {url_of(sock)}", flush=True)
     asyncio.run(_serve(console(service, token=token), sock))
     print("ctilink web: stopped", file=sys.stderr)
     return 0
 
 
 async def _serve(app: Any, sock: Any) -> None:
-    """Serve until SIGINT or SIGTERM."""
+    """Serve until SIGINT or SIGTERM (heard from before the address is told)."""
     from ctilink.adapters.bootstrap import stop_on_signals
 
     with stop_on_signals() as stop:
+        print(f"ctilink web: listening on {url_of(sock)}", flush=True)
         await serve_until(app, sock, stop)
 
 
