@@ -12,7 +12,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.nats.wire import NetworksQuery, NetworkSummary, encode
-from ctilink.adapters.store.network_index import NAME
+from ctilink.domain.messages import is_name
 
 
 class RemoteError(UserError):
@@ -85,7 +85,7 @@ async def _pages(url: str, query: NetworksQuery, options: dict[str, Any]) -> lis
             if not page:
                 return listing
             last = page[-1].network
-            if (query.after is not None and last <= query.after) or not NAME.fullmatch(last):
+            if (query.after is not None and last <= query.after) or not is_name(last):
                 # A service that does not move on would be asked forever.
                 raise RemoteError(
                     f"the service's listing does not go on past {query.after!r} "

@@ -156,32 +156,30 @@ class _Scraped(Collector):
             "Inbound partitions this instance consumes",
             live.partitions_held,
         )
-        pending = GaugeMetricFamily(
+        yield _labelled(
             "ctilink_inbound_pending",
             "Inbound messages not yet taken or not yet acked, by partition",
-            labels=["partition"],
+            ["partition"],
+            {(str(partition),): count for partition, count in live.pending.items()},
         )
-        for partition, count in sorted(live.pending.items()):
-            pending.add_metric([str(partition)], count)
-        yield pending
         if live.publisher_lag is not None:
             yield _gauge(
                 "ctilink_publisher_lag_events",
                 "Events logged but not yet acknowledged in CTILINK_OUT (all networks)",
                 live.publisher_lag,
             )
-        networks = GaugeMetricFamily(
-            "ctilink_networks", "Networks by effective mode", labels=["effective"]
+        yield _labelled(
+            "ctilink_networks",
+            "Networks by effective mode",
+            ["effective"],
+            {(mode,): count for mode, count in live.networks.items()},
         )
-        for mode, count in sorted(live.networks.items()):
-            networks.add_metric([mode], count)
-        yield networks
-        components = GaugeMetricFamily(
-            "ctilink_components", "Component rows over all networks, by state", labels=["state"]
+        yield _labelled(
+            "ctilink_components",
+            "Component rows over all networks, by state",
+            ["state"],
+            {(state,): count for state, count in live.components.items()},
         )
-        for state, count in sorted(live.components.items()):
-            components.add_metric([state], count)
-        yield components
         yield _gauge(
             "ctilink_restart_pending_networks",
             "Networks whose setting waits for a portal restart",
@@ -193,20 +191,28 @@ class _Scraped(Collector):
 
 def _per_network(found: PerNetwork) -> Iterable[Any]:
     """ctilink_log_position{network} and ctilink_component_available{network,system,component}."""
-    positions = GaugeMetricFamily(
-        "ctilink_log_position", "A network's last log position", labels=["network"]
+    yield _labelled(
+        "ctilink_log_position",
+        "A network's last log position",
+        ["network"],
+        {(network,): position for network, position in found.positions.items()},
     )
-    for network, position in sorted(found.positions.items()):
-        positions.add_metric([network], position)
-    yield positions
-    available = GaugeMetricFamily(
+    yield _labelled(
         "ctilink_component_available",
         "1 when the component row is available (C3), else 0",
-        labels=["network", "system", "component"],
+        ["network", "system", "component"],
+        found.available,
     )
-    for key, value in sorted(found.available.items()):
-        available.add_metric(list(key), value)
-    yield available
+
+
+def _labelled(
+    name: str, documentation: str, labels: list[str], values: dict[tuple[str, ...], float]
+) -> GaugeMetricFamily:
+    """A gauge with one sample per label set, sorted."""
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key), value)
+    return family
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

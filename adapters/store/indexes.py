@@ -25,8 +25,9 @@ BUILD_PAGE = 5000
 IDS_COMPLETE = "ids"
 
 
-class IndexTables:
-    """Create, write and read the index tables; the recorder supplies names and placeholders."""
+class RecorderParts:
+    """What the index mixins ask of the recorder they are mixed into (names, placeholders,
+    transactions); InboundTables and the SQLite and PostgreSQL recorders supply it."""
 
     mark = "?"
 
@@ -38,6 +39,21 @@ class IndexTables:
 
     def execute(self, sql: str, params: tuple[Any, ...]) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    def execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def exclusive(self) -> Any:  # pragma: no cover - supplied by the recorder
+        """A write transaction that keeps other writers of events out until it ends."""
+        raise NotImplementedError
+
+    def fetch(self, cursor: Any) -> list[Sequence[Any]]:  # pragma: no cover - by the recorder
+        """The cursor's rows, as sequences."""
+        raise NotImplementedError
+
+
+class IndexTables(RecorderParts):
+    """Create, write and read the index tables; the recorder supplies names and placeholders."""
 
     def index_statements(self, clustered: str = "") -> list[str]:
         """CREATE statements for the index tables, in the store's column types."""
@@ -128,14 +144,6 @@ class IndexTables:
         return bool(rows)
 
     # --- building -------------------------------------------------------------------------
-
-    def exclusive(self) -> Any:  # pragma: no cover - supplied by the recorder
-        """A write transaction that keeps other writers of events out until it ends."""
-        raise NotImplementedError
-
-    def fetch(self, cursor: Any) -> list[Sequence[Any]]:  # pragma: no cover - by the recorder
-        """The cursor's rows, as sequences."""
-        raise NotImplementedError
 
     events_sql = "stored_events"  # the events table, as SQL
 

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from ctilink.adapters.errors import UserError
+from ctilink.adapters.store.codec import first_line
 from ctilink.adapters.store.network_index import SORTS, Filters
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.domain.errors import DamagedLog
@@ -75,18 +76,20 @@ def each_line(
 
 def _page(recorder: Any, filters: Filters) -> list[Overview]:
     """One page of index rows (DamagedIndex: a row cannot be read)."""
-    try:
-        return recorder.list_networks(filters)
-    except (ValueError, TypeError) as error:  # a row edited by hand
-        raise DamagedIndex(str(error).splitlines()[0] if str(error) else "a bad row") from None
+    return _reading(recorder.list_networks, filters)
 
 
 def _line(recorder: Any, name: str) -> Overview | None:
     """One network's index line (DamagedIndex: it cannot be read)."""
+    return _reading(recorder.network_line, name)
+
+
+def _reading(read: Any, *args: Any) -> Any:
+    """A read of the index; a row edited by hand is DamagedIndex, told in one line."""
     try:
-        return recorder.network_line(name)
+        return read(*args)
     except (ValueError, TypeError) as error:
-        raise DamagedIndex(str(error).splitlines()[0] if str(error) else "a bad row") from None
+        raise DamagedIndex(first_line(error)) from None
 
 
 def _folded(

@@ -17,13 +17,14 @@ once only the later completes it, and a build that dies completes nothing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from ctilink.adapters.store.indexes import RecorderParts
+from ctilink.domain.messages import is_name
 from ctilink.projections.overview import Overview
 
 NETWORKS_COMPLETE = "networks"
@@ -32,7 +33,6 @@ COLUMNS = (
     "network, position, setting, configured, effective, restart_pending, converted, "
     "available, unavailable, not_configured, recorded"
 )
-NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SORTS = {"position": "position", "last_event": "recorded", "unavailable": "unavailable"}
 
 
@@ -64,25 +64,8 @@ class Filters(msgspec.Struct, frozen=True):
         )
 
 
-class NetworkTables:
+class NetworkTables(RecorderParts):
     """Create, write and read the network index; the recorder supplies names and placeholders."""
-
-    mark = "?"
-
-    def table(self, name: str) -> str:  # pragma: no cover - supplied by InboundTables
-        raise NotImplementedError
-
-    def query(self, sql: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:  # pragma: no cover
-        raise NotImplementedError
-
-    def execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def exclusive(self) -> Any:  # pragma: no cover - supplied by the recorder
-        raise NotImplementedError
-
-    def fetch(self, cursor: Any) -> list[Sequence[Any]]:  # pragma: no cover - by the recorder
-        raise NotImplementedError
 
     def network_statements(self, clustered: str = "", binary: str = "") -> list[str]:
         """CREATE statements for the network index, in the store's column types.
@@ -271,7 +254,7 @@ def network_values(row: Overview) -> tuple[Any, ...]:
 def overview_of(row: Sequence[Any]) -> Overview:
     """A network's line from the table's columns, each of exactly its type (ValueError if not)."""
     name = row[0]
-    if not isinstance(name, str) or not NAME.fullmatch(name):
+    if not is_name(name):
         raise ValueError(f"a line names the network {name!r}, not a network name")
     for column, value in zip(COLUMNS.split(", ")[1:], row[1:], strict=True):
         if column in ("restart_pending", "converted"):

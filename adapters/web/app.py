@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ctilink.adapters.store.listing import DamagedIndex
-from ctilink.adapters.store.network_index import NAME, SORTS
+from ctilink.adapters.store.network_index import SORTS
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.adapters.web.gate import HEADERS, SecurityHeaders, TokenGate, login_routes
 from ctilink.adapters.web.health import operations_routes
@@ -40,6 +40,7 @@ from ctilink.adapters.web.reads import (
 )
 from ctilink.adapters.web.rejections import KEPT, RejectionTail
 from ctilink.domain.errors import DamagedLog, UnknownNetwork
+from ctilink.domain.messages import is_name
 from ctilink.domain.mode import Mode
 
 HERE = Path(__file__).parent
@@ -90,7 +91,7 @@ def console(
     def network_name(request: Request) -> str:
         """The network named by the path (404 when it cannot be a network's name)."""
         name = request.path_params["network"]
-        if not NAME.fullmatch(name):
+        if not is_name(name):
             raise HTTPException(404, f"{name!r} is not a network name")
         return name
 
@@ -172,7 +173,7 @@ def console(
     async def live(request: Request) -> Response:
         network = request.query_params.get("network") or None
         if network is not None:
-            if not NAME.fullmatch(network):
+            if not is_name(network):
                 raise HTTPException(404, f"{network!r} is not a network name")
             await read(service.head, network)  # UnknownNetwork: 404
         since = request.query_params.get("since", "")
@@ -184,7 +185,7 @@ def console(
 
     async def rejections(_: Request) -> Response:
         assert tail is not None
-        return render("rejections.html", latest=list(tail.latest), count=tail.count, kept=KEPT)
+        return render("rejections.html", latest=list(tail.latest), count=tail.generation, kept=KEPT)
 
     async def live_rejections(_: Request) -> Response:
         assert tail is not None

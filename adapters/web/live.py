@@ -19,31 +19,74 @@ POLL = 0.2  # seconds between looks at the store
 KEEPALIVE = 15.0  # seconds between comments on a quiet stream (proxies close idle ones)
 
 
-class Watcher:
-    """Which networks changed since the last look, told to every waiting page."""
+class Broadcast:
+    """Changes counted and told to every waiting page as server-sent events; an end for all."""
 
-    def __init__(self, recorder: Any, every: float = POLL) -> None:
-        self.recorder = recorder
-        self.every = every
-        self.generation = 0  # counts the looks that found a change
-        self.changed: frozenset[str] = frozenset()  # the networks of the latest change
+    def __init__(self) -> None:
+        self.generation = 0  # counts the changes told
+        self.closed = False  # the console is stopping: streams end
         self._wake = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False  # the console is stopping: streams end
 
-    def start(self) -> None:
-        """Start looking (on the running event loop)."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
+    async def tell(self, note: Callable[[], None] = lambda: None) -> None:
+        """One more change (`note` records what it was, under the same lock)."""
+        async with self._wake:
+            self.generation += 1
+            note()
+            self._wake.notify_all()
 
     def close(self) -> None:
-        """End every stream (the console is stopping; browsers reconnect to the next)."""
-        self._closed = True
-        if self._task is not None:
+        """End every stream (browsers reconnect to the next console)."""
+        self.closed = True
+        with contextlib.suppress(RuntimeError):  # no loop: no stream to end
             asyncio.get_running_loop().create_task(self._wake_all())
 
     async def _wake_all(self) -> None:
         async with self._wake:
             self._wake.notify_all()
+
+    def _moved_past(self, seen: int) -> Callable[[], bool]:
+        """Whether a change came after the one seen (or the console is stopping)."""
+        return lambda: self.generation != seen or self.closed
+
+    async def events(
+        self, since: int | None = None, wanted: Callable[[], bool] = lambda: True
+    ) -> AsyncIterator[str]:
+        """`change` after each change that is `wanted` (asked right after it, under the lock).
+
+        `since`: the generation a page was read at; a change in between (while
+        the page loaded) is told at once.
+        """
+        seen = self.generation
+        yield "retry: 1000\n\n"  # reconnect a dropped stream after a second
+        if since is not None and since != seen:
+            yield f"event: change\ndata: {seen}\n\n"
+        while not self.closed:
+            async with self._wake:
+                try:
+                    await asyncio.wait_for(self._wake.wait_for(self._moved_past(seen)), KEEPALIVE)
+                except TimeoutError:
+                    yield ": still here\n\n"
+                    continue
+                seen, told = self.generation, wanted()
+            if self.closed:
+                return
+            if told:
+                yield f"event: change\ndata: {seen}\n\n"
+
+
+class Watcher(Broadcast):
+    """Which networks changed since the last look, told to every waiting page."""
+
+    def __init__(self, recorder: Any, every: float = POLL) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.every = every
+        self.changed: frozenset[str] = frozenset()  # the networks of the latest change
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start looking (on the running event loop)."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
         """Stop looking."""
@@ -64,39 +107,12 @@ class Watcher:
             except Exception:  # the store is away: pages keep what they show, and ask later
                 continue
             last = top
-            async with self._wake:
-                self.generation += 1
-                self.changed = frozenset(names)
-                self._wake.notify_all()
-
-    def _moved_past(self, seen: int) -> Callable[[], bool]:
-        """Whether a change came after the one seen (or the console is stopping)."""
-        return lambda: self.generation != seen or self._closed
+            await self.tell(lambda names=names: setattr(self, "changed", frozenset(names)))
 
     def _top(self) -> int:
         """The store's latest notification id."""
         return int(self.recorder.max_notification_id() or 0)
 
-    async def changes(self, network: str | None, since: int | None = None) -> AsyncIterator[str]:
-        """Server-sent events for one page: `change` when its network (None: any) changes.
-
-        `since`: the generation the page was read at; a change in between (while
-        the page loaded) is told at once.
-        """
-        seen = self.generation
-        yield "retry: 1000\n\n"  # reconnect a dropped stream after a second
-        if since is not None and since != seen:
-            yield f"event: change\ndata: {seen}\n\n"
-        while not self._closed:
-            async with self._wake:
-                try:
-                    moved = self._moved_past(seen)
-                    await asyncio.wait_for(self._wake.wait_for(moved), KEEPALIVE)
-                except TimeoutError:
-                    yield ": still here\n\n"
-                    continue
-                seen, changed = self.generation, self.changed
-            if self._closed:
-                return
-            if network is None or network in changed:
-                yield f"event: change\ndata: {seen}\n\n"
+    def changes(self, network: str | None, since: int | None = None) -> AsyncIterator[str]:
+        """Server-sent events for one page: `change` when its network (None: any) changes."""
+        return self.events(since, lambda: network is None or network in self.changed)

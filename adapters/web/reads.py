@@ -10,7 +10,7 @@ import msgspec
 
 from ctilink.adapters.store.listing import each_line
 from ctilink.adapters.store.log_reader import recorded_times
-from ctilink.adapters.store.network_index import NAME, SORTS, Filters
+from ctilink.adapters.store.network_index import SORTS, Filters
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.domain import messages as m
 from ctilink.domain.errors import PositionOutOfRange
@@ -46,10 +46,10 @@ def overview_page(service: StoredNetworks, query: dict[str, str]) -> OverviewPag
     if effective is not None and effective not in {mode.value for mode in Mode}:
         raise BadQuery(f"effective: {effective!r} is not a mode")
     prefix = query.get("name") or None
-    if prefix is not None and not NAME.fullmatch(prefix):
+    if prefix is not None and not m.is_name(prefix):
         raise BadQuery(f"name: {prefix!r} is not the start of a network name")
     after = query.get("after") or None
-    if after is not None and not NAME.fullmatch(after):
+    if after is not None and not m.is_name(after):
         raise BadQuery(f"after: {after!r} is not a network name")
     sort = query.get("sort") or "name"
     if sort != "name" and sort not in SORTS:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from typing import Any
 import msgspec
 
 from ctilink.adapters.nats.wire import RejectionMessage
+from ctilink.adapters.web.live import Broadcast
 
 KEPT = 200  # the latest rejections the page shows
 SUBJECT = "ctilink.rejected.>"
@@ -27,24 +27,13 @@ class Seen(msgspec.Struct, frozen=True):
     payload: str
 
 
-class RejectionTail:
+class RejectionTail(Broadcast):
     """The latest rejections on `ctilink.rejected.>`, and a wake-up for the pages showing them."""
 
     def __init__(self) -> None:
+        super().__init__()  # its generation counts the rejections seen since the start
         self.latest: deque[Seen] = deque(maxlen=KEPT)
-        self.count = 0  # rejections seen since the start
-        self._wake = asyncio.Condition()
         self._subscription: Any = None
-        self._closed = False
-
-    def close(self) -> None:
-        """End every stream (the console is stopping)."""
-        self._closed = True
-        asyncio.get_running_loop().create_task(self._wake_all())
-
-    async def _wake_all(self) -> None:
-        async with self._wake:
-            self._wake.notify_all()
 
     async def start(self, nc: Any) -> None:
         """Subscribe (core NATS: what is published from now on)."""
@@ -61,29 +50,11 @@ class RejectionTail:
         except (msgspec.DecodeError, UnicodeDecodeError):
             return  # not ours to show
         network = msg.subject.split(".", 2)[2] if msg.subject.count(".") >= 2 else ""
-        self.latest.appendleft(
-            Seen(datetime.now(UTC), network, rejection.code, rejection.message, rejection.payload)
+        seen = Seen(
+            datetime.now(UTC), network, rejection.code, rejection.message, rejection.payload
         )
-        async with self._wake:
-            self.count += 1
-            self._wake.notify_all()
+        await self.tell(lambda: self.latest.appendleft(seen))
 
-    async def changes(self) -> AsyncIterator[str]:
+    def changes(self) -> AsyncIterator[str]:
         """Server-sent events: `change` after each rejection seen."""
-        seen = self.count
-        yield "retry: 1000\n\n"
-        while not self._closed:
-            async with self._wake:
-                try:
-                    await asyncio.wait_for(self._wake.wait_for(self._after(seen)), 15)
-                except TimeoutError:
-                    yield ": still here\n\n"
-                    continue
-                seen = self.count
-            if self._closed:
-                return
-            yield f"event: change\ndata: {seen}\n\n"
-
-    def _after(self, seen: int) -> Any:
-        """Whether a rejection came after the count seen."""
-        return lambda: self.count != seen or self._closed
+        return self.events()

@@ -57,6 +57,31 @@ async def nc(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
         await asyncio.wait_for(client.close(), 5)
 
 
+def serve_process(
+    store: Path, log: Path, *args: str, ready: bool = True
+) -> subprocess.Popen[bytes]:
+    """`ctilink serve --store STORE ARGS…` in a process of its own, its output into `log`;
+    returned once it says it is ready (unless `ready` is False)."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ctilink.adapters.cli", "serve", "--store", str(store), *args],
+            stdout=out,
+            stderr=out,
+            cwd=ROOT,
+        )
+    if ready:
+        wait_ready(process, log)
+    return process
+
+
+def wait_ready(process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the serve process says it is ready (it must not end first)."""
+    deadline = time.monotonic() + 60
+    while "ready:" not in log.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
 class Service:
     """`ctilink serve` in its own process, so that it can be killed."""
 

@@ -9,36 +9,18 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nats
 
-from tests.e2e.conftest import ROOT, wait_for
+from tests.e2e.conftest import ROOT, serve_process, wait_for, wait_ready
 
 INSTALL = b'{"type":"portal_installed","id":"i1","network":"acme","platform":"windows"}'
 
 
 def _start(folder: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """`ctilink serve` with only a store, and the URL it says its nats-server has."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ctilink.adapters.cli",
-                "serve",
-                "--store",
-                str(folder / "ctilink.db"),
-            ],
-            stdout=out,
-            stderr=out,
-            cwd=ROOT,
-        )
-    deadline = time.monotonic() + 60
-    while "ready:" not in log.read_text():
-        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
+    process = serve_process(folder / "ctilink.db", log)
     said = log.read_text()
     found = re.search(r"started embedded nats-server at (nats://127\.0\.0\.1:\d+)", said)
     assert found, said
@@ -188,27 +170,9 @@ async def test_a_server_left_running_on_the_store_is_stopped_before_a_new_one_st
 
 async def test_sync_always_has_the_embedded_server_sync_every_write(tmp_path):
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ctilink.adapters.cli",
-                "serve",
-                "--store",
-                str(tmp_path / "ctilink.db"),
-                "--sync",
-                "always",
-            ],
-            stdout=out,
-            stderr=out,
-            cwd=ROOT,
-        )
+    process = serve_process(tmp_path / "ctilink.db", log, "--sync", "always", ready=False)
     try:
-        deadline = time.monotonic() + 60
-        while "ready:" not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_ready(process, log)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)

@@ -17,7 +17,7 @@ from nats.js.api import ConsumerConfig
 
 from ctilink.adapters.nats.embedded import EmbeddedNats, binary
 from ctilink.adapters.nats.streams import stream_configs
-from tests.e2e.conftest import ROOT, wait_for
+from tests.e2e.conftest import ROOT, serve_process, wait_for
 
 INSTALL = b'{"type":"portal_installed","id":"i1","network":"acme","platform":"windows"}'
 USERS = ("service", "producer", "reader")
@@ -54,25 +54,12 @@ def secured(keys: Path, tmp_path: Path):
     server.start()
     port = server.port
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ctilink.adapters.cli",
-                "serve",
-                "--store",
-                str(tmp_path / "c.db"),
-                "--nats",
-                f"nats://127.0.0.1:{port}",
-                "--nkey",
-                str(keys / "service.nk"),
-            ],
-            stdout=out,
-            stderr=out,
-            cwd=ROOT,
-            env=dict(os.environ),
-        )
+    process = serve_process(
+        tmp_path / "c.db",
+        log,
+        *("--nats", f"nats://127.0.0.1:{port}", "--nkey", str(keys / "service.nk")),
+        ready=False,  # each test waits for it, once it has its clients in place
+    )
     yield port, log, keys
     process.terminate()
     process.wait(30)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nats
 import pytest
 
 from ctilink.adapters.nats.embedded import EmbeddedNats
-from tests.e2e.conftest import ROOT, wait_for
+from tests.e2e.conftest import ROOT, serve_process, wait_for, wait_ready
 
 INSTALL = b'{"type":"portal_installed","id":"i1","network":"acme","platform":"windows"}'
 
@@ -110,29 +108,9 @@ async def test_serve_and_clients_talk_over_mutual_tls_and_one_without_a_certific
         str(certs / "client.key"),
     ]
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ctilink.adapters.cli",
-                "serve",
-                "--store",
-                str(tmp_path / "c.db"),
-                "--nats",
-                url,
-                *tls_args,
-            ],
-            stdout=out,
-            stderr=out,
-            cwd=ROOT,
-            env=dict(os.environ),
-        )
+    process = serve_process(tmp_path / "c.db", log, "--nats", url, *tls_args, ready=False)
     try:
-        deadline = time.monotonic() + 60
-        while "ready:" not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_ready(process, log)
         import ssl
 
         context = ssl.create_default_context(cafile=str(certs / "ca.pem"))

@@ -15,9 +15,9 @@ from ctilink.adapters.cli.output import emit_json, emit_json_array, encode_json
 from ctilink.adapters.cli.render import print_table, table
 from ctilink.adapters.nats.wire import NetworksQuery, NetworkSummary
 from ctilink.adapters.store.listing import each_line
-from ctilink.adapters.store.network_index import NAME
 from ctilink.adapters.store.service import StoredNetworks
 from ctilink.domain.errors import DamagedLog
+from ctilink.domain.messages import is_name
 from ctilink.domain.mode import Mode
 from ctilink.domain.service import NetworkService
 from ctilink.projections.log import entry, fields
@@ -72,7 +72,7 @@ def cmd_networks(service: NetworkService | None, args: argparse.Namespace) -> in
 
 def _name_prefix(text: str) -> str:
     """argparse type for --name-prefix: the start of a network name."""
-    if not NAME.fullmatch(text):
+    if not is_name(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not the start of a network name (1-64 of A-Z a-z 0-9 _ -)"
         )
