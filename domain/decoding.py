@@ -20,6 +20,9 @@ MAX_EVENT_BYTES = 1 << 20
 # actor) and with headers: what could never fit NATS's default 1 MiB is refused.
 MAX_PUBLISHED_BYTES = MAX_EVENT_BYTES - (8 << 10)
 BOM = b"\xef\xbb\xbf"
+NUL_ESCAPE = b"\\u0000"  # JSON can carry U+0000 only escaped: a raw 0x00 is no JSON
+MAX_MESSAGE_CHARS = 1000  # a reason quotes what was sent: never all of a megabyte
+MAX_NAMED_CHARS = 256  # an id or network a rejection names, at most
 _AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<path>[^`]*)`$")
 _FRACTION = re.compile(r":[0-9]{2}\.([0-9]+)")  # the seconds' fraction, whatever the separator
 _untyped = msgspec.json.Decoder()
@@ -44,14 +47,20 @@ _named = msgspec.json.Decoder(_Named).decode
 
 
 def named(raw: bytes | None, field: str) -> str | None:
-    """The string an object's `id` or `network` holds, when the bytes have a usable one."""
+    """The string an object's `id` or `network` holds, when the bytes have a usable one.
+
+    Usable: 1 to 256 characters and no U+0000, so that a rejection can keep it as
+    text on every store (PostgreSQL refuses U+0000 in text).
+    """
     if raw is None:
         return None
     try:
         value = getattr(_named(raw), field)
     except Exception:  # any bytes at all: invalid JSON, bad UTF-8, nesting too deep
         return None
-    return value if isinstance(value, str) else None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAMED_CHARS or "\0" in value:
+        return None
+    return value
 
 
 def explain(error: Exception) -> str:
@@ -75,7 +84,7 @@ def decode_encoded(raw: bytes | str) -> tuple[m.Message | Invalid, bytes | None]
         raw = raw.encode("utf-8", "surrogatepass")  # a lone surrogate fails as bad UTF-8
     elif not isinstance(raw, bytes):
         return Invalid(None, f"not bytes but {type(raw).__name__}"), None
-    problem = _check_bytes(raw)
+    problem = _check_bytes(raw) or _check_nul(raw)
     if problem is None:
         try:
             message = m.decode(raw)
@@ -91,7 +100,48 @@ def decode_encoded(raw: bytes | str) -> tuple[m.Message | Invalid, bytes | None]
             problem = _check_object(raw, message, encoded)
             if problem is None:
                 return message, encoded
-    return Invalid(named(raw, "id"), problem), None
+    return Invalid(named(raw, "id"), bounded(problem)), None
+
+
+def bounded(message: str) -> str:
+    """A reason cut to MAX_MESSAGE_CHARS, saying so (it leads with the field it names)."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return f"{message[: MAX_MESSAGE_CHARS - 40]}… [cut: {len(message):,} characters]"
+
+
+def _check_nul(raw: bytes) -> str | None:
+    """I1 (v1.1): where a string, value or key, holds U+0000, if any does."""
+    if NUL_ESCAPE not in raw:  # the usual case: one substring search
+        return None
+    try:
+        document = _untyped.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None  # not JSON at all: the decoder says why
+    path = _nul_path(document, "")
+    if path is None:
+        return None  # an escaped backslash followed by u0000: no U+0000 after all
+    return f"field `{path}`: holds U+0000 (NUL), which no string may hold"
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """The path of the first string (value or key) holding U+0000 under `value`."""
+    if isinstance(value, str):
+        return (path or "$") if "\0" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else key
+            if "\0" in key:
+                return inner.replace("\0", "\\u0000")
+            found = _nul_path(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _check_bytes(raw: bytes) -> str | None:

@@ -36,19 +36,23 @@ LinkKind = Literal["csta", "dsml"]
 DEFAULT_ACTOR = "system"
 
 
+# I1 (v1.1): a directory entry's name and number are 1–256 characters.
+EntryText = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
 class Entry(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
     """One system-directory entry."""
 
-    name: str
-    number: str
+    name: EntryText
+    number: EntryText
     ex_directory: bool = False
 
 
 class PersonalEntry(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One personal-directory entry."""
 
-    name: str
-    number: str
+    name: EntryText
+    number: EntryText
 
 
 class Event(
@@ -151,6 +155,7 @@ class UserRemoved(Event, tag="user_removed"):
 
 class DirectoryChanged(Event, tag="directory_changed"):
     system: Name
+    # D5's limit of 10,000 is a rule (too_many_entries), not a schema check.
     entries: tuple[Entry, ...]
 
 

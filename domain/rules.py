@@ -17,6 +17,7 @@ from ctilink.domain.mode import (
 from ctilink.domain.state import NetworkState
 
 MAX_PERSONAL_ENTRIES = 250
+MAX_DIRECTORY_ENTRIES = 10_000
 UNIQUE_ROLES = ("primary", "secondary")
 
 
@@ -92,6 +93,16 @@ def check_user(state: NetworkState, message: m.Message) -> None:
             )
 
 
+def check_directory_size(state: NetworkState, message: m.DirectoryChanged) -> None:
+    """D5: a system directory holds at most 10,000 entries (checked after I6)."""
+    if len(message.entries) > MAX_DIRECTORY_ENTRIES:
+        raise Rejected(
+            Code.TOO_MANY_ENTRIES,
+            f"a system directory holds at most {MAX_DIRECTORY_ENTRIES:,} entries, "
+            f"got {len(message.entries):,}",
+        )
+
+
 Check = Callable[[NetworkState, Any], None]
 SETTING_EVENTS = (m.CentralCtiLinkSet, m.AutoProvisioningSet, m.ConvertedToCentral)
 USER_EVENTS = (m.UserRemoved, m.PersonalDirectoryChanged)
@@ -108,6 +119,8 @@ def _checks_for(cls: type) -> tuple[Check, ...]:
         checks.append(check_setting)
     if cls in USER_EVENTS:
         checks.append(check_user)
+    if cls is m.DirectoryChanged:
+        checks.append(check_directory_size)
     return tuple(checks)
 
 

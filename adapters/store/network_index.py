@@ -217,8 +217,10 @@ class NetworkTables(RecorderParts):
     def network_totals(self) -> list[tuple[str, int, int, int, int, int]]:
         """Per effective mode: networks, component rows by state, restarts pending."""
         rows = self.query(
-            "SELECT effective, COUNT(*), SUM(available), SUM(unavailable), "
-            f"SUM(not_configured), SUM(restart_pending) FROM {self.table('ctilink_networks')} "
+            # Every computed column named: PostgreSQL calls each SUM(...) `sum`.
+            "SELECT effective, COUNT(*) AS networks, SUM(available) AS available, "
+            "SUM(unavailable) AS unavailable, SUM(not_configured) AS not_configured, "
+            f"SUM(restart_pending) AS restart_pending FROM {self.table('ctilink_networks')} "
             "GROUP BY effective",
             (),
         )

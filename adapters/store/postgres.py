@@ -14,6 +14,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import retry
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
@@ -126,10 +127,11 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
         return f'"{self.datastore.schema}".{name}'
 
     def query(self, sql: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:
-        """Rows of a read."""
+        """Rows of a read, as tuples: a dict row would fold columns of the same name."""
         with self.datastore.transaction(commit=False) as cursor:
+            cursor.row_factory = tuple_row
             cursor.execute(sql, params)
-            return [tuple(row.values()) for row in cursor.fetchall()]
+            return list(cursor.fetchall())
 
     def execute(self, sql: str, params: tuple[Any, ...]) -> None:
         """One write in a transaction of its own."""
@@ -162,7 +164,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
 
     def fetch(self, cursor: Any) -> list[Sequence[Any]]:
         """The cursor's rows, as tuples (the pool hands out dict rows)."""
-        return [tuple(row.values()) for row in cursor.fetchall()]
+        return [tuple(row.values()) if isinstance(row, dict) else row for row in cursor.fetchall()]
 
     def heads(self) -> list[tuple[str, int]]:
         """Every network with its last position, sorted by name."""

@@ -349,3 +349,21 @@ def test_an_index_table_dropped_by_hand_is_folded_when_reading_and_rebuilt_when_
     with closing(open_service(store)) as service:
         assert network_lines(service, Filters())[0] == whole
     assert "building the network index" in capsys.readouterr().err
+
+
+def test_the_totals_per_mode_count_every_network_and_row_on_both_stores(store_path):
+    events = order_dependent_events(seed=5, count=800)
+    with closing(open_service(store_path)) as service:
+        ingest(service, events)
+        lines = network_lines(service, Filters())[0]
+        totals = service.recorder.network_totals()  # type: ignore[attr-defined]
+
+    expected: dict[str, list[int]] = {}
+    for line in lines:
+        row = expected.setdefault(line.effective, [0, 0, 0, 0, 0])
+        for n, value in enumerate(
+            (1, line.available, line.unavailable, line.not_configured, line.restart_pending)
+        ):
+            row[n] += int(value)
+    assert {mode: list(rest) for mode, *rest in totals} == expected
+    assert sum(row[0] for row in expected.values()) == len(lines) > 1

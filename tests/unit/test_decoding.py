@@ -250,3 +250,70 @@ def test_decoding_accepts_text_and_refuses_other_types_in_words():
     assert isinstance(decode(raw().decode()), m.PortalRestarted)
     assert invalid(None).message == "not bytes but NoneType"  # type: ignore[arg-type]
     assert isinstance(msgspec.json.decode(raw()), dict)
+
+
+# --- v1.1: U+0000 anywhere, and directory entry bounds ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (b'{"type":"portal_restarted","id":"a\\u0000b","network":"pgn"}', "id"),
+        (b'{"type":"portal_restarted\\u0000","id":"a","network":"pgn"}', "type"),
+        (b'{"type":"portal_restarted","id":"a","network":"p\\u0000"}', "network"),
+        (b'{"type":"portal_restarted","id":"a","network":"pgn","x\\u0000y":1}', "x\\u0000y"),
+        (
+            b'{"type":"directory_changed","id":"a","network":"n","system":"s",'
+            b'"entries":[{"name":"ok","number":"1"},{"name":"b\\u0000","number":"2"}]}',
+            "entries[1].name",
+        ),
+    ],
+    ids=["id", "type", "network", "unknown-key", "entry-name"],
+)
+def test_a_string_holding_u0000_is_invalid_and_named_without_it_i1(data, field):
+    found = invalid(data)
+
+    assert found.message == f"field `{field}`: holds U+0000 (NUL), which no string may hold"
+    assert "\x00" not in found.message and (found.id is None or "\x00" not in found.id)
+
+
+def test_an_escaped_backslash_before_u0000_is_no_nul_i1():
+    found = decode(b'{"type":"portal_restarted","id":"a\\\\u0000b","network":"pgn"}')
+
+    assert isinstance(found, m.PortalRestarted) and found.id == "a\\u0000b"
+
+
+@pytest.mark.parametrize("text", [s for s in ("", "x" * 257)], ids=["empty", "257"])
+@pytest.mark.parametrize("part", ["name", "number"])
+@pytest.mark.parametrize("kind", ["directory_changed", "personal_directory_changed"])
+def test_a_directory_entry_empty_or_longer_than_256_is_invalid_i1(kind, part, text):
+    entry = {"name": "Ann", "number": "1", part: text}
+    event = {**VALID, "type": kind, "system": "s1", "entries": [entry]}
+    if kind == "personal_directory_changed":
+        event["user"] = "ann"
+
+    found = invalid(json.dumps(event).encode())
+
+    assert found.message.startswith(f"field `entries[0].{part}`: Expected `str` of length")
+
+
+def test_a_directory_entry_of_256_characters_is_valid_i1():
+    entry = {"name": "n" * 256, "number": "9" * 256}
+    event = {**VALID, "type": "directory_changed", "system": "s1", "entries": [entry]}
+
+    assert isinstance(decode(json.dumps(event).encode()), m.DirectoryChanged)
+
+
+def test_a_reason_quoting_a_megabyte_is_cut_and_says_so_i1():
+    found = invalid(json.dumps({**VALID, "type": "x" * 500_000}).encode())
+
+    assert found.message.startswith("field `type`: Invalid value 'xxx")
+    assert len(found.message) <= 1000 and found.message.endswith("[cut: 500,030 characters]")
+
+
+@given(st.text(min_size=1, max_size=20).map(lambda s: s[:10] + "\x00" + s[10:]))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_any_id_holding_u0000_is_invalid_whatever_else_it_holds_i1(text):
+    found = invalid(raw(id=text))
+
+    assert "U+0000" in found.message and "\x00" not in found.message

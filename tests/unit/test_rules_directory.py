@@ -455,3 +455,35 @@ def test_directory_document_shape_d4(net):
         "system": [sys_entry("Xena", "301", "x1", "p1")],
         "personal": {"ann": [], "zoe": [{"name": "Ann", "number": "101"}]},
     }
+
+
+# --- D5 (v1.1): at most 10,000 entries per directory_changed -------------------------
+
+
+def test_directory_changed_with_10001_entries_is_rejected_too_many_entries_d5(net):
+    net.given(*CENTRAL_TRIO, directory_changed("x1", ("Old", "1")))
+
+    outcome = net.when(
+        directory_changed("x1", *[(f"n{i:05}", str(i)) for i in range(10_001)])
+    )
+
+    assert (outcome.outcome, outcome.code) == ("rejected", "too_many_entries")
+    assert "10,001" in (outcome.message or "")
+    assert [e["name"] for e in net.directory()["system"]] == ["Old"]
+
+
+def test_directory_changed_with_10000_entries_is_accepted_d5(net):
+    net.given(*CENTRAL_TRIO)
+
+    outcome = net.when(directory_changed("x1", *[(f"n{i:05}", str(i)) for i in range(10_000)]))
+
+    assert outcome.outcome == "accepted"
+    assert len(net.directory()["system"]) == 10_000
+
+
+def test_unknown_system_is_checked_before_too_many_entries_d5(net):
+    net.given(*CENTRAL_TRIO)
+
+    outcome = net.when(directory_changed("nope", *[(f"n{i:05}", "1") for i in range(10_001)]))
+
+    assert (outcome.outcome, outcome.code) == ("rejected", "unknown_system")
