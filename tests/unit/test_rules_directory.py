@@ -463,9 +463,7 @@ def test_directory_document_shape_d4(net):
 def test_directory_changed_with_10001_entries_is_rejected_too_many_entries_d5(net):
     net.given(*CENTRAL_TRIO, directory_changed("x1", ("Old", "1")))
 
-    outcome = net.when(
-        directory_changed("x1", *[(f"n{i:05}", str(i)) for i in range(10_001)])
-    )
+    outcome = net.when(directory_changed("x1", *[(f"n{i:05}", str(i)) for i in range(10_001)]))
 
     assert (outcome.outcome, outcome.code) == ("rejected", "too_many_entries")
     assert "10,001" in (outcome.message or "")
