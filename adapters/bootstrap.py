@@ -8,7 +8,6 @@ what it enters is left in reverse order when it stops, however it stops.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, closing
@@ -75,6 +74,7 @@ async def serve(config: ServeConfig) -> int:
     from ctilink.adapters.nats.api import start_api
     from ctilink.adapters.nats.connection import connect_or_stop, leave
     from ctilink.adapters.nats.ingestor import Ingestor
+    from ctilink.adapters.nats.jsapi import check_server
     from ctilink.adapters.nats.strays import sweep_while_holding
     from ctilink.adapters.nats.streams import ensure_streams
 
@@ -87,7 +87,7 @@ async def serve(config: ServeConfig) -> int:
         url = config.url or await stack.enter_async_context(
             embedded_nats(location, config.nats_port, config.sync_always)
         )
-        opened = await when_available(lambda: open_store(location, member=True), stop)
+        opened = await when_available(lambda: open_store(location), stop)
         if opened is None:
             return 0
         store = stack.enter_context(closing(opened[0]))
@@ -102,6 +102,7 @@ async def serve(config: ServeConfig) -> int:
             say("stopped before NATS answered")
             return 0
         say(f"connected to NATS at {url}; store {redact(location)}")
+        check_server(nc)
         stream_epoch = await ensure_streams(nc.jetstream())
         metrics = _metrics() if config.http is not None else None
         ingestor = Ingestor(store, metrics)
@@ -111,7 +112,7 @@ async def serve(config: ServeConfig) -> int:
         stack.push_async_callback(leave, nc, say)
         stack.push_async_callback(api.stop)  # first of all: stop answering
         publishing, committed = _publishing(config, roles, store, nc, url, stop)
-        partitions = _partitions(roles, ingestor, nc, committed, stream_epoch)
+        partitions = _partitions(ingestor, nc, committed, stream_epoch)
         strays = sweep_while_holding(nc.jetstream(), ingestor, roles, stop, say, stream_epoch)
         jobs = [partitions.run(stop), publishing, strays]
         if config.http is not None:
@@ -206,7 +207,7 @@ async def publish(store: str | None, url: str, options: dict[str, Any]) -> int:
     die_with_parent()
     async with AsyncExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
-        opened = await when_available(lambda: open_store(resolve(store), member=False), stop)
+        opened = await when_available(lambda: open_store(resolve(store)), stop)
         if opened is None:
             return 0
         store_service = stack.enter_context(closing(opened[0]))
@@ -250,14 +251,14 @@ async def when_available(open_them: Callable[[], Any], stop: asyncio.Event) -> A
     return None
 
 
-def open_store(location: str, *, member: bool) -> tuple[StoredNetworks, Any]:
+def open_store(location: str) -> tuple[StoredNetworks, Any]:
     """The service and the roles on a store, both or neither."""
     from ctilink.adapters.ops.logs import LogStream
     from ctilink.adapters.store.roles import open_roles
 
     opened = open_service(location, notes=LogStream())  # index builds told as log lines
     try:
-        return opened, open_roles(location, member=member)
+        return opened, open_roles(location)
     except BaseException:
         opened.close()
         raise
@@ -287,28 +288,26 @@ def _publishing(
     return publish_while_leading(roles, in_process, stop, say), wake.set
 
 
-def _partitions(roles: Any, ingestor: Any, nc: Any, committed: Any, stream_epoch: str) -> Any:
-    """This instance's share of the inbound partitions, each read by a consumer of its own."""
-    from ctilink.adapters.nats.consumer import Consumer
+def _partitions(ingestor: Any, nc: Any, committed: Any, stream_epoch: str) -> Any:
+    """A consumer of every inbound partition; the NATS server pins one instance on each."""
+    from ctilink.adapters.nats.api import instances
+    from ctilink.adapters.nats.consumer import PartitionConsumer
     from ctilink.adapters.nats.partitions import Partitions
-    from ctilink.adapters.nats.streams import PARTITIONS, in_source, partition_subject
+    from ctilink.adapters.nats.streams import PARTITIONS, in_source
 
-    instance = secrets.token_hex(4)  # each holder's consumers have names of their own
-
-    async def consume(partition: int) -> Consumer:
-        consumer = Consumer(
+    async def consume(partition: int) -> PartitionConsumer:
+        consumer = PartitionConsumer(
             ingestor,
             nc,
             committed=committed,
             log=say,
-            durable=f"ctilink-p{partition}-{instance}",
-            subject=partition_subject(partition),
+            partition=partition,
             source=in_source(partition, stream_epoch),
         )
         await consumer.start()
         return consumer
 
-    return Partitions(roles, PARTITIONS, consume, log=say)
+    return Partitions(PARTITIONS, consume, lambda: instances(nc), log=say)
 
 
 async def run_until_stopped(stop: asyncio.Event, *jobs: Awaitable[Any]) -> BaseException | None:

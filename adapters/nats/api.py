@@ -170,6 +170,25 @@ class Api:
         await request.respond(encode(reply))
 
 
+async def instances(nc: Client, wait: float = 0.3) -> int:
+    """How many `ctilink serve` instances answer a ping of the service (this one included)."""
+    inbox = nc.new_inbox()
+    subscription = await nc.subscribe(inbox)
+    seen: set[bytes] = set()
+    try:
+        await nc.publish(f"$SRV.PING.{NAME}", b"", reply=inbox)
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                reply = await subscription.next_msg(timeout=left)
+            except Exception:  # nats-py's TimeoutError: nobody else answered in time
+                break
+            seen.add(reply.data)
+    finally:
+        await subscription.unsubscribe()
+    return max(1, len(seen))
+
+
 async def start_api(nc: Client, ingestor: Ingestor, metrics: Any = None) -> Api:
     """Register the micro service and its endpoints, in the shared queue group."""
     api = Api(ingestor)

@@ -1,4 +1,20 @@
-"""Consumes one partition of CTILINK_IN: apply, commit, publish rejections, then ack."""
+"""Consumes one partition of CTILINK_IN as one of every instance's pullers; decides while pinned.
+
+Every instance pulls every partition through one shared durable consumer whose
+priority group delivers to a single pinned client at a time (jsapi.py): the
+NATS server decides who holds a partition, and hands it to another puller when
+the holder stops pulling (a crash, a hang, a lost connection). So no partition
+is left without a consumer while any instance runs, whatever else shares the
+store's database server or the NATS account.
+
+Order across a handover (I4): a new holder may be sent newer messages while the
+old holder's unacked ones wait for redelivery. So before deciding a batch that
+does not continue this client's own deliveries, the consumer asks the stream for
+the oldest message after the last one decided; if that one is older than the
+batch, it resets the consumer to its ack floor and the messages come again in
+stream order. The store records each partition's last decided sequence with the
+events it led to (compare-and-set), so that no message is decided twice.
+"""
 
 from __future__ import annotations
 
@@ -9,45 +25,77 @@ import itertools
 import json
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import DEFAULT_PREFIX as JS_API_PREFIX
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from ctilink.adapters.nats import jsapi
 from ctilink.adapters.nats.batch import publish_many
-from ctilink.adapters.nats.ingestor import Ingestor
-from ctilink.adapters.nats.streams import IN_STREAM, network_of
+from ctilink.adapters.nats.streams import IN_STREAM, network_of, partition_subject
 from ctilink.adapters.store.waiting import STORE_AWAY, STORE_RETRY_SECONDS, first_line, wait_or_stop
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decoding import Invalid, decode_encoded
 from ctilink.domain.service import Outcome
 
+GROUP = "ctilink"  # the priority group every instance pulls in
+# How long the pinned client may go without pulling before the server pins another:
+# the longest a partition waits after its holder died.
+PRIORITY_TIMEOUT = 5.0
 FETCH = 1000  # at most this many messages are applied and committed together
 EXPIRES = 1.0  # seconds a pull request waits on the server for messages
+ACK_WAIT = 60.0
+MAX_ACK_PENDING = 50_000
+RESET_PAUSE = 2.0  # after a reset, batches sent before it are dropped, not reset again
 ACK = b"+ACK"
 
 
-def arrival(msg: Msg, source: str) -> Arrival:
-    """One inbound message as it arrived: decoded (I1), from its partition, at its sequence."""
-    data = msg.data
-    token = network_of(msg.subject)
-    event, encoded = decode_encoded(data)
-    if not m.is_name(token):  # a literal wildcard subject: routed nowhere
-        named_network = None if isinstance(event, Invalid) else event.network
-        event = Invalid(
-            getattr(event, "id", None),
-            f"the subject {msg.subject!r} names no network: publish to ctilink.in.<network>",
-        )
-        return Arrival(event, source, msg.metadata.sequence.stream, named_network, data)
-    if not isinstance(event, Invalid) and event.network != token:
-        event = Invalid(
-            event.id,
-            f"field `network`: {event.network!r} differs from the subject's network {token!r}",
-        )
-    return Arrival(event, source, msg.metadata.sequence.stream, token, data, encoded=encoded)
+def consumer_name(partition: int) -> str:
+    """The durable consumer every instance pulls one partition through."""
+    return f"ctilink-p{partition}"
+
+
+class Delivery:
+    """One inbound message as delivered: decoded later, in the committing thread."""
+
+    __slots__ = ("data", "seq", "source", "subject")
+
+    def __init__(self, subject: str, data: bytes, seq: int, source: str) -> None:
+        self.subject, self.data, self.seq, self.source = subject, data, seq, source
+
+    def arrival(self) -> Arrival:
+        """Decoded (I1), from its partition, at its stream sequence."""
+        data, seq, source = self.data, self.seq, self.source
+        token = network_of(self.subject)
+        event, encoded = decode_encoded(data)
+        if not m.is_name(token):  # a literal wildcard subject: routed nowhere
+            named_network = None if isinstance(event, Invalid) else event.network
+            event = Invalid(
+                getattr(event, "id", None),
+                f"the subject {self.subject!r} names no network: publish to ctilink.in.<network>",
+            )
+            return Arrival(event, source, seq, named_network, data)
+        if not isinstance(event, Invalid) and event.network != token:
+            event = Invalid(
+                event.id,
+                f"field `network`: {event.network!r} differs from the subject's network {token!r}",
+            )
+        return Arrival(event, source, seq, token, data, encoded=encoded)
+
+
+class Ingestor(Protocol):
+    """What a consumer commits through (adapters/nats/ingestor.py)."""
+
+    async def ingest(self, arrivals: list[Any]) -> list[Outcome]:
+        """Decide and commit; each item an Arrival, an event or a Delivery."""
+        ...
+
+    async def position(self, source: str) -> int:
+        """The last position of a source that the store recorded as decided."""
+        ...
 
 
 class Pull:
@@ -59,14 +107,14 @@ class Pull:
         self.inbox, self.left, self.deadline = inbox, left, deadline
 
 
-class Consumer:
-    """A durable pull consumer on a work-queue stream; acks only what is durable."""
+class PartitionConsumer:
+    """Pulls one partition's shared consumer; decides and acks what it is sent while pinned."""
 
     # nats-py's fetch() spends more per message (a task and a wait_for each) than
-    # applying the event does, and msg.ack() is a coroutine per message. So this
-    # consumer sends the pull requests itself, to an inbox whose callback only
-    # queues what arrives, keeps the next batch coming while one is committed,
-    # and acks a committed batch with plain publishes.
+    # applying the event does, and has no priority groups. So this consumer sends
+    # the pull requests itself, to an inbox whose callback only queues what
+    # arrives, keeps the next batch coming while one is committed, and acks a
+    # committed batch with plain publishes.
 
     def __init__(
         self,
@@ -75,61 +123,82 @@ class Consumer:
         committed: Callable[[], None],
         log: Callable[[str], None] = lambda _: None,
         *,
-        durable: str,
-        subject: str,
+        partition: int,
+        source: str,
         stream: str = IN_STREAM,
         batch: int = FETCH,
         api_prefix: str = JS_API_PREFIX,
-        source: str | None = None,
+        priority_timeout: float = PRIORITY_TIMEOUT,
     ) -> None:
-        self.ingestor = ingestor
-        self.nc = nc
+        self.ingestor, self.nc, self.committed, self.log = ingestor, nc, committed, log
         self.js = nc.jetstream(prefix=api_prefix)
-        self.committed = committed
-        self.log = log
-        self.stream, self.durable, self.subject, self.batch = stream, durable, subject, batch
-        # Where its messages come from, as the store records the last one decided.
-        self.source = source or f"nats:{stream}:{subject}"
-        # The pull request of the JetStream API, as nats-py's fetch() sends it.
-        self.next_subject = f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{durable}"
-        self.subscription = None
+        self.partition, self.stream, self.batch = partition, stream, batch
+        self.durable, self.subject = consumer_name(partition), partition_subject(partition)
+        self.priority_timeout = priority_timeout
+        self.source = source  # where its messages come from, as the store records them
+        self.next_subject = f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{self.durable}"
+        self.subscription: Any = None
         self.inbox = ""
         self.requests = itertools.count()
         self.pulls: collections.deque[Pull] = collections.deque()  # oldest first
-        self.arrived: collections.deque[Msg] = collections.deque()  # in stream order
+        self.arrived: collections.deque[Msg] = collections.deque()  # in delivery order
         self.wake = asyncio.Event()
         self.reconnects = 0
-        self.ended: str | None = None  # why this consumer must be started afresh
+        self.pin: str | None = None  # the server's Nats-Pin-Id while this client is pinned
+        self.last_delivery: int | None = None  # consumer sequence of the last message taken
+        self.decided_upto: int | None = None  # stream sequence decided, as far as known here
+        self.reset_at = -RESET_PAUSE
+        self.missing = False  # the consumer was deleted: make it again
+        self.standby_until = 0.0  # stepping back: no pulls before this (monotonic)
+        self.unpin_wanted = False
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the server delivers this partition here now (as far as this client knows)."""
+        return self.pin is not None
 
     async def start(self) -> None:
-        """Create the durable consumer afresh, so what a crashed run left unacked comes first."""
-        # CTILINK_IN is a work queue: what was acked is gone, what was not is still
-        # there. A new consumer delivers it at once and in order; the old one would
-        # hold it back until ack_wait ran out and deliver newer events first (I4).
-        # Every earlier consumer of these subjects goes, whoever made it: a holder
-        # that lost its role unnoticed then pulls from a consumer that is gone,
-        # rather than sharing ours and taking every other batch.
-        for info in await self.js.consumers_info(self.stream):
-            if info.name == self.durable or info.config.filter_subject == self.subject:
-                with contextlib.suppress(NotFoundError):
-                    await self.js.delete_consumer(self.stream, info.name)
-        self.ended = None
-        config = ConsumerConfig(
-            durable_name=self.durable,
-            filter_subject=self.subject,
-            ack_policy=AckPolicy.EXPLICIT,  # what a work-queue stream requires (2.15 too)
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=60,
-            max_ack_pending=50_000,
-        )
-        await self.js.add_consumer(self.stream, config)
+        """Make sure the shared consumer exists, and listen for what it delivers."""
+        await self.ensure()
         self.inbox = self.nc.new_inbox()
         self.subscription = await self.nc.subscribe(f"{self.inbox}.*", cb=self._arrive)
         self.reconnects = self.nc.stats["reconnects"]
 
+    async def ensure(self) -> None:
+        """Create the partition's consumer unless a pinned one exists (another instance's)."""
+        info = await jsapi.consumer_info(self.nc, self.stream, self.durable)
+        if info is not None and jsapi.is_pinned_consumer(info.get("config", {}), GROUP):
+            return
+        # A work-queue stream takes one consumer per subject: one made by hand, or a
+        # per-instance consumer of an earlier ctilink, would refuse ours.
+        for other in await self.js.consumers_info(self.stream):
+            if other.name == self.durable or other.config.filter_subject == self.subject:
+                with contextlib.suppress(NotFoundError):
+                    await self.js.delete_consumer(self.stream, other.name)
+        try:
+            await jsapi.create_pinned_consumer(
+                self.nc,
+                self.stream,
+                self.durable,
+                filter_subject=self.subject,
+                group=GROUP,
+                priority_timeout=self.priority_timeout,
+                ack_wait=ACK_WAIT,
+                max_ack_pending=MAX_ACK_PENDING,
+            )
+        except jsapi.ApiError:
+            # Another instance made it a moment before: fine if it is one we can use.
+            info = await jsapi.consumer_info(self.nc, self.stream, self.durable)
+            if info is None or not jsapi.is_pinned_consumer(info.get("config", {}), GROUP):
+                raise
+
     async def _arrive(self, msg: Msg) -> None:
-        """Queue a delivered message; a status message (408, 409…) ends its pull request."""
+        """Queue a delivered message; a status message (408, 409, 423…) ends its pull request."""
         if msg.reply:  # a stream message: its reply subject is its ack subject
+            pin = msg.headers.get("Nats-Pin-Id") if msg.headers else None
+            if pin is not None and pin != self.pin:
+                self.pin = pin
+                self.decided_upto = None  # read afresh: another holder may have decided more
             self.arrived.append(msg)
             # The server fills pull requests oldest first.
             while self.pulls and self.pulls[0].left <= 0:
@@ -149,49 +218,54 @@ class Consumer:
                 break
         described = (msg.headers or {}).get("Description", "").strip().splitlines()
         reason = (described or [""])[0]
-        if status == "409" and "deleted" in reason.lower():
-            self.ended = "its consumer was deleted (another instance took the partition)"
-        elif status == "503":
-            # No consumer answered: deleted by a new holder, or a cluster electing
-            # its leader. Starting afresh is right either way.
-            self.ended = "no answer for its consumer (replaced, or JetStream unavailable)"
+        if status == "423":  # pinned elsewhere: pull as one of the others
+            self.pin = None
+        elif status == "503" or (status == "409" and "deleted" in reason.lower()):
+            self.missing = True  # deleted (503: nobody answered, or a cluster electing)
         elif status not in (None, "404", "408") and "shutdown" not in reason.lower():
             # (A server shutting down is logged once, as the disconnection.)
-            self.log(f"consumer {self.durable}: pull request ended with {status} {reason}".rstrip())
+            self.log(f"partition {self.partition}: pull request ended with {status} {reason}")
         self.wake.set()
 
     async def _pull(self) -> None:
         """Ask for more, so that up to two batches are on their way or waiting here."""
         if self.nc.stats["reconnects"] != self.reconnects:
-            # Messages on their way when the connection broke stay pending until
-            # ack_wait runs out, and newer ones would come first: start afresh.
-            self.ended = "NATS reconnected"
-            return
+            # Pull requests and messages on their way were lost with the connection:
+            # the next batch is checked against the stream before it is decided.
+            self.reconnects = self.nc.stats["reconnects"]
+            self.pulls.clear()
+            self.last_delivery = None
         now = time.monotonic()
         while self.pulls and self.pulls[0].deadline < now:  # never answered: lost
             self.pulls.popleft()
+        if now < self.standby_until or not self.nc.is_connected:
+            return
         promised = sum(pull.left for pull in self.pulls) + len(self.arrived)
-        if promised > self.batch or not self.nc.is_connected:
+        if promised > self.batch:
             return
         inbox = f"{self.inbox}.{next(self.requests)}"
-        request = {"batch": self.batch, "expires": int(EXPIRES * 1e9)}
+        request: dict[str, Any] = {"batch": self.batch, "expires": int(EXPIRES * 1e9)}
+        request["group"] = GROUP
+        if self.pin is not None:
+            request["id"] = self.pin
         self.pulls.append(Pull(inbox, self.batch, now + EXPIRES + 2.0))
         await self.nc.publish(self.next_subject, json.dumps(request).encode(), reply=inbox)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Apply and ack batches until stopped; the batch in hand is finished."""
+        """Pull, decide and ack batches until stopped; the batch in hand is finished."""
         assert self.subscription is not None
         while not stop.is_set():
-            if self.ended is not None:
-                # Unacked, whatever is here comes again from the next consumer.
-                self.arrived.clear()
-                self.log(f"consumer {self.durable}: {self.ended}; stopping it")
-                return
             try:
+                if self.missing:
+                    self.log(f"partition {self.partition}: its consumer is gone; making it again")
+                    self.missing, self.pin, self.last_delivery = False, None, None
+                    await self.ensure()
+                if self.unpin_wanted and not self.pulls and not self.arrived:
+                    await self._give_up_pin()
                 await self._pull()
             except Exception as error:
-                self.log(f"consumer waiting for NATS ({type(error).__name__})")
-                await asyncio.sleep(0.5)
+                self.log(f"partition {self.partition}: waiting for NATS ({type(error).__name__})")
+                await wait_or_stop(stop, 0.5)
                 continue
             if not self.arrived:
                 self.wake.clear()
@@ -205,39 +279,83 @@ class Consumer:
             await self.handle(batch, stop)
 
     async def handle(self, batch: list[Msg], stop: asyncio.Event) -> None:
-        """Apply one batch, committing its rejections and position with it, then ack it all."""
-        # A message at or below the partition's recorded position was decided by a
-        # commit whose ack was lost (a crash, a handover): it is acked, not decided
-        # again. Rejections are published by the publisher, from the store.
-        arrivals = [arrival(msg, self.source) for msg in batch]
-        committed = await self._ingest_when_stored(arrivals, stop)
+        """Decide one batch in stream order, commit its position with it, then ack it all."""
+        first = batch[0].metadata.sequence
+        follows = self.last_delivery is not None and first.consumer == self.last_delivery + 1
+        if not follows and not await self._next_in_order(first.stream):
+            await self._put_back_in_order()
+            return
+        self.last_delivery = batch[-1].metadata.sequence.consumer
+        deliveries = [
+            Delivery(msg.subject, msg.data, msg.metadata.sequence.stream, self.source)
+            for msg in batch
+        ]
+        committed = await self._ingest_when_stored(deliveries, stop)
         if committed is None:
             return  # stopped while the store was away: unacked, the batch comes again
+        self.decided_upto = max(self.decided_upto or 0, deliveries[-1].seq)
         again = sum(outcome.outcome == "decided" for outcome in committed)
         if again:
-            self.log(f"consumer {self.durable}: {again} messages decided before came again; acked")
+            self.log(f"partition {self.partition}: {again} messages decided before came again")
         self.committed()
         # What msg.ack() sends for each, as one write.
         await publish_many(self.nc, ((msg.reply, ACK, "", None) for msg in batch))
 
+    async def _next_in_order(self, first: int) -> bool:
+        """Whether no undecided message of the partition is older than stream sequence `first`."""
+        # Deliveries that do not follow this client's last one: a new pin, a
+        # reconnect, a reset, or another client served meanwhile.
+        if self.decided_upto is None:
+            self.decided_upto = await self.ingestor.position(self.source)
+        try:
+            oldest = await self.js.get_msg(
+                self.stream, seq=self.decided_upto + 1, next=True, subject=self.subject
+            )
+        except NotFoundError:
+            return True
+        return (oldest.seq or 0) >= first
+
+    async def _put_back_in_order(self) -> None:
+        """Drop what came out of order and have the consumer deliver again from its ack floor."""
+        self.arrived.clear()  # unacked: every message after the ack floor comes again
+        self.last_delivery = None
+        if time.monotonic() - self.reset_at < RESET_PAUSE:
+            return  # sent before the last reset, which delivers them again anyway
+        self.reset_at = time.monotonic()
+        self.log(f"partition {self.partition}: older messages were still undelivered; resetting")
+        await self.js.reset_consumer(self.stream, self.durable)
+
+    def step_back(self, seconds: float) -> None:
+        """Let another instance hold this partition: stop pulling a while, then give up the pin."""
+        self.standby_until = time.monotonic() + seconds
+        self.unpin_wanted = True
+
+    async def _give_up_pin(self) -> None:
+        """Tell the server to pin the next puller (the batches in hand are finished)."""
+        self.unpin_wanted = False
+        if self.pin is not None:
+            self.pin = None
+            await jsapi.unpin(self.nc, self.stream, self.durable, GROUP)
+
     async def _ingest_when_stored(
-        self, messages: list[Arrival], stop: asyncio.Event
+        self, deliveries: list[Delivery], stop: asyncio.Event
     ) -> list[Outcome] | None:
         """Ingest, retrying while the store is away; None if stopped meanwhile."""
         waiting = False
         while True:
             try:
-                outcomes = await self.ingestor.ingest(messages)
+                outcomes = await self.ingestor.ingest(deliveries)  # type: ignore[arg-type]
             except STORE_AWAY as error:
                 if not waiting:
-                    self.log(f"consumer waiting for the store: {first_line(error)}")
+                    reason = first_line(error)
+                    self.log(f"partition {self.partition}: waiting for the store: {reason}")
                     waiting = True
                 await wait_or_stop(stop, STORE_RETRY_SECONDS)
                 if stop.is_set():
                     return None
                 continue
             if waiting:
-                self.log("consumer: the store is back")
+                self.log(f"partition {self.partition}: the store is back")
             return outcomes
 
     async def close(self) -> None:

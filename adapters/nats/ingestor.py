@@ -7,9 +7,17 @@ import contextlib
 import time
 from typing import Any
 
+from ctilink.adapters.nats.consumer import Delivery
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.service import NetworkService, Outcome
+
+Item = m.Message | Arrival | Delivery
+
+
+def resolved(items: list[Item]) -> list[m.Message | Arrival]:
+    """Arrivals and events as given; NATS deliveries decoded (in the committing thread)."""
+    return [item.arrival() if isinstance(item, Delivery) else item for item in items]
 
 
 class Ingestor:
@@ -19,30 +27,40 @@ class Ingestor:
         self.service = service
         self.metrics = metrics  # adapters/ops/metrics.py, when serving metrics
         self.committing_since: float | None = None  # monotonic time the commit in hand began
-        self.waiting: list[tuple[list[m.Message], asyncio.Future[list[Outcome]]]] = []
+        self.waiting: list[tuple[list[Item], asyncio.Future[list[Outcome]]]] = []
         self.committer: asyncio.Task[None] | None = None  # the single writer of this process
 
-    async def ingest(self, messages: list[m.Message | Arrival]) -> list[Outcome]:
-        """Apply and commit in a worker thread, so queries keep being answered."""
+    async def ingest(self, items: list[Item]) -> list[Outcome]:
+        """Decode, apply and commit in a worker thread, so the event loop stays free."""
         # Batches that arrive while a commit runs go together in the next one:
         # the partitions' consumers share a transaction rather than queue for one.
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        self.waiting.append((messages, future))
+        self.waiting.append((items, future))
         if self.committer is None or self.committer.done():
             self.committer = asyncio.ensure_future(self._commit_waiting())
         # A caller that is cancelled leaves the commit running: it cannot be
         # stopped halfway, and a second one must not start beside it.
         return await future
 
+    async def position(self, source: str) -> int:
+        """The last position of a source the store recorded as decided (read afresh)."""
+        recorder: Any = self.service.recorder
+        return int(await asyncio.to_thread(recorder.inbound_position, source))
+
+    def _commit(self, items: list[Item]) -> tuple[list[m.Message | Arrival], list[Outcome]]:
+        """Decode and ingest (in the worker thread)."""
+        arrivals = resolved(items)
+        return arrivals, self.service.ingest(arrivals)
+
     async def _commit_waiting(self) -> None:
         """Commit the waiting batches, together, until none wait; each caller gets its own."""
         while self.waiting:
             group, self.waiting = self.waiting, []
-            together = [message for messages, _ in group for message in messages]
+            together = [item for items, _ in group for item in items]
             started = time.perf_counter()
             self.committing_since = time.monotonic()
             try:
-                outcomes = await asyncio.to_thread(self.service.ingest, together)
+                arrivals, outcomes = await asyncio.to_thread(self._commit, together)
             except Exception as error:
                 self.committing_since = None
                 for _, future in group:
@@ -52,12 +70,12 @@ class Ingestor:
             self.committing_since = None
             if self.metrics is not None:
                 self.metrics.batch_seconds.observe(time.perf_counter() - started)
-                self.metrics.count(together, outcomes)
+                self.metrics.count(arrivals, outcomes)
             start = 0
-            for messages, future in group:
+            for items, future in group:
                 if not future.done():  # a cancelled caller's batch is committed all the same
-                    future.set_result(outcomes[start : start + len(messages)])
-                start += len(messages)
+                    future.set_result(outcomes[start : start + len(items)])
+                start += len(items)
 
     async def close(self) -> None:
         """Wait for the commit in progress, if any (before the store is closed)."""

@@ -3,7 +3,7 @@
 JetStream stores them as sent, untransformed (three tokens where every routed
 message has four), and no consumer can name them alone beside the partitions'
 (NATS treats those subjects as wildcards in every filter). So the instance that
-holds partition 0 looks for them every few seconds, rejects each (kept and
+holds the sweeper role looks for them every few seconds, rejects each (kept and
 published like any rejection, decided once by its stream sequence) and deletes
 it from the stream.
 """
@@ -11,6 +11,7 @@ it from the stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from nats.js import JetStreamContext
@@ -18,8 +19,8 @@ from nats.js.errors import NotFoundError
 
 from ctilink.adapters.nats.ingestor import Ingestor
 from ctilink.adapters.nats.streams import IN_STREAM, in_source
-from ctilink.adapters.store.roles import Roles, partition_role
-from ctilink.adapters.store.waiting import wait_or_stop
+from ctilink.adapters.store.roles import SWEEPER, Roles
+from ctilink.adapters.store.waiting import first_line, wait_or_stop
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decoding import Invalid, named
 
@@ -67,7 +68,8 @@ async def _reject(js: JetStreamContext, ingestor: Ingestor, seq: int, source: st
         f"the subject {msg.subject!r} names no network: publish to ctilink.in.<network>",
     )
     await ingestor.ingest([Arrival(event, source, seq, named(data, "network"), data)])
-    await js.delete_msg(IN_STREAM, seq)
+    with contextlib.suppress(NotFoundError):  # deleted by a sweeper before us
+        await js.delete_msg(IN_STREAM, seq)
 
 
 async def sweep_while_holding(
@@ -78,15 +80,25 @@ async def sweep_while_holding(
     log: Callable[[str], None],
     stream_epoch: str,
 ) -> None:
-    """Sweep every few seconds while this instance holds partition 0, until `stop`."""
-    while not stop.is_set():
-        await wait_or_stop(stop, SWEEP_SECONDS)
-        if stop.is_set() or not await asyncio.to_thread(roles.holds, partition_role(0)):
-            continue
-        try:
-            count = await sweep(js, ingestor, stream_epoch)
-        except Exception as error:  # NATS or the store away: the next sweep tries again
-            log(f"stray messages not swept: {type(error).__name__}: {error}")
-            continue
-        if count:
-            log(f"rejected {count} messages sent to a literal wildcard subject")
+    """Sweep every few seconds while this instance holds the sweeper role, until `stop`."""
+    try:
+        while not stop.is_set():
+            await wait_or_stop(stop, SWEEP_SECONDS)
+            if stop.is_set() or not await asyncio.to_thread(roles.take, SWEEPER):
+                continue
+            await _sweep_once(js, ingestor, log, stream_epoch)
+    finally:
+        await asyncio.to_thread(roles.give_up, SWEEPER)
+
+
+async def _sweep_once(
+    js: JetStreamContext, ingestor: Ingestor, log: Callable[[str], None], stream_epoch: str
+) -> None:
+    """One sweep, its failure logged (NATS or the store away: the next sweep tries again)."""
+    try:
+        count = await sweep(js, ingestor, stream_epoch)
+    except Exception as error:
+        log(f"stray messages not swept: {type(error).__name__}: {first_line(error)}")
+        return
+    if count:
+        log(f"rejected {count} messages sent to a literal wildcard subject")

@@ -126,7 +126,9 @@ class LiveState:
         self.nats_connected = 0
         self.reconnects = 0
         self.partitions_held = 0
-        self.pending: dict[int, int] = {}  # partition -> pending + ack pending
+        self.pending: dict[int, int] = {}  # partition -> pending + ack pending (cluster-wide)
+        self.oldest_inbound: dict[int, float] = {}  # partition -> age of its oldest message
+        self.unconsumed: int | None = None  # partitions nobody pulled past the grace period
         self.publisher_lag: int | None = None
         self.networks: dict[str, int] = {}  # effective mode -> networks
         self.components: dict[str, int] = {}  # state -> component rows
@@ -153,14 +155,26 @@ class _Scraped(Collector):
         yield reconnects
         yield _gauge(
             "ctilink_partitions_held",
-            "Inbound partitions this instance consumes",
+            "Inbound partitions the NATS server delivers to this instance now (pinned)",
             live.partitions_held,
         )
+        if live.unconsumed is not None:
+            yield _gauge(
+                "ctilink_partitions_unconsumed",
+                "Inbound partitions no instance has pulled for longer than the grace period",
+                live.unconsumed,
+            )
         yield _labelled(
             "ctilink_inbound_pending",
-            "Inbound messages not yet taken or not yet acked, by partition",
+            "Inbound messages not yet taken or not yet acked, by partition (all instances)",
             ["partition"],
             {(str(partition),): count for partition, count in live.pending.items()},
+        )
+        yield _labelled(
+            "ctilink_inbound_oldest_age_seconds",
+            "Age of the oldest inbound message not yet decided and acked, by partition",
+            ["partition"],
+            {(str(partition),): age for partition, age in live.oldest_inbound.items()},
         )
         if live.publisher_lag is not None:
             yield _gauge(

@@ -9,13 +9,13 @@ take the threads the writer and the consumers need.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
 
+from ctilink.adapters.nats.partitions import PartitionState, survey
 from ctilink.adapters.nats.publisher import TRACKING_NAME
 from ctilink.adapters.ops.metrics import LiveState, Metrics, PerNetwork
 from ctilink.adapters.store.listing import each_line
@@ -24,6 +24,10 @@ from ctilink.projections.status import status
 
 CHECK_SECONDS = 3.0  # a store or NATS answer slower than this counts as away
 COMMIT_STUCK_SECONDS = 10.0  # a commit waiting longer means the store cannot be written
+# A partition nobody pulls for longer than this makes every instance not ready
+# (a handover takes at most the consumers' priority timeout, 5 s).
+UNCONSUMED_GRACE_SECONDS = 10.0
+SURVEY_SECONDS = 1.0  # the partitions' survey is asked of NATS at most this often
 
 
 class Readiness(msgspec.Struct, frozen=True):
@@ -32,8 +36,10 @@ class Readiness(msgspec.Struct, frozen=True):
     ready: bool
     store: bool
     nats: bool
-    partitions: bool  # bound to its share, or standing by with none to take
+    partitions: bool  # this instance pulls every partition
     not_ready: list[str]
+    # Partitions no instance has pulled for longer than the grace period (cluster-wide).
+    unconsumed: list[int] = []
 
 
 class StoreFigures(msgspec.Struct, frozen=True):
@@ -65,6 +71,9 @@ class Operations:
         self.tracking = service.factory.tracking_recorder()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-probes")
         self._asking: asyncio.Future[Any] | None = None
+        self._survey: list[PartitionState] = []
+        self._surveyed = -SURVEY_SECONDS  # monotonic time of the last survey
+        self._unconsumed_since: dict[int, float] = {}  # partition -> monotonic time first seen
         metrics.live = LiveState()
 
     def close(self) -> None:
@@ -94,27 +103,64 @@ class Operations:
             return False
         return True
 
+    async def survey(self) -> list[PartitionState]:
+        """Every partition's state from NATS (at most once a second; [] while NATS is away)."""
+        now = time.monotonic()
+        if now - self._surveyed >= SURVEY_SECONDS:
+            self._surveyed = now
+            try:
+                found = await asyncio.wait_for(
+                    survey(self.nc, self.partitions.count), CHECK_SECONDS
+                )
+            except Exception:
+                found = []
+            self._survey = found
+            for state in found:
+                if state.consumed:
+                    self._unconsumed_since.pop(state.partition, None)
+                else:
+                    self._unconsumed_since.setdefault(state.partition, now)
+        return self._survey
+
+    async def unconsumed(self) -> list[int]:
+        """Partitions no instance has pulled for longer than the grace period."""
+        await self.survey()
+        now = time.monotonic()
+        return sorted(
+            partition
+            for partition, since in self._unconsumed_since.items()
+            if now - since > UNCONSUMED_GRACE_SECONDS
+        )
+
     async def readiness(self) -> Readiness:
-        """Ready when the store answers, NATS is connected and the partitions are settled."""
+        """Ready when the store answers, NATS is connected and every partition is pulled."""
         store = await self.store_answers()
         nats = bool(self.nc.is_connected)
-        bound = self.partitions.rounds > 0
-        checks = (("store", store), ("nats", nats), ("partitions", bound))
+        pulling = self.partitions.rounds > 0 and self.partitions.pulling
+        unconsumed = await self.unconsumed() if nats else []
+        checks = (
+            ("store", store),
+            ("nats", nats),
+            ("partitions", pulling),
+            ("unconsumed partitions", not unconsumed),
+        )
         missing = [name for name, ok in checks if not ok]
-        return Readiness(not missing, store, nats, bound, missing)
+        return Readiness(not missing, store, nats, pulling, missing, unconsumed)
 
     async def refresh(self) -> None:
         """Read what the scrape-time gauges show (at most about 2 x CHECK_SECONDS)."""
         live = self.metrics.live
         assert live is not None
-        owned = dict(self.partitions.owned)
         live.nats_connected = int(bool(self.nc.is_connected))
         live.reconnects = int(self.nc.stats.get("reconnects", 0))
-        live.partitions_held = len(owned)
-        pending, figures = await asyncio.gather(
-            self._pending(owned), self._figures(), return_exceptions=True
+        live.partitions_held = len(self.partitions.held)
+        surveyed, figures = await asyncio.gather(
+            self.survey(), self._figures(), return_exceptions=True
         )
-        live.pending = pending if isinstance(pending, dict) else {}
+        states = surveyed if isinstance(surveyed, list) else []
+        live.pending = {state.partition: state.pending for state in states}
+        live.oldest_inbound = {state.partition: state.oldest_seconds for state in states}
+        live.unconsumed = len(await self.unconsumed()) if states else None
         if isinstance(figures, StoreFigures) and not self._commit_stuck():
             live.store_up = 1
             live.networks = {mode: row[0] for mode, *row in figures.totals}
@@ -140,25 +186,6 @@ class Operations:
         recorder = self.service.recorder
         published = self.tracking.max_tracking_id(TRACKING_NAME) or 0
         return StoreFigures(recorder.network_totals(), recorder.events_after(published))
-
-    async def _pending(self, owned: dict[int, Any]) -> dict[int, int]:
-        """Each held partition's pending and ack-pending messages (left out if NATS is away)."""
-        if not self.nc.is_connected:
-            return {}  # nothing to ask, and a scrape must not wait for NATS to come back
-        js = self.nc.jetstream()
-
-        async def one(partition: int, held: Any) -> tuple[int, int] | None:
-            consumer = getattr(held, "worker", None)
-            stream, durable = getattr(consumer, "stream", None), getattr(consumer, "durable", None)
-            if stream is None or durable is None:
-                return None
-            with contextlib.suppress(Exception):
-                info = await asyncio.wait_for(js.consumer_info(stream, durable), CHECK_SECONDS)
-                return partition, int(info.num_pending or 0) + int(info.num_ack_pending or 0)
-            return None
-
-        answers = await asyncio.gather(*(one(p, held) for p, held in owned.items()))
-        return dict(answer for answer in answers if answer is not None)
 
     def _per_network(self) -> PerNetwork:
         """Every network's position and component rows (a fold of each: opt-in)."""

@@ -1,4 +1,4 @@
-"""Roles one process at a time holds (publishing, a partition of the inbound work).
+"""Roles one process at a time holds on a store (publishing, sweeping strays, a file's ingest).
 
 On PostgreSQL a role is a session-level advisory lock on a connection of its own:
 the server releases it when the process dies or its connection breaks, so a
@@ -19,12 +19,7 @@ from typing import Protocol
 from ctilink.adapters.store.selection import is_postgres, persistence_env
 
 PUBLISHER = 0  # the role that publishes the log to CTILINK_OUT
-MEMBER = 1  # held shared by every running instance, so that they can be counted
-
-
-def partition_role(partition: int) -> int:
-    """The role that consumes one partition of CTILINK_IN."""
-    return 100 + partition
+SWEEPER = 2  # the role that rejects messages sent to a literal wildcard subject
 
 
 def source_role(source: str) -> int:
@@ -47,10 +42,6 @@ class Roles(Protocol):
         """Release the role, if held."""
         ...
 
-    def members(self) -> int:
-        """How many instances are running on this store (this one included)."""
-        ...
-
     def close(self) -> None:
         """Release every role."""
         ...
@@ -59,7 +50,7 @@ class Roles(Protocol):
 class AdvisoryRoles:
     """Roles as PostgreSQL advisory locks of this process's own session."""
 
-    def __init__(self, store: str, *, member: bool = True) -> None:
+    def __init__(self, store: str) -> None:
         import psycopg  # only PostgreSQL stores load the driver
 
         env = persistence_env(store)
@@ -74,30 +65,28 @@ class AdvisoryRoles:
             "autocommit": True,
             "application_name": "ctilink",
         }
-        # Advisory locks are per database: the schema keeps two stores in one
-        # database (or two test runs) out of each other's way.
+        # Advisory locks are per database (the server tags each with the database
+        # it was taken in): the schema keeps two stores in one database (or two
+        # test runs) out of each other's way.
         self.space = zlib.crc32(f"ctilink:{env['POSTGRES_SCHEMA'] or 'public'}".encode()) >> 1
         self.held: set[int] = set()
-        self.member = member  # a serving instance counts; its publisher process does not
         self.connection = None
         # Callers ask from worker threads (asyncio.to_thread), several at once: one
         # session must not run two queries together or be dropped under another.
         self.lock = threading.RLock()
-        self._ensure_member()
+        self._ensure_session()
 
-    def _ensure_member(self) -> None:
-        """A live session that holds the shared member lock; a new one if it broke."""
+    def _ensure_session(self) -> None:
+        """A live session; a new one if it broke."""
         if self.connection is not None and not self.connection.closed:
             return
         self.held.clear()  # a new session holds nothing the old one did
         self.connection = self._psycopg.connect(**self._connect_args)
-        if self.member:
-            self.connection.execute("SELECT pg_advisory_lock_shared(%s, %s)", (self.space, MEMBER))
 
     def _query(self, sql: str, role: int) -> bool:
         """One query on the session (the caller holds the lock); False if it broke."""
         try:
-            self._ensure_member()
+            self._ensure_session()
             row = self.connection.execute(sql, (self.space, role)).fetchone()  # type: ignore[union-attr]
         except self._psycopg.Error:
             self._drop()
@@ -144,21 +133,6 @@ class AdvisoryRoles:
                 self._query("SELECT pg_advisory_unlock(%s, %s)", role)
                 self.held.discard(role)
 
-    def members(self) -> int:
-        """Sessions holding the shared member lock: the running instances."""
-        with self.lock:
-            try:
-                self._ensure_member()
-                row = self.connection.execute(  # type: ignore[union-attr]
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND classid = %s AND objid = %s AND objsubid = 2",
-                    (self.space, MEMBER),
-                ).fetchone()
-            except self._psycopg.Error:
-                self._drop()
-                return 1
-            return max(1, int(row[0]))
-
     def close(self) -> None:
         """End the session: the server releases every lock."""
         with self.lock:
@@ -196,16 +170,12 @@ class FileRoles:
         if fd is not None:
             os.close(fd)
 
-    def members(self) -> int:
-        """One machine, one store file: one serving instance is expected."""
-        return 1
-
     def close(self) -> None:
         """Release every role."""
         for role in list(self.held):
             self.give_up(role)
 
 
-def open_roles(store: str, *, member: bool = True) -> Roles:
+def open_roles(store: str) -> Roles:
     """The role registry for a store: advisory locks on PostgreSQL, flocks on SQLite."""
-    return AdvisoryRoles(store, member=member) if is_postgres(store) else FileRoles(store)
+    return AdvisoryRoles(store) if is_postgres(store) else FileRoles(store)

@@ -11,7 +11,7 @@ import pytest
 from nats.errors import BadSubjectError
 
 from ctilink.adapters.nats.batch import publish_many
-from ctilink.adapters.nats.consumer import EXPIRES, Consumer
+from ctilink.adapters.nats.consumer import EXPIRES, PartitionConsumer
 from ctilink.adapters.nats.streams import ensure_streams
 from ctilink.domain.service import Outcome
 from tests.e2e.conftest import network_of, stream_messages, wait_for
@@ -66,70 +66,99 @@ async def test_events_after_the_pull_requests_expired_are_consumed_in_order(nc, 
     assert service.stop() == 0
 
 
+class SharedStore:
+    """A stand-in for the store: decided ids in commit order, a partition's position (CAS)."""
+
+    def __init__(self) -> None:
+        self.logged: list[str] = []
+        self.position = 0
+
+
 class Recording:
-    """An ingestor that logs ids in commit order, once each (I3), after a random delay."""
+    """An ingestor over a SharedStore that decides after a random delay, or hangs when told."""
 
-    def __init__(self, log: list[str], rng: random.Random) -> None:
-        self.log, self.rng = log, rng
+    def __init__(self, store: SharedStore, rng: random.Random) -> None:
+        self.store, self.rng = store, rng
+        self.hang = asyncio.Event()
+        self.hang.set()  # cleared: the next commit waits (a process stopped mid-commit)
 
-    async def ingest(self, arrivals: list) -> list[Outcome]:
-        await asyncio.sleep(self.rng.uniform(0.0, 0.03))  # a commit takes a while
-        self.log.extend(a.event.id for a in arrivals if a.event.id not in self.log)
-        return [Outcome("accepted", position=1) for _ in arrivals]
+    async def position(self, source: str) -> int:
+        return self.store.position
+
+    async def ingest(self, deliveries: list) -> list[Outcome]:
+        await asyncio.sleep(self.rng.uniform(0.0, 0.02))  # a commit takes a while
+        await self.hang.wait()
+        outcomes = []
+        for delivery in deliveries:  # what the store's compare-and-set comes to
+            if delivery.seq <= self.store.position:
+                outcomes.append(Outcome("decided"))
+                continue
+            self.store.logged.append(json.loads(delivery.data)["id"])
+            self.store.position = delivery.seq
+            outcomes.append(Outcome("accepted", position=1))
+        return outcomes
 
 
-async def test_a_holder_that_lost_its_partition_unnoticed_stops_when_another_takes_it_i4(
+async def test_a_holder_that_stops_mid_batch_loses_the_partition_and_order_is_kept_i4(
     nats_server,
 ):
     clients = [await nats.connect(nats_server.url) for _ in range(3)]
-    first, _, producer = (c.jetstream() for c in clients)
-    await ensure_streams(first, 1)
-    subject = "ctilink.in.*.acme"  # acme's events, whichever partition they are filed under
-    logged: list[str] = []
-    said: list[str] = []
-    rng = random.Random(7)
+    producer = clients[2].jetstream()
+    await ensure_streams(clients[0].jetstream(), 1)
+    await producer.publish(
+        "ctilink.in.acme", b'{"type":"portal_restarted","id":"e0000","network":"acme"}'
+    )
+    stored = await producer.stream_info("CTILINK_IN", subjects_filter="ctilink.in.*.acme")
+    partition = int(next(iter(stored.state.subjects or {})).split(".")[2])
+    store, said, rng = SharedStore(), [], random.Random(7)
 
-    def consumer(nc, name: str) -> Consumer:  # type: ignore[no-untyped-def]
-        ingestor = Recording(logged, rng)
-        return Consumer(
-            ingestor,  # type: ignore[arg-type]
+    def consumer(nc, ingestor: Recording) -> PartitionConsumer:  # type: ignore[no-untyped-def]
+        return PartitionConsumer(
+            ingestor,
             nc,
             lambda: None,
             said.append,
-            durable=name,
-            subject=subject,
+            partition=partition,
+            source="test",
             batch=5,
+            priority_timeout=1.0,
         )
 
-    sent = [f"e{n:04d}" for n in range(1, 221)]
+    sent = ["e0000", *(f"e{n:04d}" for n in range(1, 161))]
 
     async def produce(ids: list[str]) -> None:
         for event_id in ids:
             body = {"type": "portal_restarted", "id": event_id, "network": "acme"}
             await producer.publish("ctilink.in.acme", json.dumps(body).encode())
 
-    old = consumer(clients[0], "old")
+    slow, quick = Recording(store, rng), Recording(store, rng)
+    old, new = consumer(clients[0], slow), consumer(clients[1], quick)
     await old.start()
-    stop_old, stop_new = asyncio.Event(), asyncio.Event()
-    running_old = asyncio.ensure_future(old.run(stop_old))
-    await produce(sent[:20])
-    await asyncio.sleep(0.3)
-    # The old holder's role session broke; it has not noticed. The new one takes over.
-    new = consumer(clients[1], "new")
+    stop = asyncio.Event()
+    running = [asyncio.ensure_future(old.run(stop))]
+    await produce(sent[1:21])
+    await wait_for(lambda: _logged_at_least(store, 21))
+    assert old.pinned
+    # The holder stops mid-commit (a stopped process); another instance pulls too.
+    slow.hang.clear()
     await new.start()
-    running_new = asyncio.ensure_future(new.run(stop_new))
-    for start in range(20, len(sent), 10):
+    running.append(asyncio.ensure_future(new.run(stop)))
+    for start in range(21, len(sent), 10):
         await produce(sent[start : start + 10])
-        await asyncio.sleep(0.02)
-    await wait_for(lambda: _all_logged(logged, sent))
-    stop_new.set()
-    await asyncio.gather(running_old, running_new)  # the old one ended on its own
+        await asyncio.sleep(0.05)
+    await wait_for(lambda: _logged_at_least(store, len(sent)))
+    slow.hang.set()  # it wakes up and finishes what it held: decided already, so acked
+    await asyncio.sleep(1.5)
+    stop.set()
+    await asyncio.gather(*running)
 
-    assert logged == sent  # once each, in the order sent
-    assert any(line.startswith("consumer old: ") for line in said), said  # it stopped
+    assert store.logged == sent  # once each, in the order sent
+    assert new.pinned and not old.pinned
+    assert any("resetting" in line for line in said), said
+    assert (await producer.stream_info("CTILINK_IN")).state.messages == 0  # all acked
     for client in clients:
         await client.close()
 
 
-async def _all_logged(logged: list[str], sent: list[str]) -> bool:
-    return len(logged) >= len(sent)
+async def _logged_at_least(store: SharedStore, count: int) -> bool:
+    return len(store.logged) >= count

@@ -100,7 +100,7 @@ async def test_three_instances_with_a_kill_and_a_database_restart_lose_and_doubl
 
     logs = [instance.log.read_text() for instance in instances]
     # The inbound work was shared: more than one instance consumed partitions.
-    consuming = [log for log in logs if "consuming partitions [" in log]
+    consuming = [log for log in logs if "pinned on partitions [" in log]
     assert len(consuming) >= 2, logs
     # The restart was felt: it ended the sessions that held the roles, and the
     # instances shared the partitions out again once PostgreSQL was back.

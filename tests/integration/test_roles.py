@@ -1,16 +1,18 @@
-"""Roles (publisher, inbound partitions) held by one instance at a time, on either store."""
+"""Roles (publisher, sweeper, a file's ingest) held by one process at a time, on either store."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
+import uuid
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from ctilink.adapters.nats.publisher import TRACKING_NAME
-from ctilink.adapters.store.roles import PUBLISHER, open_roles, partition_role
+from ctilink.adapters.store.roles import PUBLISHER, SWEEPER, open_roles
+from tests.stores import SERVER
 
 
 def test_a_role_is_held_by_one_instance_at_a_time_and_passes_on_release(store_path):
@@ -20,8 +22,8 @@ def test_a_role_is_held_by_one_instance_at_a_time_and_passes_on_release(store_pa
         assert not second.take(PUBLISHER)
         assert first.holds(PUBLISHER) and not second.holds(PUBLISHER)
         # Other roles are independent of the one held.
-        assert second.take(partition_role(3))
-        assert not first.take(partition_role(3))
+        assert second.take(SWEEPER)
+        assert not first.take(SWEEPER)
 
         first.give_up(PUBLISHER)
         assert not first.holds(PUBLISHER)
@@ -58,23 +60,28 @@ def test_a_killed_instance_releases_its_roles_at_once(store_path):
         roles.close()
 
 
-def test_running_instances_are_counted_on_postgresql_but_not_their_publishers(
-    store_path, store_kind
+def test_stores_in_two_databases_with_one_schema_name_each_have_their_own_roles(
+    store_path, store_kind, new_store, tmp_path
 ):
-    instances = [open_roles(store_path) for _ in range(3)]
-    publisher = open_roles(store_path, member=False)
+    if store_kind == "postgresql":
+        # The same schema name in a second database of the same server.
+        other_db = f"ctilink_roles_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{other_db}"')
+        schema = store_path.rsplit("schema=", 1)[1]
+        other = f"{SERVER}/{other_db}?schema={schema}"
+    else:
+        other = str(tmp_path / "other.db")
+    here, there = open_roles(store_path), open_roles(other)
     try:
-        expected = 3 if store_kind == "postgresql" else 1  # SQLite: one instance per store
-        assert [roles.members() for roles in instances] == [expected] * 3
-        instances.pop().close()
-        # The server ends a closed session's backend, and its locks, a moment later.
-        deadline = time.monotonic() + 10
-        while instances[0].members() != expected - (store_kind == "postgresql"):
-            assert time.monotonic() < deadline, "a stopped instance is still counted"
-            time.sleep(0.05)
+        assert here.take(PUBLISHER) and there.take(PUBLISHER)
+        assert here.holds(PUBLISHER) and there.holds(PUBLISHER)
     finally:
-        for roles in [*instances, publisher]:
-            roles.close()
+        here.close()
+        there.close()
+        if store_kind == "postgresql":
+            with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE "{other_db}" WITH (FORCE)')
 
 
 def test_a_stale_publisher_cannot_record_a_position_behind_the_recorded_one(service):

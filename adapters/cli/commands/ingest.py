@@ -76,7 +76,7 @@ def holding(store: str | None, source: str | None) -> Iterator[None]:
         return
     from ctilink.adapters.store.roles import open_roles, source_role
 
-    roles = open_roles(location, member=False)
+    roles = open_roles(location)
     try:
         if not roles.take(source_role(source)):
             raise UserError(f"another ingest of {source.removeprefix('file:')!r} is running")
