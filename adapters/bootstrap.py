@@ -67,6 +67,7 @@ class ServeConfig:
     http: Any = None  # the console's listening socket (serve --http), bound already
     token: str | None = None  # what the console's readers must present
     per_network: bool = False  # /metrics has per-network series too
+    retention: Any = None  # what a new CTILINK_OUT keeps (streams.Retention; None: defaults)
 
 
 async def serve(config: ServeConfig) -> int:
@@ -103,7 +104,7 @@ async def serve(config: ServeConfig) -> int:
             return 0
         say(f"connected to NATS at {url}; store {redact(location)}")
         check_server(nc)
-        stream_epoch = await ensure_streams(nc.jetstream())
+        stream_epoch = await ensure_streams(nc.jetstream(), retention=config.retention)
         metrics = _metrics() if config.http is not None else None
         ingestor = Ingestor(store, metrics)
         stack.push_async_callback(ingestor.close)  # a commit in progress ends before the store

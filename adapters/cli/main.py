@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "the log as JSON Lines that `ingest` reads back"),
     "diagram": ("diagram", "the mode state machine as Mermaid, from the domain's table"),
     "nkey": ("nkey", "a new NATS user key pair: the seed to a file, the public key printed"),
+    "streams": ("streams", "the JetStream streams' limits and contents; change CTILINK_OUT's"),
     "serve": ("serve", "consume ctilink.in.*, publish CTILINK_OUT, answer ctilink.api.*"),
     "publish": ("serve", "publish the store's log to CTILINK_OUT (serve runs this itself)"),
     "web": ("web", "the console: every network, its status now or then, its log, in a browser"),

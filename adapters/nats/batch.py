@@ -12,17 +12,36 @@ from nats.aio.msg import Msg
 
 from ctilink.adapters.nats import private
 
-# (subject, payload, reply subject or "", Nats-Msg-Id or None)
-Outbound = tuple[str, bytes, str, str | None]
+Headers = dict[str, str]
+# (subject, payload, reply subject or "", headers or None)
+Outbound = tuple[str, bytes, str, Headers | None]
 
 _UNSAFE = re.compile(r"[\s\x00]")  # what would break the protocol line (as nats-py checks)
+_UNSAFE_NAME = re.compile(r"[\s\x00:]")  # what would break a header's name
+_UNSAFE_VALUE = re.compile(r"[\r\n\x00]")  # what would break a header line
 
 
-def _command(subject: str, payload: bytes, reply: str, msg_id: str | None) -> bytes:
+def safe_header(text: str) -> str:
+    """A header value that cannot break the header block: non-ASCII and controls escaped."""
+    if text.isascii() and text.isprintable():
+        return text
+    return text.encode("unicode_escape").decode("ascii")
+
+
+def _headers_safe(headers: Headers) -> bool:
+    """Whether every header name and value can be written as one line."""
+    return all(
+        not _UNSAFE_NAME.search(name) and not _UNSAFE_VALUE.search(value)
+        for name, value in headers.items()
+    )
+
+
+def _command(subject: str, payload: bytes, reply: str, headers: Headers | None) -> bytes:
     """The PUB or HPUB protocol command for one message."""
-    if msg_id is None:
+    if not headers:
         return b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply.encode(), len(payload), payload)
-    header = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n" % msg_id.encode()
+    lines = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items())
+    header = b"NATS/1.0\r\n%s\r\n" % lines
     return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
         subject.encode(),
         reply.encode(),
@@ -40,19 +59,19 @@ async def publish_many(nc: Client, messages: Iterable[Outbound]) -> None:
     fast = private.ENABLED and nc.is_connected and not nc.is_draining_pubs
     limit = nc.max_payload
     commands: list[bytes] = []
-    for subject, payload, reply, msg_id in messages:
+    for subject, payload, reply, headers in messages:
         if (
             fast
             and subject
             and len(payload) <= limit
-            and not _UNSAFE.search(f"{subject}{reply}{msg_id or ''}")
+            and not _UNSAFE.search(f"{subject}{reply}")
+            and (not headers or _headers_safe(headers))
         ):
-            commands.append(_command(subject, payload, reply, msg_id))
+            commands.append(_command(subject, payload, reply, headers))
             continue
         if commands:
             await private.write_commands(nc, commands)
             commands = []
-        headers = None if msg_id is None else {"Nats-Msg-Id": msg_id}
         await nc.publish(subject, payload, reply=reply, headers=headers)
     if commands:
         await private.write_commands(nc, commands)
@@ -81,8 +100,10 @@ class BatchPublisher:
         """Listen for the acknowledgements."""
         await self.nc.subscribe(f"{self.prefix}.>", cb=self._acknowledged)
 
-    async def publish(self, messages: list[tuple[str, bytes, str | None]], timeout: float) -> None:
-        """Publish (subject, payload, Nats-Msg-Id or None) triples; return once all are stored."""
+    async def publish(
+        self, messages: list[tuple[str, bytes, Headers | None]], timeout: float
+    ) -> None:
+        """Publish (subject, payload, headers or None) triples; return once all are stored."""
         if not messages:
             return
         self.batch = batch = f"{self.prefix}.{next(self.batches)}."
@@ -92,8 +113,8 @@ class BatchPublisher:
         await publish_many(
             self.nc,
             (
-                (subject, payload, f"{batch}{i}", msg_id)
-                for i, (subject, payload, msg_id) in enumerate(messages)
+                (subject, payload, f"{batch}{i}", headers)
+                for i, (subject, payload, headers) in enumerate(messages)
             ),
         )
         try:

@@ -10,7 +10,7 @@ from eventsourcing.persistence import Tracking, TrackingRecorder
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
-from ctilink.adapters.nats.batch import BatchPublisher, PublishFailed
+from ctilink.adapters.nats.batch import BatchPublisher, Headers, PublishFailed, safe_header
 from ctilink.adapters.nats.wire import (
     Omitted,
     ProvidersChanged,
@@ -20,6 +20,7 @@ from ctilink.adapters.nats.wire import (
     encode,
 )
 from ctilink.domain import messages as m
+from ctilink.domain.arrivals import Rejection
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import Installed, Recorded, recorded_at
 from ctilink.domain.service import NetworkService
@@ -32,7 +33,8 @@ REJECTIONS_TRACKING_NAME = "ctilink.publisher.rejections"  # the rejections' ids
 PAGE = 1000
 ACK_TIMEOUT = 10.0
 
-Outgoing = tuple[str, bytes, str]  # subject, payload, Nats-Msg-Id
+Outgoing = tuple[str, bytes, Headers]  # subject, payload, headers (Nats-Msg-Id among them)
+UNNAMED = "~"  # the subject token of rejections that name no network (no name has a ~)
 Page = tuple[int | None, list[Outgoing]]  # the page's last id (None: no page), its messages
 # What publishing raises while NATS is away (nats.errors.Error: e.g. the client's
 # reconnect buffer is full).
@@ -57,6 +59,7 @@ class Publisher:
         self.wake = asyncio.Event()
         self.poll = poll  # how long to wait for a wake before looking anyway
         self.batch: BatchPublisher | None = None
+        self._store_identity: str | None = None
 
     def position(self, name: str = TRACKING_NAME) -> int:
         """The last notification (or rejection) id whose messages are all in CTILINK_OUT."""
@@ -88,7 +91,7 @@ class Publisher:
         await asyncio.sleep(0.5)
 
     async def publish_pending(self) -> int:
-        """Publish every position, and every NATS rejection, after the stored ones; pages sent."""
+        """Publish every position, and every rejection, after the stored ones; pages sent."""
         count = 0
         while True:
             sent = await self._publish_page(TRACKING_NAME, self._event_page)
@@ -126,32 +129,29 @@ class Publisher:
         return page[-1].id, outgoing
 
     def _rejection_page(self, start: int) -> Page:
-        """The next page of rejections of events that came over NATS, and its last id."""
+        """The next page of rejections (from NATS, files and the API alike), and its last id."""
         page = self.service.recorder.rejections(after=start, limit=PAGE)
         if not page:
             return None, []
-        outgoing = [
-            (
-                f"ctilink.rejected.{rejection.network}",
-                encode(RejectionMessage.of(rejection)),
-                # The inbound sequence: a '.' that no network name has keeps these ids
-                # apart from the events' `<network>:<position>` (one stream, one window).
-                f"rejected.{rejection.position}",
-            )
-            for _, rejection in page
-            if (rejection.source or "").startswith("nats:") and m.is_name(rejection.network)
-        ]
-        return page[-1][0], outgoing
+        store = self.store_identity()
+        return page[-1][0], [rejection_message(store, row, r) for row, r in page]
+
+    def store_identity(self) -> str:
+        """The store's own name for itself (made once, kept in the store)."""
+        if self._store_identity is None:
+            self._store_identity = self.service.recorder.store_identity()
+        return self._store_identity
 
     def _fitting(self, message: Outgoing) -> Outgoing:
         """The message, or a short notice in its place when it is larger than NATS takes."""
-        subject, payload, msg_id = message
+        subject, payload, headers = message
+        msg_id = headers["Nats-Msg-Id"]
         # The headers and the protocol line take about as many bytes as the ids in them.
         if len(payload) + 2 * len(msg_id) + len(subject) + 64 <= self.nc.max_payload:
             return message
         self.log(f"publisher: {msg_id} is {len(payload)} bytes, too large for NATS; a notice sent")
         notice = Omitted(msg_id, len(payload), self.nc.max_payload)
-        return subject, encode(notice), msg_id
+        return subject, encode(notice), {"Nats-Msg-Id": msg_id}
 
     def _messages(self, event: Installed | Recorded) -> list[Outgoing]:
         """The outbound messages for one log position."""
@@ -159,7 +159,8 @@ class Publisher:
         network, position = message.network, event.originator_version
         key = f"{network}:{position}"
         published = PublishedEvent(network, position, recorded_at(event), message.actor, message)
-        out = [(f"ctilink.events.{network}.{m.type_of(message)}", encode(published), key)]
+        subject = f"ctilink.events.{network}.{m.type_of(message)}"
+        out = [(subject, encode(published), {"Nats-Msg-Id": key})]
         try:
             state, before = self._state_before(network, position)
         except DamagedLog as error:  # no state to compare: the event alone goes out
@@ -202,9 +203,28 @@ def changes(
         body = ProvidersChanged(
             network, position, after.providers, changed.providers.added, changed.providers.removed
         )
-        out.append((f"ctilink.providers.{network}", encode(body), f"{key}:providers"))
+        out.append(
+            (f"ctilink.providers.{network}", encode(body), {"Nats-Msg-Id": f"{key}:providers"})
+        )
     if changed.mode or changed.components:
         rows = [row.after for row in changed.components if row.after is not None]
         body = StatusChanged(network, position, after.mode, after.components, rows)
-        out.append((f"ctilink.status.{network}", encode(body), f"{key}:status"))
+        out.append((f"ctilink.status.{network}", encode(body), {"Nats-Msg-Id": f"{key}:status"}))
     return out
+
+
+def rejection_message(store: str, row: int, rejection: Rejection) -> Outgoing:
+    """A kept rejection as published: its subject, body and headers."""
+    network = rejection.network if m.is_name(rejection.network) else UNNAMED
+    headers = {
+        # The store's identity of the rejection, unique forever: a '.' that no
+        # network name has keeps it apart from the events' `<network>:<position>`.
+        "Nats-Msg-Id": f"rejected.{store}.{row}",
+        "Ctilink-Code": rejection.code,
+        "Ctilink-Time": rejection.received.isoformat(),
+    }
+    if rejection.network is not None:
+        headers["Ctilink-Network"] = safe_header(rejection.network)
+    if rejection.event_id is not None:
+        headers["Ctilink-Event-Id"] = safe_header(rejection.event_id)
+    return f"ctilink.rejected.{network}", encode(RejectionMessage.of(rejection)), headers

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -50,6 +52,17 @@ async def _request(nc: Any, url: str, subject: str, body: bytes) -> bytes:
     if "Nats-Service-Error-Code" in headers:
         raise RemoteError(headers.get("Nats-Service-Error", "error"))
     return reply.data
+
+
+@contextlib.asynccontextmanager
+async def connected(url: str, options: dict[str, Any]) -> AsyncIterator[Any]:
+    """A short-lived connection for a command (RemoteError if there is none), then closed."""
+    nc = await _connect(url, options)
+    try:
+        yield nc
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()
 
 
 async def _ask(url: str, subject: str, body: bytes, options: dict[str, Any]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Annotated
 
@@ -46,17 +47,40 @@ class StatusChanged(msgspec.Struct, frozen=True):
     changed: list[ComponentRow]
 
 
-class RejectionMessage(msgspec.Struct, frozen=True):
+class RejectionMessage(msgspec.Struct, frozen=True, omit_defaults=True):
     """`ctilink.rejected.<network>`: an inbound event that was not appended, and why."""
 
     code: str
     message: str
-    payload: str  # the original payload as text (its first 64 KiB)
+    payload: str | None  # what was sent, as text (its first 64 KiB); None when not UTF-8
+    network: str | None = None  # the network it named, if any
+    id: str | None = None  # the event id it named, if any
+    received: datetime | None = None  # when it was decided
+    source: str | None = None  # where it came from: nats, file, api
+    position: int | None = None  # its place there: stream sequence, line number
+    truncated: bool = False  # only the first 64 KiB of the payload were kept
+    payload_base64: str | None = None  # what was sent, when it is not UTF-8 text
 
     @classmethod
     def of(cls, rejection: Rejection) -> RejectionMessage:
         """The message for a kept rejection."""
-        return cls(rejection.code, rejection.message, rejection.payload.decode("utf-8", "replace"))
+        try:
+            text: str | None = rejection.payload.decode("utf-8")
+            raw = None
+        except UnicodeDecodeError:
+            text, raw = None, base64.b64encode(rejection.payload).decode("ascii")
+        return cls(
+            rejection.code,
+            rejection.message,
+            text,
+            rejection.network,
+            rejection.event_id,
+            rejection.received,
+            (rejection.source or "api").partition(":")[0],
+            rejection.position,
+            rejection.truncated,
+            raw,
+        )
 
 
 class Omitted(msgspec.Struct, frozen=True):

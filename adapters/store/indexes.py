@@ -13,6 +13,7 @@ network index is in network_index.py.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ Seen = dict[tuple[str, str], tuple[int, bytes]]  # (network, event id) -> (posit
 LOOKUP_CHUNK = 500  # ids per query
 BUILD_PAGE = 5000
 IDS_COMPLETE = "ids"
+STORE_IDENTITY = "store"  # the meta key of the store's own name
 
 
 class RecorderParts:
@@ -132,6 +134,19 @@ class IndexTables(RecorderParts):
             (network,),
         )
         return int(rows[0][0])
+
+    def store_identity(self) -> str:
+        """The store's own name for itself: random, made on first asking, kept in the store."""
+        q, meta = self.mark, self.table("ctilink_meta")
+        select = f"SELECT value FROM {meta} WHERE key = {q}"
+        rows = self.query(select, (STORE_IDENTITY,))
+        if not rows:
+            self.execute(
+                f"INSERT INTO {meta} VALUES ({q}, {q}) ON CONFLICT (key) DO NOTHING",
+                (STORE_IDENTITY, uuid.uuid4().hex[:16]),
+            )
+            rows = self.query(select, (STORE_IDENTITY,))
+        return str(rows[0][0])
 
     def index_complete(self, name: str = IDS_COMPLETE) -> bool:
         """Whether an index was built over the whole log (and kept since)."""

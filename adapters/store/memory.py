@@ -59,6 +59,10 @@ class MemoryRecorder(POPOApplicationRecorder):
                 self._outcomes.setdefault(journal.source, {})[journal.first_line] = journal
             return numbers
 
+    def store_identity(self) -> str:
+        """This store's own name (a store in memory lives as long as its process)."""
+        return f"memory-{id(self):x}"
+
     def lookup_ids(self, pairs: Iterable[tuple[str, str]]) -> Seen:
         """Which of these (network, event id) pairs were accepted, and where."""
         with self._database_lock:

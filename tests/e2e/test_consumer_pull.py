@@ -26,9 +26,9 @@ async def test_publish_many_sends_what_nc_publish_would(nc):
     await publish_many(
         nc,
         [
-            ("ctilink.status.a", b'{"n":1}', f"{inbox}.1", "a:1"),
+            ("ctilink.status.a", b'{"n":1}', f"{inbox}.1", {"Nats-Msg-Id": "a:1"}),
             ("ctilink.status.a", b"", f"{inbox}.2", None),
-            ("ctilink.status.a", b'{"n":1}', f"{inbox}.3", "a:1"),  # a duplicate: dropped
+            ("ctilink.status.a", b'{"n":1}', f"{inbox}.3", {"Nats-Msg-Id": "a:1"}),  # dropped
         ],
     )
     replies = [await acks.next_msg(timeout=5) for _ in range(3)]

@@ -266,3 +266,71 @@ async def test_sigterm_while_queries_are_being_answered_exits_0(nc, nats_server,
     log = svc.log.read_text()
     assert code == 0, log  # no read left running while the store closed
     assert "Fatal Python error" not in log and "Traceback" not in log
+
+
+async def test_every_rejection_from_nats_files_and_the_api_reaches_ctilink_out_once(
+    nc, service, tmp_path
+):
+    js = nc.jetstream()
+    await js.publish("ctilink.in.acme", b"garbage")  # NATS: invalid, named by its subject
+    await nc.request(
+        "ctilink.api.ingest", b'{"type":"portal_restarted","id":"a1","network":"acme"}'
+    )
+    lines = tmp_path / "events.jsonl"
+    lines.write_bytes(
+        b'{"type":"nope"}\n{"type":"portal_restarted","id":"f\\u202e1","network":"beta"}\n'
+    )
+    ingest = [sys.executable, "-m", "ctilink.adapters.cli", "ingest", str(lines)]
+    assert subprocess.run([*ingest, "--store", str(service.store)], cwd=ROOT).returncode == 1
+
+    async def four() -> bool:
+        return len(await stream_messages(nc, "CTILINK_OUT", "ctilink.rejected.>")) >= 4
+
+    await wait_for(four)
+    service.stop()  # and again: what was published is not published twice
+    service.start()
+    await asyncio.sleep(1.0)
+    out = await stream_messages(nc, "CTILINK_OUT", "ctilink.rejected.>")
+
+    found = {m.headers["Nats-Msg-Id"]: (m.subject, m.headers, json.loads(m.data)) for m in out}
+    assert len(out) == len(found) == 4
+    store = {msg_id.split(".")[1] for msg_id in found}
+    assert len(store) == 1 and all(i.startswith("rejected.") for i in found)
+    by_source = {
+        body["source"]: (subject, headers, body) for subject, headers, body in found.values()
+    }
+    nats_one, api_one = by_source["nats"], by_source["api"]
+    assert nats_one[0] == api_one[0] == "ctilink.rejected.acme"
+    assert (nats_one[2]["code"], nats_one[2]["payload"]) == ("invalid", "garbage")
+    assert (api_one[1]["Ctilink-Code"], api_one[1]["Ctilink-Event-Id"]) == ("not_installed", "a1")
+    files = sorted(
+        (body["position"], subject, headers.get("Ctilink-Event-Id"), body["code"])
+        for subject, headers, body in found.values()
+        if body["source"] == "file"
+    )
+    assert files == [
+        (1, "ctilink.rejected.~", None, "invalid"),  # names no network
+        (2, "ctilink.rejected.beta", "f\\u202e1", "not_installed"),  # a header shows escapes
+    ]
+    for _, headers, body in found.values():
+        assert headers["Ctilink-Time"] == body["received"].replace("Z", "+00:00")
+    assert service.stop() == 0
+
+
+async def test_rejections_after_ctilink_in_is_made_again_are_not_taken_for_copies(nc, service):
+    js = nc.jetstream()
+    await js.publish("ctilink.in.acme", b"first garbage")
+
+    async def rejected(count: int) -> bool:
+        return len(await stream_messages(nc, "CTILINK_OUT", "ctilink.rejected.>")) >= count
+
+    await wait_for(lambda: rejected(1))
+    assert service.stop() == 0
+    await js.delete_stream("CTILINK_IN")  # its sequences start again at 1
+    service.start()
+    await js.publish("ctilink.in.acme", b"second garbage")  # sequence 1 again
+    await wait_for(lambda: rejected(2))
+
+    out = await stream_messages(nc, "CTILINK_OUT", "ctilink.rejected.>")
+    assert [json.loads(m.data)["payload"] for m in out] == ["first garbage", "second garbage"]
+    assert service.stop() == 0

@@ -10,7 +10,7 @@ from eventsourcing.persistence import OperationalError
 from nats.micro.request import ServiceError
 
 from ctilink.adapters.nats.api import store_errors_as_503
-from ctilink.adapters.nats.consumer import Consumer
+from ctilink.adapters.nats.consumer import PartitionConsumer
 from ctilink.adapters.nats.leading import publish_while_leading
 from ctilink.adapters.store.roles import FileRoles
 from ctilink.domain.service import Outcome
@@ -30,15 +30,15 @@ class FlakyIngestor:
         return [Outcome("accepted", position=n + 1) for n in range(len(messages))]
 
 
-def consumer(ingestor: FlakyIngestor, logged: list[str]) -> Consumer:
+def consumer(ingestor: FlakyIngestor, logged: list[str]) -> PartitionConsumer:
     nc = SimpleNamespace(jetstream=lambda prefix: SimpleNamespace())
-    return Consumer(
+    return PartitionConsumer(
         ingestor,  # type: ignore[arg-type]
         nc,  # type: ignore[arg-type]
         committed=lambda: None,
         log=logged.append,
-        durable="ctilink-p0-test",
-        subject="ctilink.in.0.*",
+        partition=0,
+        source="nats:CTILINK_IN:0",
     )
 
 
@@ -52,8 +52,8 @@ async def test_the_consumer_retries_a_batch_until_the_store_is_back(monkeypatch)
     assert [o.outcome for o in outcomes or []] == ["accepted"]
     assert flaky.calls == 4
     assert logged == [
-        "consumer waiting for the store: connection refused",
-        "consumer: the store is back",
+        "partition 0: waiting for the store: connection refused",
+        "partition 0: the store is back",
     ]
 
 

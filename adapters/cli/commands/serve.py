@@ -15,6 +15,12 @@ from ctilink.adapters.cli.connection import (
     nats_url,
 )
 from ctilink.adapters.nats.remote import RemoteError
+from ctilink.adapters.nats.streams import (
+    DEFAULT_OUT_MAX_AGE,
+    OUT_MAX_AGE_ENV,
+    OUT_MAX_BYTES_ENV,
+    out_retention,
+)
 from ctilink.adapters.ops.logs import FORMATS, use_format
 from ctilink.adapters.store.selection import MEMORY, StoreError, resolve
 from ctilink.adapters.web.listener import bind, listen_address, required_token
@@ -35,6 +41,7 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
     use_format(args.log_format)
     shared_store(args.store, "serve")
     url = nats_url(args)
+    retention = out_retention(args.out_max_age, args.out_max_bytes)  # refused now, if bad
     publisher = None
     if not args.publisher_in_process:
         argv, env = connection_argv(args)
@@ -57,6 +64,7 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
         http=http,
         token=token,
         per_network=args.metrics_per_network,
+        retention=retention,
     )
     return asyncio.run(bootstrap.serve(config))
 
@@ -118,12 +126,30 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         action="store_true",
         help="also per-network series on /metrics (each scrape folds every network)",
     )
+    add_retention_arguments(p)
     add_log_format(p)
     p.set_defaults(run=cmd_serve, uses_store=False)
     p = verbs.add_parser("publish", parents=[common])
     add_connection_arguments(p)
     add_log_format(p)
     p.set_defaults(run=cmd_publish, uses_store=False)
+
+
+def add_retention_arguments(parser: argparse.ArgumentParser) -> None:
+    """--out-max-age, --out-max-bytes: what a new CTILINK_OUT keeps."""
+    parser.add_argument(
+        "--out-max-age",
+        metavar="AGE",
+        help=f"a new CTILINK_OUT keeps messages this long: 30d, 12h, 0 for ever (default: "
+        f"${OUT_MAX_AGE_ENV}, else {DEFAULT_OUT_MAX_AGE}); an existing stream keeps its own "
+        "limits (`ctilink streams` changes them)",
+    )
+    parser.add_argument(
+        "--out-max-bytes",
+        metavar="SIZE",
+        help=f"a new CTILINK_OUT keeps at most this much: 20GB, 512MiB, 0 for no limit "
+        f"(default: ${OUT_MAX_BYTES_ENV}, else no limit)",
+    )
 
 
 def add_log_format(parser: argparse.ArgumentParser) -> None:
