@@ -37,6 +37,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def group_members(group: int) -> list[str]:
+    """The live processes of a process group (zombies left out), by pid and name."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            pid, rest = stat.read_text().split(" (", 1)
+            name, fields = rest.rsplit(") ", 1)
+            state, _, pgid = fields.split()[:3]
+            if int(pgid) == group and state != "Z":
+                members.append(f"{pid} {name}")
+    return members
+
+
 def without_secrets(folder: str, names: list[str]) -> list[str]:
     """shutil.copytree's ignore: seeds and tokens an operator made in compose/secrets/."""
     return [n for n in names if Path(folder).name == "secrets" and n != ".gitignore"]
@@ -179,12 +192,17 @@ class Workspace:
                 time.sleep(0.05)
             process.send_signal(signal.SIGTERM)
             status = process.wait(STOP_WITHIN)
+            # What it started (a publisher, an embedded nats-server) stops with it.
+            deadline = time.monotonic() + 10
+            while (left := group_members(process.pid)) and time.monotonic() < deadline:
+                time.sleep(0.05)
         finally:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # whatever it left behind
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         output = log.read_text(errors="replace")
         assert status == 0, f"{command!r} exited {status} on SIGTERM:\n{output}"
+        assert left == [], f"{command!r} left processes running"
         return output
 
     def close(self) -> None:
