@@ -34,13 +34,14 @@ background commands after it.
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ctilink.adapters.cli.main import COMMANDS
+from ctilink.adapters.cli.main import COMMANDS, parser
 from tests.docs.blocks import ROOT, Block, every_block, parse, problems
 from tests.docs.workspace import Workspace
 from tests.stores import Postgres
@@ -114,3 +115,29 @@ def test_every_command_of_ctilink_is_in_the_command_tables(page: str) -> None:
     missing = [name for name in COMMANDS if not re.search(rf"`(ctilink )?{name}\b", rows)]
 
     assert missing == []
+
+
+def options_of(command: str) -> set[str]:
+    """Every option string `ctilink COMMAND` takes, from its own parser."""
+    top = parser([command])
+    verbs = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    return {flag for action in verbs.choices[command]._actions for flag in action.option_strings}
+
+
+def documented_options(page: Path) -> list[tuple[str, str]]:
+    """(command, --option) for every option a command table's first column shows."""
+    pairs = []
+    for row in table_commands(page).splitlines():
+        for code in re.findall(r"`([^`]+)`", row.split(" | ")[0]):
+            name = code.removeprefix("ctilink ").split()[0]
+            pairs += [(name, option) for option in re.findall(r"--[a-z][a-z-]*", code)]
+    return pairs
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/commands.md"])
+def test_every_option_the_command_tables_show_is_one_the_command_takes(page: str) -> None:
+    shown = documented_options(ROOT / page)
+
+    unknown = [(name, option) for name, option in shown if option not in options_of(name)]
+
+    assert len(shown) >= 10 and unknown == []
