@@ -247,6 +247,7 @@ def test_ctilink_image_is_built_on_a_pinned_python_patch_release() -> None:
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base.group(1))  # not a moving tag
     assert re.findall(r"^FROM (\S+)", DOCKERFILE, re.M) == ["${BASE}", "${BASE}"]
     assert f">={base.group(1).split(':')[1][:4]}" in PYPROJECT["requires-python"]
+    assert f"`{base.group(1)}`" in (INFRA / "README.md").read_text()  # as the README says
 
 
 def test_ctilink_image_exposes_the_http_port_and_carries_the_oci_labels() -> None:
