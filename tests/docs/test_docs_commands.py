@@ -43,7 +43,7 @@ import pytest
 
 from ctilink.adapters.cli.main import COMMANDS, parser
 from tests.docs.blocks import ROOT, Block, every_block, parse, problems
-from tests.docs.workspace import Workspace
+from tests.docs.workspace import BIN, Workspace
 from tests.stores import Postgres
 
 BLOCKS, ORPHANS = every_block()
@@ -91,6 +91,27 @@ def test_an_example_without_an_annotation_or_with_a_bare_skip_is_refused() -> No
     ]
     assert orphans == ["README.md:12"]  # the expect cut off from its block by text
     assert blocks[3].commands() == ["ctilink serve"]  # a console block's output is no command
+
+
+def test_a_block_runs_in_its_own_folder_with_the_checkouts_ctilink_and_no_store_of_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTILINK_STORE", str(tmp_path / "callers.db"))
+    page = "```sh\necho store=${CTILINK_STORE:-unset}; command -v ctilink; pwd; ls\n```\n"
+    failing = "```sh\nctilink status acme\necho not reached\n```\n"
+    space = Workspace(tmp_path / "space", lambda: "")
+
+    output = space.run(parse(ROOT / "README.md", page)[0][0])
+    with pytest.raises(AssertionError, match="exited 2"):
+        space.run(parse(ROOT / "README.md", failing)[0][0])
+
+    assert output.splitlines() == [
+        "store=unset",
+        str(BIN / "ctilink"),
+        str(tmp_path / "space" / "run"),
+        "examples",
+        "infra",
+    ]
 
 
 @pytest.mark.parametrize("block", RUN, ids=[block.name for block in RUN])
