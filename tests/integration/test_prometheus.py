@@ -8,6 +8,7 @@ except under CI=true, where scripts/test installs it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,21 +48,34 @@ def test_the_example_series_would_catch_an_alert_that_waits_too_long(tmp_path) -
 
 
 def test_the_scrape_configuration_is_valid_and_names_the_metrics_path(tmp_path) -> None:
-    token = tmp_path / "ctilink-token"
+    token = tmp_path / "web.token"
     token.write_text("s3cret\\n")
     config = (PROMETHEUS / "prometheus.yml").read_text()
     assert "metrics_path: /metrics" in config
-    (tmp_path / "prometheus.yml").write_text(
-        config.replace("/etc/prometheus/ctilink-token", str(token))
-    )
+    # The compose secret's path; promtool wants the file to be there.
+    assert "/run/secrets/web.token" in config
+    (tmp_path / "prometheus.yml").write_text(config.replace("/run/secrets/web.token", str(token)))
     shutil.copy(PROMETHEUS / "alerts.yml", tmp_path)
     checked = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 5 rules found" in checked.stdout  # alerts.yml, found beside it
+
+
+def test_the_scrape_job_operations_md_shows_for_a_prometheus_elsewhere_is_valid(tmp_path) -> None:
+    page = (PROMETHEUS.parents[1] / "docs" / "operations.md").read_text()
+    jobs = re.findall(r"^```yaml\n(.*?)^```$", page, re.M | re.S)
+    assert len(jobs) == 1
+    (tmp_path / "prometheus.yml").write_text(jobs[0])
+    shutil.copy(PROMETHEUS / "alerts.yml", tmp_path)  # "beside a copy of alerts.yml"
+
+    checked = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 5 rules found" in checked.stdout
+    assert "job_name: ctilink" in jobs[0]  # the job CtilinkNotReady reads
 
 
 def test_every_metric_the_rules_use_is_one_the_service_exposes() -> None:
-    import re
-
     from ctilink.adapters.ops.metrics import LiveState, Metrics
 
     metrics = Metrics()
