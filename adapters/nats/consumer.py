@@ -148,6 +148,7 @@ class PartitionConsumer:
         self.last_delivery: int | None = None  # consumer sequence of the last message taken
         self.decided_upto: int | None = None  # stream sequence decided, as far as known here
         self.reset_at = -RESET_PAUSE
+        self.reset_due = False  # a reset is owed once RESET_PAUSE has passed
         self.missing = False  # the consumer was deleted: make it again
         self.standby_until = 0.0  # stepping back: no pulls before this (monotonic)
         self.unpin_wanted = False
@@ -262,6 +263,7 @@ class PartitionConsumer:
                     await self.ensure()
                 if self.unpin_wanted and not self.pulls and not self.arrived:
                     await self._give_up_pin()
+                await self._reset_when_due()
                 await self._pull()
             except Exception as error:
                 self.log(f"partition {self.partition}: waiting for NATS ({type(error).__name__})")
@@ -319,9 +321,17 @@ class PartitionConsumer:
         """Drop what came out of order and have the consumer deliver again from its ack floor."""
         self.arrived.clear()  # unacked: every message after the ack floor comes again
         self.last_delivery = None
-        if time.monotonic() - self.reset_at < RESET_PAUSE:
-            return  # sent before the last reset, which delivers them again anyway
-        self.reset_at = time.monotonic()
+        self.reset_due = True
+        await self._reset_when_due()
+
+    async def _reset_when_due(self) -> None:
+        """Reset the consumer to its ack floor, at most once per RESET_PAUSE."""
+        # Batches sent before a reset come in just after it; they are dropped, and
+        # if older messages went elsewhere meanwhile (a puller that stopped with a
+        # pull request still waiting), the next reset follows the pause.
+        if not self.reset_due or time.monotonic() - self.reset_at < RESET_PAUSE:
+            return
+        self.reset_due, self.reset_at = False, time.monotonic()
         self.log(f"partition {self.partition}: older messages were still undelivered; resetting")
         await self.js.reset_consumer(self.stream, self.durable)
 

@@ -146,7 +146,7 @@ async def test_a_holder_that_stops_mid_batch_loses_the_partition_and_order_is_ke
     for start in range(21, len(sent), 10):
         await produce(sent[start : start + 10])
         await asyncio.sleep(0.05)
-    await wait_for(lambda: _logged_at_least(store, len(sent)))
+    await wait_for(lambda: _logged_at_least(store, len(sent)), timeout=30)
     slow.hang.set()  # it wakes up and finishes what it held: decided already, so acked
     await asyncio.sleep(1.5)
     stop.set()

@@ -334,3 +334,65 @@ async def test_rejections_after_ctilink_in_is_made_again_are_not_taken_for_copie
     out = await stream_messages(nc, "CTILINK_OUT", "ctilink.rejected.>")
     assert [json.loads(m.data)["payload"] for m in out] == ["first garbage", "second garbage"]
     assert service.stop() == 0
+
+
+def ctilink(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a process."""
+    command = [sys.executable, "-m", "ctilink.adapters.cli", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+async def test_limits_an_operator_sets_on_ctilink_out_survive_restarts_of_serve(nc, service):
+    js = nc.jetstream()
+    made = (await js.stream_info("CTILINK_OUT")).config
+    assert (made.max_age, made.max_bytes) == (30 * 86_400, -1)  # the defaults of a new stream
+
+    changed = ctilink(
+        "streams",
+        "--nats",
+        service.url,
+        "--out-max-age",
+        "2h",
+        "--out-max-bytes",
+        "512MiB",
+        "--json",
+    )
+    assert changed.returncode == 0, changed.stderr
+    shown = {s["name"]: s for s in json.loads(changed.stdout)}
+    assert (shown["CTILINK_OUT"]["max_age_seconds"], shown["CTILINK_OUT"]["max_bytes"]) == (
+        7200,
+        512 << 20,
+    )
+    assert service.stop() == 0
+    service.start()  # serve makes nothing over again
+    assert service.stop() == 0
+
+    kept = (await js.stream_info("CTILINK_OUT")).config
+    assert (kept.max_age, kept.max_bytes) == (7200, 512 << 20)
+    table = ctilink("streams", "--nats", service.url)
+    row = next(line.split() for line in table.stdout.splitlines() if line.startswith("CTILINK_OUT"))
+    assert row[:5] == ["CTILINK_OUT", "limits", "1", "2h", "536,870,912"], table.stdout
+
+
+async def test_a_stream_ctilink_cannot_use_is_refused_in_one_line_and_left_as_it_is(
+    nc, nats_server, tmp_path
+):
+    js = nc.jetstream()
+    await js.add_stream(name="CTILINK_IN", subjects=["ctilink.in.>"])  # no partitions
+    served = Service(tmp_path / "ctilink.db", nats_server.url, tmp_path / "serve.log")
+    with pytest.raises(AssertionError):  # it never says it is ready
+        served.start()
+    assert served.process is not None and served.process.wait(30) == 2
+    said = served.log.read_text()
+    assert "stream CTILINK_IN exists but takes subjects ['ctilink.in.>']" in said, said
+    assert "Traceback" not in said
+    assert (await js.stream_info("CTILINK_IN")).config.subjects == ["ctilink.in.>"]
+
+
+def test_a_retention_that_is_no_duration_is_refused_before_anything_starts(tmp_path):
+    done = ctilink("serve", "--store", str(tmp_path / "s.db"), "--out-max-age", "soon")
+
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "ctilink: --out-max-age='soon': a duration such as 30d, 12h, 45m or 0 is needed"
+    )
