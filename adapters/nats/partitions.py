@@ -25,7 +25,7 @@ from ctilink.adapters.nats.streams import IN_STREAM, partition_subject
 from ctilink.adapters.store.waiting import first_line, wait_or_stop
 
 CHECK_SECONDS = 1.0
-BALANCE_SECONDS = 10.0  # how often the share is looked at
+BALANCE_SECONDS = 2.0  # how often the share is looked at (a $SRV.PING and a count)
 
 
 class Running:
