@@ -23,7 +23,7 @@ from ctilink.adapters.store.selection import (
     resolve,
     store_tag,
 )
-from ctilink.adapters.store.service import StoredNetworks
+from ctilink.domain.application import NetworkService
 
 if TYPE_CHECKING:
     # Imported where it is used: a one-shot command opens its store through here
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 def service(
     store: str | None, *, create: bool = True, index: bool = True, existing: bool = False
-) -> StoredNetworks:
+) -> NetworkService:
     """The application service on the selected store (StoreError says why not)."""
     return open_service(store, create=create, index=index, existing=existing)
 
@@ -252,7 +252,7 @@ async def when_available(open_them: Callable[[], Any], stop: asyncio.Event) -> A
     return None
 
 
-def open_store(location: str) -> tuple[StoredNetworks, Any]:
+def open_store(location: str) -> tuple[NetworkService, Any]:
     """The service and the roles on a store, both or neither."""
     from ctilink.adapters.ops.logs import LogStream
     from ctilink.adapters.store.roles import open_roles
@@ -266,7 +266,7 @@ def open_store(location: str) -> tuple[StoredNetworks, Any]:
 
 
 def _publishing(
-    config: ServeConfig, roles: Any, store: StoredNetworks, nc: Any, url: str, stop: asyncio.Event
+    config: ServeConfig, roles: Any, store: NetworkService, nc: Any, url: str, stop: asyncio.Event
 ) -> tuple[Awaitable[None], Any]:
     """The publishing job, and what a consumer calls after each commit."""
     import asyncio

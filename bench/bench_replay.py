@@ -47,8 +47,8 @@ from ctilink.adapters.ingest.lines import BATCH_LINES, LineReport, ingest
 from ctilink.adapters.store.codec import StoredRecord
 from ctilink.adapters.store.log_reader import logged_messages
 from ctilink.adapters.store.selection import network_heads, open_service
+from ctilink.domain.application import NetworkService
 from ctilink.domain.network import recorded_at
-from ctilink.domain.service import NetworkService
 from ctilink.domain.state import evolve, install
 from ctilink.projections.changes import compare, replay
 from ctilink.projections.status import status

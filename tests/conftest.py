@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from ctilink.adapters.store.selection import open_service
-from ctilink.domain.service import NetworkService
+from ctilink.domain.application import NetworkService
 from tests.stores import KINDS, Postgres
 from tests.support import Harness
 

@@ -9,7 +9,8 @@ from typing import Any
 import msgspec
 
 from ctilink.domain import messages as m
-from ctilink.domain.service import NetworkService, Outcome
+from ctilink.domain.application import NetworkService
+from ctilink.domain.decision import Outcome
 from ctilink.projections.directory import directory
 from ctilink.projections.status import status
 

@@ -10,7 +10,7 @@ import msgspec
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.store.log_reader import recorded_times
 from ctilink.domain import messages as m
-from ctilink.domain.service import NetworkService
+from ctilink.domain.application import NetworkService
 from ctilink.projections.changes import position_at_time
 
 

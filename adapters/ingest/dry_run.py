@@ -19,9 +19,9 @@ import msgspec
 from ctilink.adapters.cli.output import encode_json
 from ctilink.adapters.cli.render import pairs, safe_lines, table
 from ctilink.adapters.ingest import lines as ingesting
+from ctilink.domain.application import NetworkService
 from ctilink.domain.decoding import Invalid, named
 from ctilink.domain.errors import UnknownNetwork
-from ctilink.domain.service import NetworkService
 from ctilink.domain.state import NetworkState
 from ctilink.projections.changes import NO_CHANGES, Changes, ProviderChanges, RowChange, compare
 from ctilink.projections.status import status

@@ -19,10 +19,11 @@ import msgspec
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.store.inbound import OutcomeChunk
 from ctilink.domain import messages as m
+from ctilink.domain.application import NetworkService
 from ctilink.domain.arrivals import Arrival
+from ctilink.domain.decision import Outcome
 from ctilink.domain.decoding import MAX_EVENT_BYTES, Invalid, decode_encoded, named
 from ctilink.domain.errors import Code
-from ctilink.domain.service import NetworkService, Outcome
 
 MAX_LINE_BYTES = MAX_EVENT_BYTES
 BATCH_LINES = 5000

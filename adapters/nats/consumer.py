@@ -38,8 +38,8 @@ from ctilink.adapters.nats.streams import IN_STREAM, network_of, partition_subje
 from ctilink.adapters.store.waiting import STORE_AWAY, STORE_RETRY_SECONDS, first_line, wait_or_stop
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
+from ctilink.domain.decision import Outcome
 from ctilink.domain.decoding import Invalid, decode_encoded
-from ctilink.domain.service import Outcome
 
 GROUP = "ctilink"  # the priority group every instance pulls in
 # How long the pinned client may go without pulling before the server pins another:

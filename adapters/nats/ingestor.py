@@ -9,8 +9,9 @@ from typing import Any
 
 from ctilink.adapters.nats.consumer import Delivery
 from ctilink.domain import messages as m
+from ctilink.domain.application import NetworkService
 from ctilink.domain.arrivals import Arrival
-from ctilink.domain.service import NetworkService, Outcome
+from ctilink.domain.decision import Outcome
 
 Item = m.Message | Arrival | Delivery
 

@@ -20,10 +20,10 @@ from ctilink.adapters.nats.wire import (
     encode,
 )
 from ctilink.domain import messages as m
+from ctilink.domain.application import NetworkService
 from ctilink.domain.arrivals import Rejection
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import Installed, Recorded, recorded_at
-from ctilink.domain.service import NetworkService
 from ctilink.domain.state import NetworkState, step
 from ctilink.projections.changes import compare
 from ctilink.projections.status import Status, status

@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ctilink.domain.arrivals import Arrival
-from ctilink.domain.service import Outcome
+from ctilink.domain.decision import Outcome
 
 OUTCOMES = ("accepted", "duplicate", "rejected")  # "decided" (a redelivery) is not counted again
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

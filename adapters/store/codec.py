@@ -9,6 +9,7 @@ import msgspec
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic, register_topic
 
+from ctilink.adapters.store.compat import stored_event
 from ctilink.domain import messages as m
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import Installed, Network, Recorded, Snapshot, build
@@ -115,12 +116,8 @@ class NetworkMapper(Mapper[str]):
                     domain_event.chain,
                 )
             )
-        return build(
-            StoredEvent,
-            originator_id=domain_event.originator_id,
-            originator_version=domain_event.originator_version,
-            topic=_TOPICS[cls],
-            state=payload,
+        return stored_event(
+            domain_event.originator_id, domain_event.originator_version, _TOPICS[cls], payload
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:

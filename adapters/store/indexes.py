@@ -21,7 +21,6 @@ from ctilink.adapters.store.codec import stored_fingerprint
 
 IdRow = tuple[str, str, int]  # network, event id, position
 Seen = dict[tuple[str, str], tuple[int, bytes]]  # (network, event id) -> (position, fp)
-LOOKUP_CHUNK = 500  # ids per query
 BUILD_PAGE = 5000
 IDS_COMPLETE = "ids"
 STORE_IDENTITY = "store"  # the meta key of the store's own name
@@ -81,51 +80,33 @@ class IndexTables(RecorderParts):
     # --- reading ------------------------------------------------------------------------
 
     def lookup_ids(self, pairs: Iterable[tuple[str, str]]) -> Seen:
-        """Which of these (network, event id) pairs were accepted, where, and their digests."""
-        by_network: dict[str, list[str]] = {}
-        for network, event_id in dict.fromkeys(pairs):
-            by_network.setdefault(network, []).append(event_id)
+        """I3 for a whole batch, in one query: which (network, event id) pairs were accepted,
+        where, and the digest of what was accepted (read from the event's own row)."""
+        wanted = list(dict.fromkeys(pairs))
+        if not wanted:
+            return {}
         found: Seen = {}
-        for network, ids in by_network.items():
-            for start in range(0, len(ids), LOOKUP_CHUNK):
-                positions = self._positions(network, ids[start : start + LOOKUP_CHUNK])
-                digests = self._digests(network, list(positions.values()))
-                found.update(
-                    {
-                        (network, event_id): (position, digests.get(position, b""))
-                        for event_id, position in positions.items()
-                    }
-                )
+        for network, event_id, position, state in self.query(*self.lookup_query(wanted)):
+            try:
+                digest = stored_fingerprint(bytes(state))[1]
+            except Exception:  # a damaged row: no digest matches it (`verify` names it)
+                digest = b""
+            found[(network, event_id)] = (int(position), digest)
         return found
 
-    def _positions(self, network: str, ids: list[str]) -> dict[str, int]:
-        """event id -> position, for those of the ids the network accepted."""
-        # `network = ? AND event_id IN (…)` walks the primary key; a row-value
-        # IN list would scan the whole table in SQLite.
-        rows = self.query(
-            f"SELECT event_id, position FROM {self.table('ctilink_ids')} "
-            f"WHERE network = {self.mark} AND event_id IN ({', '.join([self.mark] * len(ids))})",
-            (network, *ids),
-        )
-        return {row[0]: int(row[1]) for row in rows}
+    def lookup_query(self, pairs: list[tuple[str, str]]) -> tuple[str, tuple[Any, ...]]:
+        """The one query of `lookup_ids`, in the store's dialect (the recorder's)."""
+        raise NotImplementedError
 
-    def _digests(self, network: str, positions: list[int]) -> dict[int, bytes]:
-        """position -> fingerprint, read from the events' own rows (b"": unreadable)."""
-        if not positions:
+    def heads_of(self, networks: Sequence[str]) -> dict[str, int]:
+        """The last position of each of these networks that has any, in one query."""
+        if not networks:
             return {}
-        rows = self.query(
-            f"SELECT originator_version, state FROM {self.events_sql} "
-            f"WHERE originator_id = {self.mark} "
-            f"AND originator_version IN ({', '.join([self.mark] * len(positions))})",
-            (network, *positions),
-        )
-        digests = {}
-        for position, state in rows:
-            try:
-                digests[int(position)] = stored_fingerprint(bytes(state))[1]
-            except Exception:  # a damaged row: no digest matches it (`verify` names it)
-                digests[int(position)] = b""
-        return digests
+        return {str(row[0]): int(row[1]) for row in self.query(*self.heads_query(networks))}
+
+    def heads_query(self, networks: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        """The one query of `heads_of`, in the store's dialect (the recorder's)."""
+        raise NotImplementedError
 
     def id_count(self, network: str) -> int:
         """How many ids the index holds for a network."""

@@ -10,7 +10,7 @@ import msgspec
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.store.codec import first_line
 from ctilink.adapters.store.network_index import SORTS, Filters
-from ctilink.adapters.store.service import StoredNetworks
+from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import recorded_at
 from ctilink.projections.overview import Overview, overview
@@ -29,7 +29,7 @@ LISTING_PAGE = 5_000  # index rows read at a time by a whole listing
 
 
 def network_lines(
-    service: StoredNetworks, filters: Filters
+    service: NetworkService, filters: Filters
 ) -> tuple[list[Overview], list[DamagedLog]]:
     """The networks that pass the filters, sorted by name; and the damaged ones passed over."""
     damaged: list[DamagedLog] = []
@@ -37,7 +37,7 @@ def network_lines(
 
 
 def each_line(
-    service: StoredNetworks, filters: Filters, damaged: list[DamagedLog]
+    service: NetworkService, filters: Filters, damaged: list[DamagedLog]
 ) -> Iterator[Overview]:
     """The lines that pass the filters, by name, a page at a time; damaged logs into `damaged`."""
     recorder: Any = service.recorder
@@ -93,7 +93,7 @@ def _reading(read: Any, *args: Any) -> Any:
 
 
 def _folded(
-    service: StoredNetworks, filters: Filters, damaged: list[DamagedLog]
+    service: NetworkService, filters: Filters, damaged: list[DamagedLog]
 ) -> Iterator[Overview]:
     """The lines folded from each log, for a store without the network index."""
     recorder: Any = service.recorder
@@ -115,7 +115,7 @@ def _folded(
             yield line
 
 
-def folded_line(service: StoredNetworks, name: str) -> Overview:
+def folded_line(service: NetworkService, name: str) -> Overview:
     """A network's line at its last position, folded from the log (DamagedLog: it cannot be)."""
     network = service.latest(name, hold=False)
     try:

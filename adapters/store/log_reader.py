@@ -17,9 +17,9 @@ import msgspec
 
 from ctilink.adapters.store.codec import KNOWN_TOPICS, first_line
 from ctilink.domain import messages as m
+from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import Installed, Recorded
-from ctilink.domain.service import NetworkService
 
 PAGE = 5000
 FIRST_PAGE = 100  # newest first

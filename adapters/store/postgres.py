@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +28,6 @@ from ctilink.projections.overview import Overview
 class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApplicationRecorder):
     """Inserts a batch's events, snapshots and inbound records in one transaction."""
 
-    inserts_snapshots = True
     mark = "%s"
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
@@ -41,6 +41,8 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
             ]
         ]
         schema = Identifier(self.datastore.schema)
+        # The writers' lock of this store: per database, and per schema within it.
+        self.writer_lock = _lock_key(f"ctilink-writers:{self.datastore.schema}")
         self.events_sql = self.table(events_table_name)
         self.ids_copy = SQL(
             "COPY {}.ctilink_ids (network, event_id, position) FROM STDIN (FORMAT BINARY)"
@@ -57,6 +59,17 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
         self.heads_statement = SQL(
             "SELECT originator_id, MAX(originator_version) AS head FROM {}.{} "
             "GROUP BY originator_id"
+        ).format(schema, table)
+        ids = Identifier("ctilink_ids")
+        self.lookup_statement = SQL(
+            "SELECT i.network, i.event_id, i.position, e.state "
+            "FROM unnest(%s::text[], %s::text[]) AS q (network, event_id) "
+            "JOIN {}.{} AS i USING (network, event_id) "
+            "JOIN {}.{} AS e ON e.originator_id = i.network AND e.originator_version = i.position"
+        ).format(schema, ids, schema, table)
+        self.heads_of_statement = SQL(
+            "SELECT originator_id, MAX(originator_version) FROM {}.{} "
+            "WHERE originator_id = ANY(%s) GROUP BY originator_id"
         ).format(schema, table)
         self.records_statements = {
             desc: SQL(
@@ -89,9 +102,10 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
             connection.transaction(),
             connection.cursor() as cursor,
         ):
-            # The table lock makes commit order the id order, so that a reader
-            # paging by id never passes a gap that a slower writer fills later.
-            self._lock_table(cursor)
+            # One writer at a time makes commit order the id order, so that a reader
+            # paging by id never passes a gap that a slower writer fills later. An
+            # advisory lock, not LOCK TABLE: that would need UPDATE on the log.
+            cursor.execute(WRITER_LOCK, (self.writer_lock,))
             if snapshots:
                 cursor.executemany(self.snapshot_insert, _rows(snapshots))
             if stored_events:
@@ -104,6 +118,14 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
             self.write_ids(cursor, ids)
             self.write_networks(cursor, networks)
         return None
+
+    def lookup_query(self, pairs: list[tuple[str, str]]) -> tuple[Any, tuple[Any, ...]]:
+        """The pairs as two arrays, joined to the index and the events by primary key."""
+        return self.lookup_statement, ([p[0] for p in pairs], [p[1] for p in pairs])
+
+    def heads_query(self, networks: Sequence[str]) -> tuple[Any, tuple[Any, ...]]:
+        """The networks as one array."""
+        return self.heads_of_statement, (list(networks),)
 
     def events_after(self, notification_id: int) -> int:
         """How many events were logged after that notification."""
@@ -153,13 +175,13 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
 
     @contextmanager
     def exclusive(self) -> Iterator[Any]:
-        """A write transaction holding the events table's lock, as every batch takes it."""
+        """A write transaction holding the writers' lock, as every batch takes it."""
         with (
             self.datastore.get_connection() as connection,
             connection.transaction(),
             connection.cursor() as cursor,
         ):
-            self._lock_table(cursor)
+            cursor.execute(WRITER_LOCK, (self.writer_lock,))
             yield cursor
 
     def fetch(self, cursor: Any) -> list[Sequence[Any]]:
@@ -184,6 +206,13 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
 
 
 COLUMN_TYPES = ["text", "int8", "text", "bytea"]
+WRITER_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+
+
+def _lock_key(text: str) -> int:
+    """A bigint advisory lock key for a name."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _rows(stored: Sequence[StoredEvent]) -> list[tuple[Any, ...]]:

@@ -25,7 +25,7 @@ import msgspec
 from ctilink.adapters.progress import Progress
 from ctilink.adapters.store.codec import first_line
 from ctilink.adapters.store.listing import folded_line
-from ctilink.adapters.store.service import StoredNetworks
+from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog
 from ctilink.projections.overview import Overview
 
@@ -42,7 +42,7 @@ class Reindexed(msgspec.Struct, frozen=True):
     damaged: int = 0  # networks whose log cannot be folded (`ctilink verify` says why)
 
 
-def ensure_indexes(service: StoredNetworks, stream: TextIO | None = None) -> None:
+def ensure_indexes(service: NetworkService, stream: TextIO | None = None) -> None:
     """Build whichever index the store lacks."""
     recorder: Any = service.recorder
     if not recorder.index_complete():
@@ -51,7 +51,7 @@ def ensure_indexes(service: StoredNetworks, stream: TextIO | None = None) -> Non
         build_networks(service, stream)
 
 
-def reindex(service: StoredNetworks, stream: TextIO | None = None) -> Reindexed:
+def reindex(service: NetworkService, stream: TextIO | None = None) -> Reindexed:
     """Build both indexes again from the whole log."""
     started = time.perf_counter()
     ids = build_ids(service, stream, again=True)
@@ -67,7 +67,7 @@ def reindex(service: StoredNetworks, stream: TextIO | None = None) -> Reindexed:
 
 
 def build_ids(
-    service: StoredNetworks, stream: TextIO | None = None, *, again: bool = True
+    service: NetworkService, stream: TextIO | None = None, *, again: bool = True
 ) -> Reindexed | None:
     """(Re)build the id index over the whole log, with progress on `stream` (stderr)."""
     stream = sys.stderr if stream is None else stream
@@ -96,7 +96,7 @@ def build_ids(
     return done
 
 
-def build_networks(service: StoredNetworks, stream: TextIO | None = None) -> Reindexed:
+def build_networks(service: NetworkService, stream: TextIO | None = None) -> Reindexed:
     """(Re)build the network index: every network's line at its last position."""
     stream = sys.stderr if stream is None else stream
     recorder: Any = service.recorder

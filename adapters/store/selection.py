@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -15,7 +16,8 @@ from eventsourcing.persistence import PersistenceError
 
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.store.reindex import ensure_indexes
-from ctilink.adapters.store.service import StoredNetworks
+from ctilink.adapters.store.writes import StoreWrites
+from ctilink.domain.application import NetworkService
 
 DEFAULT_STORE = "ctilink.db"
 MEMORY = "memory://"
@@ -141,7 +143,11 @@ def persistence_env(store: str) -> dict[str, str]:
     if is_postgres(store):
         return postgres_env(store)
     if store == MEMORY:  # this process only: for tests and trying things out
-        return {"PERSISTENCE_MODULE": "ctilink.adapters.store.memory:Factory"}
+        # SQLite in memory, shared by the process's connections: the same SQL as a file.
+        return {
+            "PERSISTENCE_MODULE": "ctilink.adapters.store.sqlite:Factory",
+            "SQLITE_DBNAME": f"file:ctilink-{uuid.uuid4().hex}?mode=memory&cache=shared",
+        }
     path = Path(store)
     if path.is_dir():
         raise StoreError(f"store {store!r} is a directory, not a SQLite file")
@@ -161,7 +167,7 @@ def open_service(
     index: bool = True,
     existing: bool = False,
     notes: TextIO | None = None,
-) -> StoredNetworks:
+) -> NetworkService:
     """Open the application service on the selected store; StoreError says why not.
 
     Without `create` the store is only read: nothing is created or written, a
@@ -191,7 +197,7 @@ def open_service(
             raise StoreError(f"store {location!r} holds no ctilink log (nothing was ingested)")
         if not create:
             env = read_only(env, location)
-    if not create:
+    if not create and not in_memory:  # a store in memory starts empty: it needs its tables
         env["CREATE_TABLE"] = "n"
     if postgres:
         # libpq reads its TLS settings from the environment: set for this process
@@ -200,10 +206,12 @@ def open_service(
             os.environ[key.removeprefix(LIBPQ_PREFIX)] = env.pop(key)
         tables = probe(location, env, reading=reading)
     try:
-        networks = cache_setting(CACHED_NETWORKS, StoredNetworks.max_cached_networks)
-        ids = cache_setting(RECENT_IDS, StoredNetworks.max_recent_ids)
-        opened = StoredNetworks(env=env)
-        opened.max_cached_networks, opened.max_recent_ids = networks, ids
+        opened = NetworkService(env={**env, "MAPPER_TOPIC": MAPPER})
+        # The write side's collaborator (load a batch, hold networks between batches).
+        opened.writes = writes = StoreWrites(opened)
+        writes.max_cached_networks = cache_setting(CACHED_NETWORKS, writes.max_cached_networks)
+        every = cache_setting(SNAPSHOT_EVERY, 0)
+        writes.snapshot_interval = every or None  # 0: by size
         if create and index:
             try:
                 if index_tables_missing(tables):  # dropped by hand: the mark alone is no proof
@@ -221,7 +229,8 @@ def open_service(
 # What a long-running writer holds in memory, at most: its memory is bounded by
 # these, never by the length of the logs.
 CACHED_NETWORKS = "CTILINK_CACHED_NETWORKS"  # networks held for writing
-RECENT_IDS = "CTILINK_RECENT_IDS"  # ids accepted lately, known without a lookup
+SNAPSHOT_EVERY = "CTILINK_SNAPSHOT_EVERY"  # positions between snapshots (default: by size)
+MAPPER = "ctilink.adapters.store.codec:NetworkMapper"  # rows as compact msgspec JSON
 
 
 def cache_setting(name: str, default: int) -> int:
@@ -290,7 +299,7 @@ def probe(location: str, env: dict[str, str], *, reading: bool = False) -> set[s
             schema = env["POSTGRES_SCHEMA"] or "public"
             tables = {
                 name
-                for name in (f"{StoredNetworks.name}_events", *INDEX_TABLES)
+                for name in (f"{NetworkService.name}_events", *INDEX_TABLES)
                 if connection.execute("SELECT to_regclass(%s)", (f'"{schema}".{name}',)).fetchone()[
                     0
                 ]  # type: ignore[index]
@@ -301,7 +310,7 @@ def probe(location: str, env: dict[str, str], *, reading: bool = False) -> set[s
         away = any(sign in reason.lower() for sign in AWAY_SIGNS)
         kind = StoreAway if away else StoreError
         raise kind(f"store {redact(location)!r} cannot be opened: {reason}") from None
-    if reading and f"{StoredNetworks.name}_events" not in tables:
+    if reading and f"{NetworkService.name}_events" not in tables:
         raise StoreError(f"store {redact(location)!r} holds no ctilink log (nothing was ingested)")
     return {"stored_events" if name.endswith("_events") else name for name in tables}
 
@@ -329,7 +338,7 @@ AWAY_SIGNS = (
 )
 
 
-def network_heads(service: StoredNetworks) -> list[tuple[str, int]]:
+def network_heads(service: NetworkService) -> list[tuple[str, int]]:
     """Every network with its last position, sorted by name."""
     recorder: Any = service.recorder  # both adapters' recorders answer `heads`
     return recorder.heads()

@@ -1,4 +1,4 @@
-"""eventsourcing's SQLite persistence with every commit forced to disk."""
+"""eventsourcing's SQLite persistence: a batch in one durable commit, lookups in one query."""
 
 from __future__ import annotations
 
@@ -6,40 +6,23 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 from eventsourcing.persistence import Environment, StoredEvent
-from eventsourcing.sqlite import (
-    SQLiteApplicationRecorder,
-    SQLiteConnection,
-    SQLiteConnectionPool,
-    SQLiteCursor,
-    SQLiteFactory,
-)
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
 
+from ctilink.adapters.store import compat
+from ctilink.adapters.store.compat import check_durable
 from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
 from ctilink.adapters.store.indexes import IdRow, IndexTables
 from ctilink.adapters.store.network_index import NetworkTables
 from ctilink.domain.arrivals import Rejection
 from ctilink.projections.overview import Overview
 
-# WAL with synchronous=FULL syncs the log on every commit, so an accepted event
-# survives a crash of the machine, not only of the process (NORMAL would not).
-PRAGMAS = ("PRAGMA synchronous=FULL", "PRAGMA busy_timeout=30000")
-
-
-class DurableConnectionPool(SQLiteConnectionPool):
-    """Connections that sync every commit."""
-
-    def _create_connection(self) -> SQLiteConnection:
-        connection = super()._create_connection()
-        for pragma in PRAGMAS:
-            connection._sqlite_conn.execute(pragma)
-        return connection
-
 
 class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteApplicationRecorder):
     """Inserts a batch's events, snapshots and inbound records in one transaction."""
 
-    inserts_snapshots = True
+    durable = True  # its connections sync every commit (else each write checks: compat.py)
 
     def construct_create_table_statements(self) -> list[str]:
         """eventsourcing's tables, and the inbound ones (adapters/store/inbound.py)."""
@@ -50,9 +33,8 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteAppli
             *self.network_statements(" WITHOUT ROWID"),
         ]
 
-    def _insert_events(
+    def insert_events(
         self,
-        c: SQLiteCursor,
         stored_events: Sequence[StoredEvent],
         *,
         snapshots: Sequence[StoredEvent] = (),
@@ -63,15 +45,18 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteAppli
         networks: Sequence[Overview] = (),
         **_: Any,
     ) -> Sequence[int] | None:
-        # The stock recorder runs one INSERT per event to collect rowids; nothing
-        # here uses them (readers page the log by rowid themselves).
-        c.executemany(self.insert_events_statement, _rows(stored_events))
-        self.write_ids(c, ids)
-        self.write_networks(c, networks)
-        if snapshots:
-            # Same transaction, so a batch costs one sync of the log, not two.
-            c.executemany(SNAPSHOT_INSERT, _rows(snapshots))
-        self.write_inbound(c.sqlite_cursor, sources or {}, rejections, journal)
+        """Insert the events, their snapshots, ids, lines and inbound records: one commit."""
+        with self.datastore.transaction(commit=True) as c:
+            if not self.durable:
+                check_durable(c)
+            # One statement for all the rows: eventsourcing's own insert runs one per
+            # event to collect rowids, which nothing here uses (readers page by rowid).
+            c.executemany(self.insert_events_statement, _rows(stored_events))
+            self.write_ids(c, ids)
+            self.write_networks(c, networks)
+            if snapshots:  # same transaction: a batch costs one sync of the log, not two
+                c.executemany(SNAPSHOT_INSERT, _rows(snapshots))
+            self.write_inbound(c.sqlite_cursor, sources or {}, rejections, journal)
         return None
 
     def rejection_row(self, r: Rejection) -> tuple[Any, ...]:
@@ -107,6 +92,14 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteAppli
         """The cursor's rows."""
         return list(cursor.fetchall())
 
+    def lookup_query(self, pairs: list[tuple[str, str]]) -> tuple[str, tuple[Any, ...]]:
+        """The pairs as one JSON array, joined to the index and the events by primary key."""
+        return LOOKUP, (_json(pairs),)
+
+    def heads_query(self, networks: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        """The networks as one JSON array."""
+        return HEADS_OF, (_json(list(networks)),)
+
     def heads(self) -> list[tuple[str, int]]:
         """Every network with its last position, sorted by name."""
         with self.datastore.transaction(commit=False) as cursor:
@@ -135,6 +128,17 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteAppli
 
 
 HEADS = "SELECT originator_id, MAX(originator_version) FROM stored_events GROUP BY originator_id"
+HEADS_OF = (
+    "SELECT originator_id, MAX(originator_version) FROM stored_events "
+    "WHERE originator_id IN (SELECT value FROM json_each(?)) GROUP BY originator_id"
+)
+LOOKUP = (
+    "SELECT i.network, i.event_id, i.position, e.state FROM json_each(?) AS q "
+    "JOIN ctilink_ids AS i ON i.network = json_extract(q.value, '$[0]') "
+    "AND i.event_id = json_extract(q.value, '$[1]') "
+    "JOIN stored_events AS e ON e.originator_id = i.network AND e.originator_version = i.position"
+)
+_json = msgspec.json.Encoder().encode
 RECORDS = {
     desc: "SELECT originator_version, topic, state FROM stored_events WHERE originator_id=? "
     "AND originator_version BETWEEN ? AND ? "
@@ -157,8 +161,10 @@ class Factory(SQLiteFactory):
 
     def __init__(self, env: Environment | dict[str, Any] | None) -> None:
         super().__init__(env)
-        old = self.datastore.pool
-        self.datastore.pool = DurableConnectionPool(
-            db_name=old.db_name, lock_timeout=old.lock_timeout
-        )
-        old.close()
+        self.durable = compat.durable(self.datastore)
+
+    def application_recorder(self) -> Any:
+        """The events recorder, told whether its connections sync by themselves."""
+        recorder = super().application_recorder()
+        recorder.durable = self.durable
+        return recorder

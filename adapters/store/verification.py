@@ -39,9 +39,9 @@ import msgspec
 
 from ctilink.adapters.store.codec import first_line
 from ctilink.domain import messages as m
+from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog, UnknownNetwork
 from ctilink.domain.network import GENESIS, Installed, Recorded, link, recorded_at
-from ctilink.domain.service import NetworkService
 from ctilink.domain.state import NetworkState, step
 from ctilink.projections.overview import overview
 

@@ -23,7 +23,6 @@ from starlette.staticfiles import StaticFiles
 
 from ctilink.adapters.store.listing import DamagedIndex
 from ctilink.adapters.store.network_index import SORTS
-from ctilink.adapters.store.service import StoredNetworks
 from ctilink.adapters.web.gate import HEADERS, SecurityHeaders, TokenGate, login_routes
 from ctilink.adapters.web.health import operations_routes
 from ctilink.adapters.web.live import Watcher
@@ -39,6 +38,7 @@ from ctilink.adapters.web.reads import (
     overview_page,
 )
 from ctilink.adapters.web.rejections import KEPT, RejectionTail
+from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog, UnknownNetwork
 from ctilink.domain.messages import is_name
 from ctilink.domain.mode import Mode
@@ -75,7 +75,7 @@ def query_of(request: Request) -> dict[str, str]:
 
 
 def console(
-    service: StoredNetworks,
+    service: NetworkService,
     *,
     token: str | None = None,
     tail: RejectionTail | None = None,

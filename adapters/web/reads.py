@@ -11,8 +11,8 @@ import msgspec
 from ctilink.adapters.store.listing import each_line
 from ctilink.adapters.store.log_reader import recorded_times
 from ctilink.adapters.store.network_index import SORTS, Filters
-from ctilink.adapters.store.service import StoredNetworks
 from ctilink.domain import messages as m
+from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import PositionOutOfRange
 from ctilink.domain.mode import Mode
 from ctilink.projections.changes import AuditEntry, Diff, audit, diff, position_at_time
@@ -40,7 +40,7 @@ class OverviewPage(msgspec.Struct, frozen=True):
     more: bool = False
 
 
-def overview_page(service: StoredNetworks, query: dict[str, str]) -> OverviewPage:
+def overview_page(service: NetworkService, query: dict[str, str]) -> OverviewPage:
     """A page of networks from the network index, filtered as asked."""
     effective = query.get("effective") or None
     if effective is not None and effective not in {mode.value for mode in Mode}:
@@ -82,7 +82,7 @@ class NetworkPage(msgspec.Struct, frozen=True):
     past: bool  # not the last position
 
 
-def network_page(service: StoredNetworks, name: str, query: dict[str, str]) -> NetworkPage:
+def network_page(service: NetworkService, name: str, query: dict[str, str]) -> NetworkPage:
     """The status right after the position asked for (`at` or `at-time`), or now."""
     head = service.head(name)  # UnknownNetwork: 404
     position = _position(service, name, query, head)
@@ -94,7 +94,7 @@ def network_page(service: StoredNetworks, name: str, query: dict[str, str]) -> N
     return NetworkPage(status(state, position), head, entry(event).at, position != head)
 
 
-def _position(service: StoredNetworks, name: str, query: dict[str, str], head: int) -> int:
+def _position(service: NetworkService, name: str, query: dict[str, str], head: int) -> int:
     """The position `at` or `at-time` names (BadQuery: malformed or out of range)."""
     at, at_time = query.get("at"), query.get("at-time")
     if at and at_time:
@@ -141,7 +141,7 @@ class LogPage(msgspec.Struct, frozen=True):
     next_after: int | None  # None: the last page
 
 
-def log_page(service: StoredNetworks, name: str, query: dict[str, str]) -> LogPage:
+def log_page(service: NetworkService, name: str, query: dict[str, str]) -> LogPage:
     """Up to LOG_PAGE positions after `after`, of the type asked for (if any)."""
     head = service.head(name)
     after_text = query.get("after") or "0"
@@ -187,7 +187,7 @@ class DirectoryPage(msgspec.Struct, frozen=True):
     more: bool
 
 
-def directory_page(service: StoredNetworks, name: str, query: dict[str, str]) -> DirectoryPage:
+def directory_page(service: NetworkService, name: str, query: dict[str, str]) -> DirectoryPage:
     """Both directories (SPEC §7) right after the position asked for, a page at a time."""
     head = service.head(name)
     state, position = service.state_at(name, _position(service, name, query, head))
@@ -214,7 +214,7 @@ class AuditPage(msgspec.Struct, frozen=True):
     next_after: int | None
 
 
-def audit_page(service: StoredNetworks, name: str, query: dict[str, str]) -> AuditPage:
+def audit_page(service: NetworkService, name: str, query: dict[str, str]) -> AuditPage:
     """Up to LOG_PAGE audited positions after `after` (as `ctilink audit`)."""
     head = service.head(name)
     after = _whole(query.get("after") or "0", "after")
@@ -227,7 +227,7 @@ def audit_page(service: StoredNetworks, name: str, query: dict[str, str]) -> Aud
     return AuditPage(rows[:LOG_PAGE], _next(rows, upto, head))
 
 
-def diff_page(service: StoredNetworks, name: str, query: dict[str, str]) -> Diff:
+def diff_page(service: NetworkService, name: str, query: dict[str, str]) -> Diff:
     """What changed in the status from position `from` to position `to` (as `ctilink diff`)."""
     head = service.head(name)
     positions = []

@@ -13,7 +13,7 @@ from nats.errors import BadSubjectError
 from ctilink.adapters.nats.batch import publish_many
 from ctilink.adapters.nats.consumer import EXPIRES, PartitionConsumer
 from ctilink.adapters.nats.streams import ensure_streams
-from ctilink.domain.service import Outcome
+from ctilink.domain.decision import Outcome
 from tests.e2e.conftest import network_of, stream_messages, wait_for
 from tests.e2e.traffic import check_exactly_once, event_ids, many_events
 

@@ -12,6 +12,7 @@ from tests.support import Harness, cli, ev, installed
 def two_networks(store: str) -> None:
     """net0 and net1 of 150 events each: each has a snapshot at position 100."""
     with closing(open_service(store)) as service:
+        service.writes.snapshot_interval = 100
         for name in ("net0", "net1"):
             restarts = (ev("portal_restarted", network=name) for _ in range(149))
             Harness(service).given(installed(network=name), *restarts)

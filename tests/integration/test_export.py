@@ -22,8 +22,8 @@ from ctilink.adapters.cli.commands.export import export_lines
 from ctilink.adapters.cli.main import main
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain import messages as m
+from ctilink.domain.application import NetworkService
 from ctilink.domain.network import GENESIS, link
-from ctilink.domain.service import NetworkService
 from ctilink.projections.directory import directory
 from ctilink.projections.status import status
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+import pytest
+from eventsourcing.persistence import IntegrityError
+
 from ctilink.adapters.store.selection import open_service
-from ctilink.domain.service import NetworkService
+from ctilink.domain.application import NetworkService
 from tests.support import decode, ev, installed, system
 
 NETWORKS = ["n0", "n1", "n2"]
@@ -58,12 +61,15 @@ def write(store: str, writer: int, failures: list[BaseException]) -> None:
 def burn_an_id(store: str) -> None:
     """Make one insert fail, as a lost race between two instances does."""
     first, second = open_service(store), open_service(store)
+    event = decode(ev("portal_restarted", "n0"))
     try:
-        first.state_at("n0")
-        first.writable("n0")  # first holds n0 in memory at its current version
-        second.ingest([decode(ev("portal_restarted", "n0"))])
-        # first's save conflicts, fails (burning ids on PostgreSQL), reloads, retries.
-        assert first.ingest([decode(ev("portal_restarted", "n0"))])[0].outcome == "accepted"
+        batch = first.writes.load([event])  # first reads n0 at its current version
+        assert batch.decide(event).outcome == "accepted"
+        second.ingest([decode(ev("portal_restarted", "n0"))])  # and second moves it on
+        with pytest.raises(IntegrityError):  # first's insert fails (burning ids on PostgreSQL)
+            first.save(*batch.changed.values(), **first.writes.records(batch))
+        first.writes.forget(batch)
+        assert first.ingest([event])[0].outcome == "accepted"  # decided again, from the store
     finally:
         first.close()
         second.close()

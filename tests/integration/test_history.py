@@ -24,8 +24,8 @@ from ctilink.adapters.progress import PROGRESS_FROM, Progress
 from ctilink.adapters.store import log_reader
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain import messages as m
+from ctilink.domain.application import NetworkService
 from ctilink.domain.network import recorded_at
-from ctilink.domain.service import NetworkService
 from ctilink.projections.changes import AUDITED, compare, replay
 from ctilink.projections.status import status
 from tests.integration.test_replay import realistic_events

@@ -7,7 +7,7 @@ import threading
 import time
 
 from ctilink.adapters.nats.ingestor import Ingestor
-from ctilink.domain.service import Outcome
+from ctilink.domain.decision import Outcome
 
 
 class SlowService:

@@ -369,7 +369,7 @@ def snapshotted(tmp_path: Path) -> Path:
     """A network of 30 positions ingested in batches of 10, with snapshots at 10, 20, 30."""
     path = tmp_path / "snap.db"
     service = open_service(str(path))
-    service.snapshot_interval = 10
+    service.writes.snapshot_interval = 10
     events = [installed(), system("se-primary", role="primary")]
     events += [
         ev("link_changed", system="se-primary", component="csta", up=i % 2 == 0) for i in range(28)

@@ -35,8 +35,8 @@ from hypothesis.stateful import (
 
 from ctilink.adapters.ingest.lines import LineReport, ingest
 from ctilink.adapters.store.selection import open_service
+from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import UnknownNetwork
-from ctilink.domain.service import NetworkService
 from ctilink.projections.directory import directory
 from ctilink.projections.status import status
 
@@ -491,7 +491,7 @@ class NetworkMachine(RuleBasedStateMachine):
 
     def open(self) -> NetworkService:
         service = open_service(self.path)
-        service.snapshot_interval = SNAPSHOT_INTERVAL
+        service.writes.snapshot_interval = SNAPSHOT_INTERVAL
         return service
 
     def teardown(self) -> None:

@@ -23,21 +23,21 @@ from ctilink.adapters.cli.main import main
 from ctilink.adapters.store.listing import folded_line, network_lines
 from ctilink.adapters.store.network_index import Filters
 from ctilink.adapters.store.selection import open_service
-from ctilink.adapters.store.service import StoredNetworks
 from ctilink.adapters.store.verification import strays, verify
+from ctilink.domain.application import NetworkService
 from ctilink.projections.status import status
 from tests.scenarios import order_dependent_events
 from tests.stores import SERVER
 from tests.support import ROOT, Harness, decode, ev, installed, system
 
 
-def ingest(service: StoredNetworks, events: list[dict[str, Any]], batch: int = 97) -> None:
+def ingest(service: NetworkService, events: list[dict[str, Any]], batch: int = 97) -> None:
     """Ingest in batches of `batch`, whatever the outcomes."""
     for start in range(0, len(events), batch):
         service.ingest([decode(e) for e in events[start : start + batch]])
 
 
-def lines_agree_with_folds(service: StoredNetworks) -> None:
+def lines_agree_with_folds(service: NetworkService) -> None:
     """Every network's index line is its log folded (compared with a fresh fold)."""
     recorder: Any = service.recorder
     names = [name for name, _ in recorder.heads()]
@@ -87,7 +87,7 @@ def test_the_line_shows_the_mode_and_a_restart_pending_m3_m4(store_path):
         assert not line.restart_pending and line.position == 4
 
 
-def many_networks(service: StoredNetworks, names: list[str]) -> None:
+def many_networks(service: NetworkService, names: list[str]) -> None:
     """Install each network, with a restart pending on every third."""
     events = []
     for n, name in enumerate(names):

@@ -23,8 +23,8 @@ import pytest
 
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain import messages as m
+from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import PositionOutOfRange
-from ctilink.domain.service import NetworkService
 from ctilink.domain.state import NetworkState
 from ctilink.projections.directory import directory
 from ctilink.projections.log import fold
@@ -210,7 +210,7 @@ def ingest_events(
 
 def build(path: Path | str, seed: int, count: int, interval: int, batch_max: int) -> Scenario:
     service = open_service(str(path))
-    service.snapshot_interval = interval
+    service.writes.snapshot_interval = interval
     scenario = Scenario(service, defaultdict(list), {})
     ingest_events(scenario, realistic_events(seed, count), seed, batch_max)
     return scenario
@@ -304,7 +304,7 @@ def test_reopened_store_gives_the_same_answers_and_carries_on_from_its_snapshots
             ], network
         # The writer carries on from the latest snapshot: later positions still
         # equal a fold of the whole log, and earlier answers do not change.
-        scenario.service.snapshot_interval = 6
+        scenario.service.writes.snapshot_interval = 6
         more = realistic_events(seed=6, count=300, prefix="more-")
         ingest_events(scenario, more, seed=6, batch_max=10)
         after = check_every_position(scenario)

@@ -44,7 +44,7 @@ def test_every_commit_is_synced_to_disk(service, store_kind):
 
 
 def test_snapshots_are_written_every_interval_in_the_same_commit(service):
-    service.snapshot_interval = 10
+    service.writes.snapshot_interval = 10
     events = [installed(), system("se-primary", role="primary")]
     events += [
         ev("link_changed", system="se-primary", component="csta", up=i % 2 == 0) for i in range(33)
@@ -150,7 +150,7 @@ def test_an_unusable_store_is_named_with_the_reason(store, reason):
 
 def test_hash_chain_continues_across_snapshots_and_processes(store_path):
     first = open_service(store_path)
-    first.snapshot_interval = 5
+    first.writes.snapshot_interval = 5
     events = [installed(), system("se-primary", role="primary")]
     events += [
         ev("link_changed", system="se-primary", component="csta", up=True) for _ in range(12)

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from transitions import Machine
 
 from ctilink.adapters.cli.output import emit_json
+from ctilink.domain.application import NetworkService
 from ctilink.domain.mode import MACHINE, Mode, shown_setting
-from ctilink.domain.service import NetworkService
 from ctilink.projections.machine import diagram
 
 

@@ -19,8 +19,8 @@ import msgspec
 
 from ctilink.adapters.cli.output import encode_json
 from ctilink.adapters.store.selection import network_heads
+from ctilink.domain.application import NetworkService
 from ctilink.domain.network import Installed, Recorded
-from ctilink.domain.service import NetworkService
 
 ENVELOPE = ("type", "id", "network", "at", "actor")
 FLUSH_BYTES = 1 << 20

@@ -11,8 +11,8 @@ from ctilink.adapters.cli.output import emit_json, encode_json
 from ctilink.adapters.cli.render import print_table, safe, safe_lines
 from ctilink.adapters.progress import Progress
 from ctilink.adapters.store.log_reader import logged_messages
+from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import PositionOutOfRange
-from ctilink.domain.service import NetworkService
 from ctilink.projections.changes import (
     AUDITED,
     AuditEntry,

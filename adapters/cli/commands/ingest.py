@@ -25,7 +25,7 @@ from ctilink.adapters.ingest.lines import (
 from ctilink.adapters.ingest.parallel import ingest_parallel
 from ctilink.adapters.ingest.resume import check, kept_lines, resumed
 from ctilink.adapters.store.selection import MEMORY, resolve
-from ctilink.domain.service import NetworkService
+from ctilink.domain.application import NetworkService
 
 
 def cmd_ingest(service: NetworkService, args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ from ctilink.adapters.cli.output import emit_json
 from ctilink.adapters.cli.render import pairs, table
 from ctilink.adapters.store.reindex import reindex
 from ctilink.adapters.store.selection import network_heads
-from ctilink.adapters.store.service import StoredNetworks
 from ctilink.adapters.store.verification import (
     Tampered,
     Verdict,
@@ -18,7 +17,7 @@ from ctilink.adapters.store.verification import (
     strays,
     verify,
 )
-from ctilink.domain.service import NetworkService
+from ctilink.domain.application import NetworkService
 
 TAMPERED = 1
 USAGE = 2
@@ -84,7 +83,7 @@ def cmd_head(service: NetworkService, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_reindex(service: StoredNetworks, args: argparse.Namespace) -> int:
+def cmd_reindex(service: NetworkService, args: argparse.Namespace) -> int:
     """Build the id index and the network index again from the whole log."""
     done = reindex(service)
     if args.json:

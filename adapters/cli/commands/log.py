@@ -15,11 +15,10 @@ from ctilink.adapters.cli.output import emit_json, emit_json_array, encode_json
 from ctilink.adapters.cli.render import print_table, table
 from ctilink.adapters.nats.wire import NetworksQuery, NetworkSummary
 from ctilink.adapters.store.listing import each_line
-from ctilink.adapters.store.service import StoredNetworks
+from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.messages import is_name
 from ctilink.domain.mode import Mode
-from ctilink.domain.service import NetworkService
 from ctilink.projections.log import entry, fields
 
 
@@ -56,7 +55,7 @@ def cmd_networks(service: NetworkService | None, args: argparse.Namespace) -> in
         listing: Iterable[NetworkSummary] = list_networks(args.nats, query, nats_options(args))
     else:
         # A page at a time from the index: 100,000 networks are never held at once.
-        lines = each_line(cast(StoredNetworks, service), query.filters(unpaged=True), damaged)
+        lines = each_line(cast(NetworkService, service), query.filters(unpaged=True), damaged)
         listing = (NetworkSummary.of(line) for line in lines)
     if args.json:
         emit_json_array(listing)

@@ -24,7 +24,7 @@ from ctilink.adapters.nats.streams import (
 from ctilink.adapters.ops.logs import FORMATS, use_format
 from ctilink.adapters.store.selection import MEMORY, StoreError, resolve
 from ctilink.adapters.web.listener import bind, listen_address, required_token
-from ctilink.domain.service import NetworkService
+from ctilink.domain.application import NetworkService
 
 
 def shared_store(store: str | None, command: str) -> None:

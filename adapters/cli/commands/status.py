@@ -14,7 +14,7 @@ from ctilink.adapters.cli.connection import add_connection_arguments, nats_optio
 from ctilink.adapters.cli.output import emit_json
 from ctilink.adapters.cli.render import pairs, safe, table
 from ctilink.adapters.nats.wire import Query
-from ctilink.domain.service import NetworkService
+from ctilink.domain.application import NetworkService
 from ctilink.projections.directory import Directory, directory
 from ctilink.projections.status import Status, status
 

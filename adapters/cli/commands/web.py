@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from ctilink.adapters.store.selection import is_postgres, opens_immutable, resolve
-from ctilink.adapters.store.service import StoredNetworks
 from ctilink.adapters.web.listener import (
     TOKEN_ENV,
     bind,
@@ -17,11 +16,12 @@ from ctilink.adapters.web.listener import (
     serve_until,
     url_of,
 )
+from ctilink.domain.application import NetworkService
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
 
-def cmd_web(service: StoredNetworks, args: argparse.Namespace) -> int:
+def cmd_web(service: NetworkService, args: argparse.Namespace) -> int:
     """Serve the console until interrupted."""
     from ctilink.adapters.web.app import console  # only the console loads the web stack
 
