@@ -228,6 +228,11 @@ class Content:
         # I3 compares contents as decoded: this digest stands for that comparison.
         self.fingerprint = hashlib.blake2b(self.body + b"@" + self.at, digest_size=16).digest()
 
+    @property
+    def whole(self) -> bytes | None:
+        """The event encoded whole, when its body is that (no `at` set apart)."""
+        return self.body if not self.at else None
+
     def logged(self, received: datetime) -> bytes:
         """The event as the log keeps it, `at` filled in: what the hash chain covers."""
         return self.body + b"@" + (self.at or _utc_json(received))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,9 @@ class Recorded(CanMutateAggregate[str]):
     message: m.Message
     fingerprint: bytes  # of the message, for idempotency (I3)
     chain: bytes  # hash of the previous position's chain and this event (tamper evidence)
+    # The message as decoding encoded it, when that is how the log keeps it: the
+    # store writes these bytes rather than encoding the message again. Not stored.
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
 
     def apply(self, aggregate: Network) -> None:
         """Fold the event into the aggregate's state."""
@@ -98,6 +101,7 @@ class Network(BaseAggregate[str]):
             message=message,
             fingerprint=content.fingerprint,
             chain=link(self.chain, content, received),
+            encoded=content.whole,
         )
         # What event.mutate(self) does, without re-checking the id and version
         # that were set just above: this is the ingest hot path.

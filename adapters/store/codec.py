@@ -27,6 +27,15 @@ class StoredRecord(msgspec.Struct, frozen=True, array_like=True):
     chain: bytes
 
 
+class _EncodedRecord(msgspec.Struct, frozen=True, array_like=True):
+    """A StoredRecord whose message is already encoded (encodes to the same bytes)."""
+
+    timestamp: datetime
+    message: msgspec.Raw
+    fingerprint: bytes
+    chain: bytes
+
+
 class _IdOnly(msgspec.Struct):
     id: str
 
@@ -108,14 +117,23 @@ class NetworkMapper(Mapper[str]):
                 )
             )
         else:
-            payload = _encode(
+            encoded = getattr(domain_event, "encoded", None)
+            record: Any = (
                 StoredRecord(
                     domain_event.timestamp,
                     domain_event.message,
                     domain_event.fingerprint,
                     domain_event.chain,
                 )
+                if encoded is None
+                else _EncodedRecord(
+                    domain_event.timestamp,
+                    msgspec.Raw(encoded),
+                    domain_event.fingerprint,
+                    domain_event.chain,
+                )
             )
+            payload = _encode(record)
         return stored_event(
             domain_event.originator_id, domain_event.originator_version, _TOPICS[cls], payload
         )

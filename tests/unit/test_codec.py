@@ -1,0 +1,59 @@
+"""The stored record: a log position written once from the bytes decoding made, read back whole."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+
+from eventsourcing.persistence import JSONTranscoder
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ctilink.adapters.store.codec import NetworkMapper
+from ctilink.domain import messages as m
+from ctilink.domain.decoding import decode_encoded
+from ctilink.domain.network import Network
+
+MAPPER = NetworkMapper(transcoder=JSONTranscoder())
+text = st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s)
+events = st.one_of(
+    st.builds(
+        lambda i, u, s, a: {"type": "user_homed", "id": i, "user": u, "system": s, "actor": a},
+        text,
+        text,
+        st.from_regex(r"[A-Za-z0-9_-]{1,8}", fullmatch=True),
+        text,
+    ),
+    st.builds(
+        lambda i, names: {
+            "type": "directory_changed",
+            "id": i,
+            "system": "s1",
+            "entries": [{"name": n, "number": "1", "ex_directory": n < "m"} for n in names],
+        },
+        text,
+        st.lists(text, max_size=5),
+    ),
+)
+
+
+@given(events, st.booleans())
+@settings(max_examples=300)
+def test_a_position_is_stored_as_the_same_bytes_whether_encoded_again_or_not(body, with_at):
+    if with_at:
+        body["at"] = "2026-01-02T03:04:05+01:00"
+    raw = json.dumps({**body, "network": "n"}).encode()
+    event, encoded = decode_encoded(raw)
+    assert isinstance(event, m.Message), event
+    installed = m.decode(b'{"type":"portal_installed","id":"i","network":"n","platform":"ucm"}')
+    network = Network.install(installed, datetime.now(UTC), m.Content(installed))
+    network.record(event, datetime.now(UTC), m.Content(event, encoded))
+    recorded = network.pending_events[-1]
+
+    reused = MAPPER.to_stored_event(recorded).state
+    again = MAPPER.to_stored_event(dataclasses.replace(recorded, encoded=None)).state
+
+    assert reused == again
+    assert (recorded.encoded is None) == with_at  # an `at` is kept apart: encoded again
+    assert MAPPER.to_domain_event(MAPPER.to_stored_event(recorded)).message == event
