@@ -16,6 +16,14 @@ from eventsourcing.persistence import PersistenceError
 
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.store.reindex import ensure_indexes
+from ctilink.adapters.store.schema import (
+    SCHEMA_VERSION,
+    TABLES,
+    VERSION_KEY,
+    is_current,
+    mark_current,
+    version_of,
+)
 from ctilink.adapters.store.writes import StoreWrites
 from ctilink.domain.application import NetworkService
 
@@ -204,7 +212,13 @@ def open_service(
         # and the children it starts (the publisher), which open the same store.
         for key in [key for key in env if key.startswith(LIBPQ_PREFIX)]:
             os.environ[key.removeprefix(LIBPQ_PREFIX)] = env.pop(key)
-        tables = probe(location, env, reading=reading)
+        tables, version = probe(location, env, reading=reading)
+        current = is_current(tables, version)
+        if current:  # every table is there at this version: no DDL, no privilege to make any
+            env["CREATE_TABLE"] = "n"
+        tables = {"stored_events" if t == "ctilink_events" else t for t in tables}
+    else:
+        current = False
     try:
         opened = NetworkService(env={**env, "MAPPER_TOPIC": MAPPER})
         # The write side's collaborator (load a batch, hold networks between batches).
@@ -212,6 +226,12 @@ def open_service(
         writes.max_cached_networks = cache_setting(CACHED_NETWORKS, writes.max_cached_networks)
         every = cache_setting(SNAPSHOT_EVERY, 0)
         writes.snapshot_interval = every or None  # 0: by size
+        if create and not current and not in_memory:
+            try:
+                make_current(opened)
+            except BaseException:
+                opened.close()
+                raise
         if create and index:
             try:
                 if index_tables_missing(tables):  # dropped by hand: the mark alone is no proof
@@ -223,7 +243,37 @@ def open_service(
         return opened
     except (sqlite3.Error, PersistenceError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if postgres and ("permission denied" in reason or "must be owner" in reason):
+            raise StoreError(
+                f"store {redact(location)!r} lacks tables of this ctilink, and this role may not "
+                f"make them ({reason}): run `ctilink migrate --store URL` as their owner"
+            ) from None
         raise StoreError(f"store {redact(location)!r} cannot be opened: {reason}") from None
+
+
+def tables_of(location: str) -> tuple[set[str], int]:
+    """Which of ctilink's tables a store has (by their PostgreSQL names), and its version."""
+    if is_postgres(location):
+        env = postgres_env(location)
+        for key in [key for key in env if key.startswith(LIBPQ_PREFIX)]:
+            os.environ[key.removeprefix(LIBPQ_PREFIX)] = env.pop(key)
+        return probe(location, env)
+    sqlite_names = {"stored_events": "ctilink_events", "stored_snapshots": "ctilink_snapshots"}
+    sqlite_names["tracking"] = "ctilink_tracking"
+    found = {sqlite_names.get(name, name) for name in sqlite_tables(location)} & set(TABLES)
+    if "ctilink_meta" not in found:
+        return found, 0
+    with contextlib.closing(sqlite3.connect(f"file:{quote(location)}?mode=ro", uri=True)) as db:
+        row = db.execute("SELECT value FROM ctilink_meta WHERE key = ?", (VERSION_KEY,)).fetchone()
+    return found, int(row[0]) if row and str(row[0]).isdigit() else 0
+
+
+def make_current(service: NetworkService) -> None:
+    """Make the tables the service did not (the publisher's tracking), and mark the version."""
+    recorder: Any = service.recorder
+    if version_of(recorder) < SCHEMA_VERSION:
+        service.factory.tracking_recorder()  # its table is made when first asked for
+        mark_current(recorder)
 
 
 # What a long-running writer holds in memory, at most: its memory is bounded by
@@ -278,11 +328,13 @@ def opens_immutable(path: str) -> bool:
     return not writable_dir and not Path(f"{path}-shm").exists()
 
 
-def probe(location: str, env: dict[str, str], *, reading: bool = False) -> set[str]:
+def probe(
+    location: str, env: dict[str, str], *, reading: bool = False
+) -> tuple[set[str], int]:
     """Connect once, so that a refused connection is told at once and with its reason.
 
     `reading`: the store must already hold a log (nothing will create it).
-    Returns which of ctilink's tables the schema holds.
+    Returns which of ctilink's tables the schema holds, and its schema version.
     """
     # The connection pool would retry for its whole timeout and then say only that.
     import psycopg  # only PostgreSQL stores need the driver loaded
@@ -297,14 +349,17 @@ def probe(location: str, env: dict[str, str], *, reading: bool = False) -> set[s
             connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
         ) as connection:
             schema = env["POSTGRES_SCHEMA"] or "public"
-            tables = {
-                name
-                for name in (f"{NetworkService.name}_events", *INDEX_TABLES)
-                if connection.execute("SELECT to_regclass(%s)", (f'"{schema}".{name}',)).fetchone()[
-                    0
-                ]  # type: ignore[index]
-                is not None
-            }
+            found = connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
+            ).fetchall()
+            tables = {str(row[0]) for row in found} & set(TABLES)
+            version = 0
+            if "ctilink_meta" in tables:
+                row = connection.execute(
+                    f'SELECT value FROM "{schema}".ctilink_meta WHERE key = %s', (VERSION_KEY,)
+                ).fetchone()
+                version = int(row[0]) if row and str(row[0]).isdigit() else 0
     except (psycopg.Error, UnicodeError) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
         away = any(sign in reason.lower() for sign in AWAY_SIGNS)
@@ -312,7 +367,7 @@ def probe(location: str, env: dict[str, str], *, reading: bool = False) -> set[s
         raise kind(f"store {redact(location)!r} cannot be opened: {reason}") from None
     if reading and f"{NetworkService.name}_events" not in tables:
         raise StoreError(f"store {redact(location)!r} holds no ctilink log (nothing was ingested)")
-    return {"stored_events" if name.endswith("_events") else name for name in tables}
+    return tables, version
 
 
 # The network index's tables: if either is gone from a store that holds a log,

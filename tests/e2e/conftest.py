@@ -58,7 +58,7 @@ async def nc(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
 
 
 def serve_process(
-    store: Path, log: Path, *args: str, ready: bool = True
+    store: Path | str, log: Path, *args: str, ready: bool = True
 ) -> subprocess.Popen[bytes]:
     """`ctilink serve --store STORE ARGS…` in a process of its own, its output into `log`;
     returned once it says it is ready (unless `ready` is False)."""
@@ -189,3 +189,29 @@ def scenario() -> list[bytes]:
 def network_of(line: bytes) -> str:
     """The `network` of one event line."""
     return json.loads(line)["network"]
+
+
+def make_key(folder: Path, user: str) -> str:
+    """A key pair made as an operator makes one: the seed file, and its public key."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ctilink.adapters.cli", "nkey", str(folder / f"{user}.nk")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return done.stdout.strip()
+
+
+async def login(port: int, keys: Path, user: str, errors: list[str]):
+    """A connection as one of the users, collecting permission errors."""
+
+    async def error(e: Exception) -> None:
+        errors.append(str(e))
+
+    return await nats.connect(
+        f"nats://127.0.0.1:{port}",
+        nkeys_seed=str(keys / f"{user}.nk"),
+        error_cb=error,
+        allow_reconnect=False,
+    )

@@ -6,10 +6,8 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-import nats
 import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
@@ -17,22 +15,10 @@ from nats.js.api import ConsumerConfig
 
 from ctilink.adapters.nats.embedded import EmbeddedNats, binary
 from ctilink.adapters.nats.streams import stream_configs
-from tests.e2e.conftest import ROOT, serve_process, wait_for
+from tests.e2e.conftest import ROOT, login, make_key, serve_process, wait_for
 
 INSTALL = b'{"type":"portal_installed","id":"i1","network":"acme","platform":"windows"}'
 USERS = ("service", "producer", "reader")
-
-
-def make_key(folder: Path, user: str) -> str:
-    """A key pair made as an operator makes one: the seed file, and its public key."""
-    done = subprocess.run(
-        [sys.executable, "-m", "ctilink.adapters.cli", "nkey", str(folder / f"{user}.nk")],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    return done.stdout.strip()
 
 
 @pytest.fixture
@@ -65,20 +51,6 @@ def secured(keys: Path, tmp_path: Path):
     process.wait(30)
     server.stop()
     assert process.returncode == 0, log.read_text()
-
-
-async def login(port: int, keys: Path, user: str, errors: list[str]):
-    """A connection as one of the users, collecting permission errors."""
-
-    async def error(e: Exception) -> None:
-        errors.append(str(e))
-
-    return await nats.connect(
-        f"nats://127.0.0.1:{port}",
-        nkeys_seed=str(keys / f"{user}.nk"),
-        error_cb=error,
-        allow_reconnect=False,
-    )
 
 
 async def test_producers_publish_events_and_nothing_else(secured):
