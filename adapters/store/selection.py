@@ -328,9 +328,7 @@ def opens_immutable(path: str) -> bool:
     return not writable_dir and not Path(f"{path}-shm").exists()
 
 
-def probe(
-    location: str, env: dict[str, str], *, reading: bool = False
-) -> tuple[set[str], int]:
+def probe(location: str, env: dict[str, str], *, reading: bool = False) -> tuple[set[str], int]:
     """Connect once, so that a refused connection is told at once and with its reason.
 
     `reading`: the store must already hold a log (nothing will create it).

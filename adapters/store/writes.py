@@ -174,4 +174,3 @@ class StoreWrites:
         for name in batch.networks:
             self.held.pop(name, None)
         self.sources.clear()  # another writer may have moved one: read them afresh
-
