@@ -10,11 +10,25 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
+from ctilink.adapters.errors import UserError
+
 Log = Callable[[str], None]
 
 
-def connect_options(url: str, options: dict[str, Any], name: str, log: Log) -> dict[str, Any]:
-    """nats.connect() keywords: every server of `url`, reconnecting forever."""
+AUTH_SIGNS = ("authorization violation", "authentication", "user authentication expired")
+
+
+class Refused(UserError):
+    """The NATS server refused this client's credentials."""
+
+
+def connect_options(
+    url: str, options: dict[str, Any], name: str, log: Log, refused: asyncio.Event | None = None
+) -> dict[str, Any]:
+    """nats.connect() keywords: every server of `url`, reconnecting forever.
+
+    `refused` is set when the server refuses the credentials (no retry mends that).
+    """
 
     async def disconnected() -> None:
         log("disconnected from NATS")
@@ -24,6 +38,11 @@ def connect_options(url: str, options: dict[str, Any], name: str, log: Log) -> d
 
     async def error(e: Exception) -> None:
         # Without this callback nats-py prints a traceback on every failed attempt.
+        if refused is not None and any(sign in str(e).lower() for sign in AUTH_SIGNS):
+            if not refused.is_set():
+                refused.set()
+                log(f"NATS refused the credentials: {e}")
+            return
         if not isinstance(e, (ConnectionRefusedError, OSError)):
             log(f"NATS error: {e}")
 
@@ -46,14 +65,25 @@ def connect_options(url: str, options: dict[str, Any], name: str, log: Log) -> d
 async def connect_or_stop(
     url: str, options: dict[str, Any], stop: asyncio.Event, name: str, log: Log
 ) -> Client | None:
-    """Connect to NATS, however long it takes, unless `stop` comes first (then None)."""
+    """Connect to NATS, however long it takes, unless `stop` comes first (then None).
+
+    Refused credentials end the wait at once (Refused): no retry mends them.
+    """
     # nats-py keeps retrying a first connection that fails; a signal still stops us.
-    connecting = asyncio.ensure_future(nats.connect(**connect_options(url, options, name, log)))
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
+    refused = asyncio.Event()
+    connecting = asyncio.ensure_future(
+        nats.connect(**connect_options(url, options, name, log, refused))
+    )
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(refused.wait())]
+    await asyncio.wait([connecting, *waits], return_when=asyncio.FIRST_COMPLETED)
+    for wait in waits:
+        wait.cancel()
     if not connecting.done():
         connecting.cancel()
+        with contextlib.suppress(BaseException):
+            await connecting
+        if refused.is_set():
+            raise Refused("the server refused the credentials (authorization violation)")
         return None
     return connecting.result()
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,41 @@ def test_stream_definitions_in_infra_match_what_the_service_creates():
         assert written["duplicate_window"] == int(config.duplicate_window * 1e9)
         transform = config.subject_transform
         assert written.get("subject_transform") == (transform and transform.as_dict())
+
+
+def test_serve_with_credentials_the_server_refuses_stops_at_once_in_one_line(
+    keys: Path, tmp_path: Path
+):
+    (tmp_path / "accounts.conf").write_text((ROOT / "infra/nats/accounts.conf").read_text())
+    config = tmp_path / "test.conf"
+    config.write_text("include ./accounts.conf\n")
+    server = EmbeddedNats(tmp_path / "nats", config=config)
+    server.start()
+    (tmp_path / "elsewhere").mkdir()
+    stranger = make_key(tmp_path / "elsewhere", "stranger")  # a key no account names
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ctilink.adapters.cli",
+                "serve",
+                "--store",
+                str(tmp_path / "c.db"),
+                "--nats",
+                server.url,
+                "--nkey",
+                str(tmp_path / "elsewhere" / "stranger.nk"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=ROOT,
+        )
+    finally:
+        server.stop()
+
+    assert stranger and done.returncode == 2, done.stderr
+    assert "refused the credentials" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("refused the credentials") <= 2  # said once, not every second
