@@ -10,10 +10,11 @@ store's database server or the NATS account.
 Order across a handover (I4): a new holder may be sent newer messages while the
 old holder's unacked ones wait for redelivery. So before deciding a batch that
 does not continue this client's own deliveries, the consumer asks the stream for
-the oldest message after the last one decided; if that one is older than the
-batch, it resets the consumer to its ack floor and the messages come again in
-stream order. The store records each partition's last decided sequence with the
-events it led to (compare-and-set), so that no message is decided twice.
+the partition's oldest message; if that one is older than the batch, it resets
+the consumer to its ack floor and the messages come again in stream order
+(those the old holder had committed but not acked are recognised as decided,
+and acked at once). The store records each partition's last decided sequence
+with the events it led to (compare-and-set), so that no message is decided twice.
 """
 
 from __future__ import annotations
@@ -93,10 +94,6 @@ class Ingestor(Protocol):
         """Decide and commit; each item an Arrival, an event or a Delivery."""
         ...
 
-    async def position(self, source: str) -> int:
-        """The last position of a source that the store recorded as decided."""
-        ...
-
 
 class Pull:
     """One pull request sent to the consumer: how many messages it may still bring."""
@@ -146,7 +143,6 @@ class PartitionConsumer:
         self.reconnects = 0
         self.pin: str | None = None  # the server's Nats-Pin-Id while this client is pinned
         self.last_delivery: int | None = None  # consumer sequence of the last message taken
-        self.decided_upto: int | None = None  # stream sequence decided, as far as known here
         self.reset_at = -RESET_PAUSE
         self.reset_due = False  # a reset is owed once RESET_PAUSE has passed
         self.missing = False  # the consumer was deleted: make it again
@@ -199,7 +195,6 @@ class PartitionConsumer:
             pin = msg.headers.get("Nats-Pin-Id") if msg.headers else None
             if pin is not None and pin != self.pin:
                 self.pin = pin
-                self.decided_upto = None  # read afresh: another holder may have decided more
             self.arrived.append(msg)
             # The server fills pull requests oldest first.
             while self.pulls and self.pulls[0].left <= 0:
@@ -295,7 +290,6 @@ class PartitionConsumer:
         committed = await self._ingest_when_stored(deliveries, stop)
         if committed is None:
             return  # stopped while the store was away: unacked, the batch comes again
-        self.decided_upto = max(self.decided_upto or 0, deliveries[-1].seq)
         again = sum(outcome.outcome == "decided" for outcome in committed)
         if again:
             self.log(f"partition {self.partition}: {again} messages decided before came again")
@@ -304,15 +298,12 @@ class PartitionConsumer:
         await publish_many(self.nc, ((msg.reply, ACK, "", None) for msg in batch))
 
     async def _next_in_order(self, first: int) -> bool:
-        """Whether no undecided message of the partition is older than stream sequence `first`."""
+        """Whether no message of the partition still in the stream is older than `first`."""
         # Deliveries that do not follow this client's last one: a new pin, a
-        # reconnect, a reset, or another client served meanwhile.
-        if self.decided_upto is None:
-            self.decided_upto = await self.ingestor.position(self.source)
+        # reconnect, a reset, or another client served meanwhile. A work queue
+        # keeps only what is unacked: an older message was delivered elsewhere.
         try:
-            oldest = await self.js.get_msg(
-                self.stream, seq=self.decided_upto + 1, next=True, subject=self.subject
-            )
+            oldest = await self.js.get_msg(self.stream, seq=1, next=True, subject=self.subject)
         except NotFoundError:
             return True
         return (oldest.seq or 0) >= first

@@ -43,11 +43,6 @@ class Ingestor:
         # stopped halfway, and a second one must not start beside it.
         return await future
 
-    async def position(self, source: str) -> int:
-        """The last position of a source the store recorded as decided (read afresh)."""
-        recorder: Any = self.service.recorder
-        return int(await asyncio.to_thread(recorder.inbound_position, source))
-
     def _commit(self, items: list[Item]) -> tuple[list[m.Message | Arrival], list[Outcome]]:
         """Decode and ingest (in the worker thread)."""
         arrivals = resolved(items)

@@ -85,7 +85,9 @@ def wait_ready(process: subprocess.Popen[bytes], log: Path) -> None:
 class Service:
     """`ctilink serve` in its own process, so that it can be killed."""
 
-    def __init__(self, store: Path, url: str, log: Path, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, store: Path | str, url: str, log: Path, extra: list[str] | None = None
+    ) -> None:
         self.store, self.url, self.log = store, url, log
         self.extra = extra or []
         self.process: subprocess.Popen[bytes] | None = None
@@ -135,9 +137,9 @@ class Service:
 
 
 @pytest.fixture
-def service(tmp_path: Path, nats_server: EmbeddedNats) -> Iterator[Service]:
-    """The service on a fresh store, connected to the test's nats-server."""
-    svc = Service(tmp_path / "ctilink.db", nats_server.url, tmp_path / "serve.log")
+def service(tmp_path: Path, nats_server: EmbeddedNats, new_store) -> Iterator[Service]:  # type: ignore[no-untyped-def]
+    """The service on a fresh store of each kind, connected to the test's nats-server."""
+    svc = Service(new_store(), nats_server.url, tmp_path / "serve.log")
     svc.start()
     yield svc
     if svc.process is not None and svc.process.poll() is None:

@@ -82,9 +82,6 @@ class Recording:
         self.hang = asyncio.Event()
         self.hang.set()  # cleared: the next commit waits (a process stopped mid-commit)
 
-    async def position(self, source: str) -> int:
-        return self.store.position
-
     async def ingest(self, deliveries: list) -> list[Outcome]:
         await asyncio.sleep(self.rng.uniform(0.0, 0.02))  # a commit takes a while
         await self.hang.wait()

@@ -33,9 +33,9 @@ KILLS = 20
 
 
 @pytest.fixture
-def serving(nats_server, tmp_path) -> Iterator[Service]:  # type: ignore[no-untyped-def]
-    """The service, not started; killed at the end if still running (a failed test too)."""
-    service = Service(tmp_path / "serve.db", nats_server.url, tmp_path / "serve.log")
+def serving(nats_server, tmp_path, new_store) -> Iterator[Service]:  # type: ignore[no-untyped-def]
+    """The service on each kind of store, not started; killed at the end if still running."""
+    service = Service(new_store(), nats_server.url, tmp_path / "serve.log")
     yield service
     if service.process is not None and service.process.poll() is None:
         service.kill()

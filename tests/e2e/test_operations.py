@@ -68,11 +68,11 @@ def samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def started(tmp_path: Path, url: str, *extra: str) -> tuple[Service, str]:
-    """`serve --http` on a free port, ready."""
+def started(tmp_path: Path, url: str, *extra: str, store: str | None = None) -> tuple[Service, str]:
+    """`serve --http` on a free port, ready (on a SQLite store in tmp_path unless given)."""
     port = free_port()
     served = Service(
-        tmp_path / "ctilink.db",
+        store or tmp_path / "ctilink.db",
         url,
         tmp_path / "serve.log",
         ["--http", f"127.0.0.1:{port}", *extra],
@@ -82,9 +82,9 @@ def started(tmp_path: Path, url: str, *extra: str) -> tuple[Service, str]:
 
 
 async def test_the_counters_equal_what_was_sent_and_the_gauges_the_status_documents(
-    tmp_path, nats_server, nc
+    tmp_path, nats_server, nc, new_store
 ):
-    served, base = started(tmp_path, nats_server.url)
+    served, base = started(tmp_path, nats_server.url, store=new_store())
     try:
         lines = scenario()
         resent = lines[:5]  # duplicates (I3)
@@ -275,9 +275,9 @@ async def test_readyz_follows_the_store_going_away_and_coming_back(
 
 
 async def test_per_network_series_only_when_asked_and_equal_to_the_status_documents(
-    tmp_path, nats_server, nc
+    tmp_path, nats_server, nc, new_store
 ):
-    served, base = started(tmp_path, nats_server.url, "--metrics-per-network")
+    served, base = started(tmp_path, nats_server.url, "--metrics-per-network", store=new_store())
     try:
         for line in scenario():
             await nc.publish(f"ctilink.in.{json.loads(line)['network']}", line)
