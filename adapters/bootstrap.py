@@ -105,7 +105,7 @@ async def serve(config: ServeConfig) -> int:
         say(f"connected to NATS at {url}; store {redact(location)}")
         check_server(nc)
         stream_epoch = await ensure_streams(nc.jetstream(), retention=config.retention)
-        metrics = _metrics() if config.http is not None else None
+        metrics = _metrics(location) if config.http is not None else None
         ingestor = Ingestor(store, metrics)
         stack.push_async_callback(ingestor.close)  # a commit in progress ends before the store
         api = await start_api(nc, ingestor, metrics)
@@ -126,11 +126,11 @@ async def serve(config: ServeConfig) -> int:
     return 0 if failure is None else 1
 
 
-def _metrics() -> Any:
+def _metrics(location: str) -> Any:
     """The service's metrics (only `serve --http` loads prometheus-client)."""
     from ctilink.adapters.ops.metrics import Metrics
 
-    return Metrics()
+    return Metrics("postgresql" if is_postgres(location) else "sqlite")
 
 
 @contextlib.asynccontextmanager

@@ -8,14 +8,20 @@ partitions, pending messages) are read when Prometheus scrapes.
 
 from __future__ import annotations
 
+import platform
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
+from importlib.metadata import version
 from typing import Any
 
 from prometheus_client import (
+    GC_COLLECTOR,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
@@ -24,15 +30,23 @@ from prometheus_client.registry import Collector
 
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decision import Outcome
+from ctilink.domain.errors import Code
+from ctilink.domain.mode import Mode
 
 OUTCOMES = ("accepted", "duplicate", "rejected")  # "decided" (a redelivery) is not counted again
+SOURCES = ("nats", "api")
+ENDPOINTS = ("status", "directory", "networks", "ingest")
+API_CODES = ("200", "400", "404", "413", "500", "503")
+MODES = tuple(mode.value for mode in Mode)
+STATES = ("available", "unavailable", "not_configured")
+PARTITIONS = 12
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
     """The counters and histograms of one `serve` process, on a registry of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, store_kind: str = "sqlite") -> None:
         # No `_created` series beside every counter: the exposed names are a contract.
         disable_created_metrics()
         self.registry = CollectorRegistry()
@@ -60,9 +74,27 @@ class Metrics:
             ["endpoint", "code"],
             registry=self.registry,
         )
-        for outcome in OUTCOMES:  # every series from the start, at 0
-            for source in ("nats", "api"):
+        # Every label set from the start, at 0: an alert on a rate or a ratio
+        # needs the series before the first event of its kind.
+        for outcome in OUTCOMES:
+            for source in SOURCES:
                 self.events.labels(outcome, source)
+        for code in Code:
+            self.rejections.labels(code.value)
+        for endpoint in ENDPOINTS:
+            for answer in API_CODES:
+                self.api_seconds.labels(endpoint, answer)
+        info = Gauge(
+            "ctilink_build_info",
+            "Always 1: the ctilink version, its Python and the kind of store",
+            ["version", "python", "store"],
+            registry=self.registry,
+        )
+        info.labels(version("ctilink"), platform.python_version(), store_kind).set(1)
+        # The client library's own: the process (memory, CPU, file descriptors) and Python.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.registry.register(GC_COLLECTOR)
         self.live: LiveState | None = None  # what a scrape reads (set once serving)
         self.registry.register(_Scraped(self))
 
@@ -164,36 +196,38 @@ class _Scraped(Collector):
                 "Inbound partitions no instance has pulled for longer than the grace period",
                 live.unconsumed,
             )
-        yield _labelled(
-            "ctilink_inbound_pending",
-            "Inbound messages not yet taken or not yet acked, by partition (all instances)",
-            ["partition"],
-            {(str(partition),): count for partition, count in live.pending.items()},
-        )
-        yield _labelled(
-            "ctilink_inbound_oldest_age_seconds",
-            "Age of the oldest inbound message not yet decided and acked, by partition",
-            ["partition"],
-            {(str(partition),): age for partition, age in live.oldest_inbound.items()},
-        )
+        if live.pending:  # asked of NATS: none while it is away
+            yield _labelled(
+                "ctilink_inbound_pending",
+                "Inbound messages not yet taken or not yet acked, by partition (all instances)",
+                ["partition"],
+                {(str(p),): live.pending.get(p, 0) for p in range(PARTITIONS)},
+            )
+            yield _labelled(
+                "ctilink_inbound_oldest_age_seconds",
+                "Age of the oldest inbound message not yet decided and acked, by partition",
+                ["partition"],
+                {(str(p),): live.oldest_inbound.get(p, 0.0) for p in range(PARTITIONS)},
+            )
         if live.publisher_lag is not None:
             yield _gauge(
                 "ctilink_publisher_lag_events",
                 "Events logged but not yet acknowledged in CTILINK_OUT (all networks)",
                 live.publisher_lag,
             )
-        yield _labelled(
-            "ctilink_networks",
-            "Networks by effective mode",
-            ["effective"],
-            {(mode,): count for mode, count in live.networks.items()},
-        )
-        yield _labelled(
-            "ctilink_components",
-            "Component rows over all networks, by state",
-            ["state"],
-            {(state,): count for state, count in live.components.items()},
-        )
+        if live.store_up:  # from the store, so only while it answers: none rather than stale
+            yield _labelled(
+                "ctilink_networks",
+                "Networks by effective mode",
+                ["effective"],
+                {(mode,): live.networks.get(mode, 0) for mode in MODES},
+            )
+            yield _labelled(
+                "ctilink_components",
+                "Component rows over all networks, by state",
+                ["state"],
+                {(state,): live.components.get(state, 0) for state in STATES},
+            )
         yield _gauge(
             "ctilink_restart_pending_networks",
             "Networks whose setting waits for a portal restart",

@@ -33,18 +33,23 @@ def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess:
 
 def test_the_alert_rules_are_valid_and_fire_on_their_example_series() -> None:
     checked = promtool("check", "rules", "alerts.yml")
-    assert checked.returncode == 0 and "5 rules found" in checked.stdout, checked
+    assert checked.returncode == 0 and "7 rules found" in checked.stdout, checked
 
     tested = promtool("test", "rules", "alerts_test.yml")
     assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
 
 
 def test_the_example_series_would_catch_an_alert_that_waits_too_long(tmp_path) -> None:
-    slow = (PROMETHEUS / "alerts.yml").read_text().replace("for: 2m", "for: 20m")
+    rules = (PROMETHEUS / "alerts.yml").read_text()
+    slow = rules.replace(
+        "max(ctilink_partitions_unconsumed) > 0\n        for: 1m",
+        "max(ctilink_partitions_unconsumed) > 0\n        for: 20m",
+    )
+    assert slow != rules
     (tmp_path / "alerts.yml").write_text(slow)
     shutil.copy(PROMETHEUS / "alerts_test.yml", tmp_path)
     tested = promtool("test", "rules", "alerts_test.yml", cwd=tmp_path)
-    assert tested.returncode != 0 and "CtilinkNoPartitionsHeld" in tested.stdout + tested.stderr
+    assert tested.returncode != 0 and "CtilinkPartitionUnconsumed" in tested.stdout + tested.stderr
 
 
 def test_the_scrape_configuration_is_valid_and_names_the_metrics_path(tmp_path) -> None:
@@ -58,7 +63,7 @@ def test_the_scrape_configuration_is_valid_and_names_the_metrics_path(tmp_path) 
     shutil.copy(PROMETHEUS / "alerts.yml", tmp_path)
     checked = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 5 rules found" in checked.stdout  # alerts.yml, found beside it
+    assert "SUCCESS: 7 rules found" in checked.stdout  # alerts.yml, found beside it
 
 
 def test_the_scrape_job_operations_md_shows_for_a_prometheus_elsewhere_is_valid(tmp_path) -> None:
@@ -71,7 +76,7 @@ def test_the_scrape_job_operations_md_shows_for_a_prometheus_elsewhere_is_valid(
     checked = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 5 rules found" in checked.stdout
+    assert "SUCCESS: 7 rules found" in checked.stdout
     assert "job_name: ctilink" in jobs[0]  # the job CtilinkNotReady reads
 
 
@@ -80,6 +85,9 @@ def test_every_metric_the_rules_use_is_one_the_service_exposes() -> None:
 
     metrics = Metrics()
     metrics.live = LiveState()
+    metrics.live.store_up = 1
+    metrics.live.unconsumed = 0
+    metrics.live.pending = {0: 0}
     exposed = {
         line.split("{")[0].split(" ")[0]
         for line in metrics.text().decode().splitlines()
@@ -87,3 +95,22 @@ def test_every_metric_the_rules_use_is_one_the_service_exposes() -> None:
     }
     used = set(re.findall(r"\\b(ctilink_[a-z_]+)", (PROMETHEUS / "alerts.yml").read_text()))
     assert used <= exposed | {"ctilink_publisher_lag_events"}, used - exposed
+
+
+def test_every_alert_says_what_it_means_and_links_its_runbook_in_operations_md() -> None:
+    text = (PROMETHEUS / "alerts.yml").read_text()
+    rules = re.split(r"^      - alert: ", text, flags=re.M)[1:]
+    page = (PROMETHEUS.parents[1] / "docs" / "operations.md").read_text()
+    headings = {h.strip().lower() for h in re.findall(r"^### (.+)$", page, re.M)}
+
+    assert len(rules) == 7
+    for rule in rules:
+        name = rule.split("\n", 1)[0].strip()
+        notes = dict(
+            re.findall(r'^          (summary|description|runbook_url): "(.*)"$', rule, re.M)
+        )
+        assert notes.keys() == {"summary", "description", "runbook_url"}, name
+        assert len(notes["description"]) > 40, name
+        assert notes["runbook_url"] == f"docs/operations.md#{name.lower()}"
+        assert name.lower() in headings, name
+        assert f"`{name}`" in page  # in the table of alerts too
