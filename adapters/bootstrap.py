@@ -8,10 +8,13 @@ what it enters is left in reverse order when it stops, however it stops.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, closing
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,12 +111,19 @@ async def serve(config: ServeConfig) -> int:
         metrics = _metrics(location) if config.http is not None else None
         ingestor = Ingestor(store, metrics)
         stack.push_async_callback(ingestor.close)  # a commit in progress ends before the store
-        api = await start_api(nc, ingestor, metrics)
+        metadata = {
+            "version": version("ctilink"),
+            "store": "postgresql" if is_postgres(location) else "sqlite",
+            "instance": f"{socket.gethostname()}:{os.getpid()}",
+            "partitions_held": "",
+        }
+        api = await start_api(nc, ingestor, metrics, metadata)
         stack.push_async_callback(api.finish_reads)  # no read may run once the store closes
         stack.push_async_callback(leave, nc, say)
         stack.push_async_callback(api.stop)  # first of all: stop answering
         publishing, committed = _publishing(config, roles, store, nc, url, stop)
         partitions = _partitions(ingestor, nc, committed, stream_epoch)
+        partitions.metadata = metadata  # it says there which partitions it holds
         strays = sweep_while_holding(nc.jetstream(), ingestor, roles, stop, say, stream_epoch)
         jobs = [partitions.run(stop), publishing, strays]
         if config.http is not None:

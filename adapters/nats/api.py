@@ -7,6 +7,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import version
 from typing import Any
 
 import msgspec
@@ -26,7 +27,7 @@ from ctilink.projections.directory import directory
 from ctilink.projections.status import status
 
 NAME = "ctilink"
-VERSION = "0.1.0"
+VERSION = version("ctilink")
 QUEUE_GROUP = "ctilink"
 API_SOURCE = "api"
 REPLY_HEADROOM = 1024  # the reply's subject and headers travel with it
@@ -189,8 +190,14 @@ async def instances(nc: Client, wait: float = 0.3) -> int:
     return max(1, len(seen))
 
 
-async def start_api(nc: Client, ingestor: Ingestor, metrics: Any = None) -> Api:
-    """Register the micro service and its endpoints, in the shared queue group."""
+async def start_api(
+    nc: Client, ingestor: Ingestor, metrics: Any = None, metadata: dict[str, str] | None = None
+) -> Api:
+    """Register the micro service and its endpoints, in the shared queue group.
+
+    `metadata` ($SRV.INFO and $SRV.PING) is kept by reference: what the service
+    updates in it (the partitions it holds) is what the next answer says.
+    """
     api = Api(ingestor)
     api.max_payload = nc.max_payload
     api.micro = service = await add_service(
@@ -199,8 +206,9 @@ async def start_api(nc: Client, ingestor: Ingestor, metrics: Any = None) -> Api:
         version=VERSION,
         queue_group=QUEUE_GROUP,
         description="CTI link state of one-X Portal networks",
-        # $SRV.STATS carries the service's counters too.
-        stats_handler=None if metrics is None else (lambda _: metrics.stats()),
+        metadata=metadata if metadata is not None else {},
+        # $SRV.STATS carries each endpoint's own figures too.
+        stats_handler=None if metrics is None else (lambda stats: metrics.stats(stats.name)),
     )
     for name, handler in (
         ("status", api.status),

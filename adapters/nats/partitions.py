@@ -55,6 +55,7 @@ class Partitions:
         self.log = log
         self.running: dict[int, Running] = {}
         self.rounds = 0  # supervision rounds done: after the first, every consumer started
+        self.metadata: dict[str, str] = {}  # the micro service's: it shows what is held
 
     @property
     def held(self) -> list[int]:
@@ -130,6 +131,7 @@ class Partitions:
         now = self.held
         if now != getattr(self, "_logged", None):
             self._logged = now
+            self.metadata["partitions_held"] = ",".join(map(str, now))
             self.log(f"pinned on partitions {now or 'none'} of {self.count}")
 
 

@@ -116,19 +116,26 @@ class Metrics:
         """The exposition, as Prometheus scrapes it."""
         return generate_latest(self.registry)
 
-    def stats(self) -> dict[str, Any]:
-        """The counters as plain data (for `$SRV.STATS`; the gauges are read at a scrape)."""
+    def stats(self, endpoint: str) -> dict[str, Any]:
+        """One endpoint's figures as plain data, for its `$SRV.STATS` entry: its answers by
+        code (count and seconds), and for `ingest` the events it decided by outcome."""
         found: dict[str, Any] = {}
-        for family in self.registry.collect():
-            if (
-                family.type not in ("counter", "histogram")
-                or family.name == "ctilink_nats_reconnects"
-            ):
-                continue
-            for sample in family.samples:
-                if sample.name.endswith(("_total", "_count", "_sum")):
-                    labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                    found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        for family in (self.api_seconds, self.events):
+            for metric in family.collect():
+                for sample in metric.samples:
+                    labels = sample.labels
+                    if labels.get("endpoint", endpoint) != endpoint:
+                        continue
+                    if "source" in labels and (endpoint != "ingest" or labels["source"] != "api"):
+                        continue
+                    if not sample.name.endswith(("_total", "_count", "_sum")):
+                        continue
+                    shown = ",".join(
+                        f"{k}={v}"
+                        for k, v in sorted(labels.items())
+                        if k not in ("endpoint", "source")
+                    )
+                    found[f"{sample.name}{{{shown}}}" if shown else sample.name] = sample.value
         return found
 
 

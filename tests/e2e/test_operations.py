@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ctilink.adapters.nats.embedded import EmbeddedNats
 from ctilink.adapters.store.selection import open_service
+from ctilink.domain.errors import Code
 from ctilink.projections.status import status
 from tests.e2e.conftest import ROOT, Service, scenario
 from tests.e2e.private_postgres import PrivatePostgres
@@ -126,7 +127,13 @@ async def test_the_counters_equal_what_was_sent_and_the_gauges_the_status_docume
             for (name, labels), value in found.items()
             if name == "ctilink_rejections_total"
         }
-        assert codes == {"invalid": 1, "unknown_system": 1, "not_installed": 1}
+        # Every code is there from the start, at 0.
+        assert {code: n for code, n in codes.items() if n} == {
+            "invalid": 1,
+            "unknown_system": 1,
+            "not_installed": 1,
+        }
+        assert len(codes) == len(Code)
         assert found[("ctilink_ingest_batch_seconds_count", ())] >= 1
 
         await eventually(lambda: publisher_caught_up(served.store))
@@ -154,9 +161,21 @@ async def test_the_counters_equal_what_was_sent_and_the_gauges_the_status_docume
         await eventually(lambda: all(samples(base)[key] == 0 for key in per_partition))
         assert found[("ctilink_nats_connected", ())] == 1 and found[("ctilink_store_up", ())] == 1
 
+        # $SRV: each endpoint's own figures; the instance, its store and its pins in metadata.
+        reply = await nc.request("ctilink.api.status", b'{"network":"acme"}')
+        assert not reply.headers
         stats = json.loads((await nc.request("$SRV.STATS.ctilink", b"")).data)
-        data = stats["endpoints"][0]["data"]
-        assert data["ctilink_events_total{outcome=accepted,source=nats}"] == len(lines)
+        data = {e["name"]: e["data"] for e in stats["endpoints"]}
+        assert data["status"]["ctilink_api_request_seconds_count{code=200}"] >= 1
+        assert data["directory"]["ctilink_api_request_seconds_count{code=200}"] == 0
+        assert data["ingest"]["ctilink_events_total{outcome=accepted}"] == 1  # the API's one
+        info = json.loads((await nc.request("$SRV.INFO.ctilink", b"")).data)
+        assert info["version"] == info["metadata"]["version"]
+        assert info["metadata"]["store"] == (
+            "postgresql" if "://" in str(served.store) else "sqlite"
+        )
+        held = info["metadata"]["partitions_held"].split(",")
+        assert len(held) == found[("ctilink_partitions_held", ())] and info["metadata"]["instance"]
     finally:
         assert served.stop() == 0
 
