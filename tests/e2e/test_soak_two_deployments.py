@@ -155,7 +155,9 @@ async def test_two_deployments_on_one_server_decide_as_one_uninterrupted_run_eac
     assert logs_and_heads(a.store) == expected_a
     assert logs_and_heads(b.store) == expected_b
     assert a.longest_unconsumed <= HELD_AGAIN_SECONDS, a.longest_unconsumed
-    assert b.longest_unconsumed == 0.0, "a foreign deployment left a partition of B unpulled"
+    # B's one instance pulls each partition again as soon as a pull request expires: never
+    # anything near the grace period, whatever A goes through.
+    assert b.longest_unconsumed < 2.0, b.longest_unconsumed
     assert b.not_ready == [], b.not_ready  # nothing A went through reached B
     assert ready_now == [True] * 4
     for instance in [*a.instances, *b.instances]:
