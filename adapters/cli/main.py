@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diagram": ("diagram", "the mode state machine as Mermaid, from the domain's table"),
     "nkey": ("nkey", "a new NATS user key pair: the seed to a file, the public key printed"),
     "streams": ("streams", "the JetStream streams' limits and contents; change CTILINK_OUT's"),
+    "out": ("out", "CTILINK_OUT from any sequence, and followed, as a reader may read it"),
     "serve": ("serve", "consume ctilink.in.*, publish CTILINK_OUT, answer ctilink.api.*"),
     "publish": ("serve", "publish the store's log to CTILINK_OUT (serve runs this itself)"),
     "web": ("web", "the console: every network, its status now or then, its log, in a browser"),

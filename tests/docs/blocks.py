@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SHELLS = {"sh", "bash", "shell", "console"}
-VERBS = {"skip", "setup", "replace", "background", "expect"}
+VERBS = {"skip", "setup", "replace", "background", "beside", "expect"}
 FENCE = re.compile(r"^ {0,3}(`{3,})\s*([\w+-]*)")
 ANNOTATION = re.compile(r"^<!--\s*docs-test:\s*([\w-]+)\s*(.*?)\s*-->$")
 # A command's leading VAR=value assignments, before the program it runs.
@@ -129,7 +129,7 @@ def problems(block: Block) -> list[str]:
         return found
     if not block.args("expect"):
         found.append('neither skipped (docs-test: skip REASON) nor checked (docs-test: expect "…")')
-    shapes = {"setup": 1, "replace": 2, "background": 2, "expect": 1}
+    shapes = {"setup": 1, "replace": 2, "background": 2, "beside": 2, "expect": 1}
     for note in block.notes:
         wanted = shapes.get(note.verb)
         if wanted is not None and len(note.args) != wanted:

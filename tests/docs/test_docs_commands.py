@@ -22,6 +22,11 @@ fails `test_every_shell_example_is_run_or_says_why_not`:
                                              VAR=value) is long-running: started alone,
                                              waited for until READY is in its output,
                                              sent SIGTERM, and must exit 0
+    <!-- docs-test: beside "COMMAND" "READY" -->
+                                             COMMAND (placeholders filled) runs beside
+                                             the block: started first, waited for until
+                                             READY is in its output, sent SIGTERM once
+                                             the block is done, and must exit 0
 
 NEW and setups may name placeholders, each made once per block: {port} (a free port),
 {pg} (a PostgreSQL store in a database the tests create; as the integration tests',

@@ -124,9 +124,23 @@ class Workspace:
     # --- running ------------------------------------------------------------------
 
     def run(self, block: Block) -> str:
-        """Run the block (setups first); its output. Fails when a command fails."""
+        """Run the block (setups first, then what runs beside it); its output. Fails when a
+        command fails."""
         for setup in block.args("setup"):
             self.script([self.fill(setup[0], block)], what="setup")
+        besides = [
+            (self.fill(command, block), ready)
+            for command, ready in [args for args in block.args("beside") if len(args) == 2]
+        ]
+        running = [(*self.start(command, ready), command) for command, ready in besides]
+        try:
+            return self._run(block)
+        finally:
+            for process, log, command in reversed(running):
+                self.stop(process, log, command)
+
+    def _run(self, block: Block) -> str:
+        """The block's own commands, in order."""
         filled = replace(block, text=self.fill(block.text, block))
         backgrounds = [args for args in block.args("background") if len(args) == 2]
         output: list[str] = []
@@ -169,6 +183,11 @@ class Workspace:
     def background(self, command: str, ready: str) -> str:
         """Start a long-running command, wait for `ready` in its output, SIGTERM it as
         systemd or `kill` would, and require exit status 0; its output."""
+        process, log = self.start(command, ready)
+        return self.stop(process, log, command)
+
+    def start(self, command: str, ready: str) -> tuple[subprocess.Popen[bytes], Path]:
+        """Start a long-running command and wait until it says `ready`."""
         self.steps += 1
         log = self.meta / f"background{self.steps}.log"
         with log.open("wb") as out:
@@ -190,6 +209,16 @@ class Workspace:
                 )
                 assert time.monotonic() < deadline, f"{command!r} never said {ready!r}"
                 time.sleep(0.05)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+        return process, log
+
+    def stop(self, process: subprocess.Popen[bytes], log: Path, command: str) -> str:
+        """SIGTERM a command started by `start`; it must exit 0 and leave nothing running."""
+        try:
             process.send_signal(signal.SIGTERM)
             status = process.wait(STOP_WITHIN)
             # What it started (a publisher, an embedded nats-server) stops with it.

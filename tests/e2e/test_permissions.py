@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,60 @@ def test_serve_with_credentials_the_server_refuses_stops_at_once_in_one_line(
     assert "refused the credentials" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.count("refused the credentials") <= 2  # said once, not every second
+
+
+async def test_a_reader_replays_and_follows_ctilink_out_without_any_consumer(secured):
+    port, log, keys = secured
+    await wait_for(lambda: _ready(log))
+    producer = await login(port, keys, "producer", [])
+    await producer.jetstream().publish("ctilink.in.acme", INSTALL)
+    url = f"nats://127.0.0.1:{port}"
+    as_reader = ["--nats", url, "--nkey", str(keys / "reader.nk")]
+
+    def replay() -> list[dict]:
+        done = subprocess.run(
+            [sys.executable, "-m", "ctilink.adapters.cli", "out", *as_reader, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    async def published() -> bool:
+        return len(await asyncio.to_thread(replay)) >= 2
+
+    await wait_for(published)
+    first = replay()
+    assert first[0]["seq"] == 1 and first[0]["subject"] == "ctilink.events.acme.portal_installed"
+    assert first[0]["headers"]["Nats-Msg-Id"] == "acme:1"
+    assert first[0]["data"]["event"]["id"] == "i1"
+    following = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ctilink.adapters.cli",
+            "out",
+            *as_reader,
+            "--follow",
+            "--since",
+            str(first[-1]["seq"] + 1),
+            "--subject",
+            "ctilink.events.>",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    await asyncio.sleep(1.0)
+    restart = b'{"type":"portal_restarted","id":"r1","network":"acme"}'
+    await producer.jetstream().publish("ctilink.in.acme", restart)
+    await producer.close()
+    await asyncio.sleep(2.0)
+    following.send_signal(signal.SIGINT)
+    out, err = following.communicate(timeout=10)
+
+    assert following.returncode == 0, err
+    assert "ctilink.events.acme.portal_restarted" in out and "Traceback" not in err
