@@ -28,6 +28,7 @@ import contextlib
 import errno
 import logging
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -180,7 +181,7 @@ class Guarded(H11Protocol):
         super().pause_writing()
         if self.stall is None:
             limit = self.registry.limits.write_timeout
-            self.stall = self.loop.call_later(limit, self.transport.abort)
+            self.stall = self.loop.call_later(limit, self.reset)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -192,9 +193,17 @@ class Guarded(H11Protocol):
         """Close now (what is left to send is not waited for)."""
         self.registry.forget(self)
         if self.transport.get_write_buffer_size():
-            self.transport.abort()
+            self.reset()
         else:
             self.transport.close()
+
+    def reset(self) -> None:
+        """Close with a reset: what the client left unread is let go by the kernel too."""
+        self.registry.forget(self)
+        sock = self.transport.get_extra_info("socket")
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def _settle(self, *, received: bool) -> None:
         """Where the connection stands after what just happened, and its timer."""
@@ -255,6 +264,10 @@ class Acceptor:
                 self._refuse(conn)
                 continue
             try:
+                # A response's head and body go out at once, never 40 ms apart (Nagle's
+                # wait for a delayed ACK): asyncio sets this only on sockets made with
+                # proto IPPROTO_TCP.
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 await loop.connect_accepted_socket(self.make, conn)
             except OSError as error:
                 conn.close()
