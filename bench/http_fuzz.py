@@ -320,6 +320,7 @@ def console(store: str) -> Iterator[tuple[subprocess.Popen[bytes], str, int, Pat
     finally:
         process.terminate()
         process.wait(30)
+        log.unlink()
 
 
 def example_store(store: str) -> None:
