@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -415,7 +415,8 @@ def main() -> None:
 
 
 def serve_and_fuzz(store: str, folder: str, count: int) -> None:
-    """serve --http on the store: the API's latency idle, then while the fuzz runs."""
+    """serve --http on the store: the API's latency idle, while the fuzz hits a console in
+    another process (what the machine's load alone costs), and while it hits serve's own."""
     from ctilink.adapters.nats.embedded import EmbeddedNats
 
     server = EmbeddedNats(Path(folder) / "nats")
@@ -436,30 +437,46 @@ def serve_and_fuzz(store: str, folder: str, count: int) -> None:
         while "ready:" not in log.read_text():
             assert process.poll() is None, log.read_text()
             time.sleep(0.1)
-        stop = threading.Event()
-        timer = threading.Timer(20, stop.set)
-        timer.start()
-        idle = api_latencies(url, stop)
-        stop.clear()
-        found: list[float] = []
-        asking = threading.Thread(target=lambda: found.extend(api_latencies(url, stop)))
-        asking.start()
-        started = time.monotonic()
-        tally = fuzz("127.0.0.1", port, count)
-        seconds = time.monotonic() - started
-        stop.set()
-        asking.join()
-        report(tally, seconds, log)
-        print(
-            f"ctilink.api.status idle: p50 {statistics.median(idle) * 1e3:.1f} ms, "
-            f"p99 {p99(idle) * 1e3:.1f} ms ({len(idle):,}); during the fuzz: "
-            f"p50 {statistics.median(found) * 1e3:.1f} ms, p99 {p99(found) * 1e3:.1f} ms "
-            f"({len(found):,})"
-        )
+        idle = timed_while(url, lambda: time.sleep(20))
+        shown("idle", idle)
+        with console(store) as (_, host, other, _):
+            elsewhere = timed_while(url, lambda: fuzz(host, other, count // 5))
+        shown(f"while {count // 5:,} requests go to a console in another process", elsewhere)
+        tallies: list[tuple[Tally, float]] = []
+
+        def fuzz_serve() -> None:
+            started = time.monotonic()
+            tallies.append((fuzz("127.0.0.1", port, count), time.monotonic() - started))
+
+        flooded = timed_while(url, fuzz_serve)
+        report(*tallies[0], log)
+        shown(f"while {count:,} requests go to serve's own listener", flooded)
     finally:
         process.terminate()
         process.wait(30)
         server.stop()
+
+
+def timed_while(url: str, work: Callable[[], object]) -> list[float]:
+    """`ctilink.api.status` timed, request after request, while `work()` runs."""
+    stop = threading.Event()
+    found: list[float] = []
+    asking = threading.Thread(target=lambda: found.extend(api_latencies(url, stop)))
+    asking.start()
+    try:
+        work()
+    finally:
+        stop.set()
+        asking.join()
+    return found
+
+
+def shown(when: str, seconds: list[float]) -> None:
+    """One line of API latencies."""
+    print(
+        f"ctilink.api.status {when}: p50 {statistics.median(seconds) * 1e3:.1f} ms, "
+        f"p99 {p99(seconds) * 1e3:.1f} ms ({len(seconds):,} requests)"
+    )
 
 
 def free_port() -> int:

@@ -43,10 +43,11 @@ SHORTAGE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 PASSING = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN})
 RETRY_SECONDS = 0.05  # after a shortage: a pause, so that accept() is not spun on
 LOG_INTERVAL = 10.0  # seconds between two log lines about one kind of trouble
+KINDS_KEPT = 1000  # kinds of trouble remembered at once
+_BUSY = b"ctilink: every connection is busy; try again in a second\n"
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 58\r\nretry-after: 1\r\nconnection: close\r\n\r\n"
-    b"ctilink: every connection is busy; try again in a second\n"
+    b"content-length: %d\r\nretry-after: 1\r\nconnection: close\r\n\r\n%s" % (len(_BUSY), _BUSY)
 )
 
 
@@ -64,6 +65,9 @@ class Intervals:
         if now - self._last.get(kind, -self.interval) < self.interval:
             self._held[kind] = self._held.get(kind, 0) + 1
             return None
+        if len(self._last) >= KINDS_KEPT:  # messages that vary without end: forget the old
+            self._last = {k: t for k, t in self._last.items() if now - t < self.interval}
+            self._held = {k: n for k, n in self._held.items() if k in self._last}
         self._last[kind] = now
         return self._held.pop(kind, 0)
 
@@ -272,6 +276,9 @@ class Acceptor:
             except OSError as error:
                 conn.close()
                 self._trouble(error)
+            except Exception as error:  # one connection's trouble never stops the accepting
+                conn.close()
+                self.throttle.note("connect", f"the HTTP listener dropped a connection: {error!r}")
 
     def _trouble(self, error: OSError) -> bool:
         """A failed accept(): logged once an interval; a shortage makes room (True: made)."""

@@ -235,6 +235,21 @@ def test_short_timeouts_close_idle_and_slow_connections_as_configured(scenario_s
         assert web.stop() == 0
 
 
+def test_a_new_connection_at_the_cap_displaces_the_one_idle_the_longest(scenario_store, tmp_path):
+    web = console(scenario_store, tmp_path, "--http-max-connections", "8")
+    try:
+        flood = Flood(web.port, idle=8, slow=0)
+        try:
+            time.sleep(0.5)  # all eight taken, in the order they came
+            code, _, seconds = web.get("/networks/acme")  # the ninth: served at once
+            assert code == 200 and seconds < 2.0
+            assert [_closed(sock) for sock in flood.idle] == [True] + [False] * 7
+        finally:
+            flood.close()
+    finally:
+        assert web.stop() == 0
+
+
 def stream(port: int, path: str) -> tuple[socket.socket, bytes]:
     """A live stream asked for; the socket and its answer's first line."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -481,8 +496,9 @@ async def test_a_flood_of_http_connections_leaves_the_nats_api_fast_and_the_cons
             flood.close()
         p99 = sorted(flooded_api)[int(len(flooded_api) * 0.99)]
         print(
-            f"ctilink.api.status idle p50 {statistics.median(idle) * 1e3:.1f} ms; flooded "
-            f"p50 {statistics.median(flooded_api) * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms"
+            f"ctilink.api.status idle p50 {statistics.median(idle) * 1e3:.1f} ms, p99 "
+            f"{sorted(idle)[98] * 1e3:.1f} ms; flooded p50 "
+            f"{statistics.median(flooded_api) * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms"
         )
         assert p99 < 1.0  # a generous bound: bench/http_fuzz.py --serve measures it
         assert serve.log.stat().st_size - logged < LOG_GROWTH
