@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import resource
 import socket
 import statistics
 import subprocess
@@ -36,11 +35,6 @@ LOG_GROWTH = 100_000  # bytes the process may log while it is flooded
 PAGE_BYTES = 4_000_000  # no page larger, whatever the events hold
 
 
-def few_descriptors() -> None:
-    """In the child, before exec: `ulimit -n 256`."""
-    resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTORS, DESCRIPTORS))
-
-
 def ctilink(*args: str) -> list[str]:
     """A ctilink command line."""
     return [sys.executable, "-m", "ctilink.adapters.cli", *args]
@@ -51,10 +45,11 @@ class Process:
 
     def __init__(self, command: list[str], log: Path, ready: str) -> None:
         self.log = log
+        # `ulimit -n 256` by the shell, which then becomes the command (no preexec_fn:
+        # the test process has threads).
+        limited = ["sh", "-c", f'ulimit -n {DESCRIPTORS} && exec "$@"', "ctilink", *command]
         with log.open("wb") as out:
-            self.popen = subprocess.Popen(
-                command, stdout=out, stderr=out, cwd=ROOT, preexec_fn=few_descriptors
-            )
+            self.popen = subprocess.Popen(limited, stdout=out, stderr=out, cwd=ROOT)
         deadline = time.monotonic() + 60
         while ready not in log.read_text(errors="replace"):
             assert self.popen.poll() is None and time.monotonic() < deadline, log.read_text()
@@ -172,6 +167,8 @@ def test_more_idle_and_slow_connections_than_descriptors_leave_an_authorised_rea
     scenario_store, tmp_path
 ):
     web = console(scenario_store, tmp_path)  # the default caps and timeouts
+    limits = Path(f"/proc/{web.popen.pid}/limits").read_text()
+    assert f"Max open files            {DESCRIPTORS}" in limits
     logged = web.log.stat().st_size
     try:
         with flooded(web.port) as flood:
