@@ -69,6 +69,7 @@ class ServeConfig:
     sync_always: bool = False  # the embedded server syncs every write before its ack
     http: Any = None  # the console's listening socket (serve --http), bound already
     token: str | None = None  # what the console's readers must present
+    limits: Any = None  # the HTTP listener's caps and timeouts (web/limits.py)
     per_network: bool = False  # /metrics has per-network series too
     retention: Any = None  # what a new CTILINK_OUT keeps (streams.Retention; None: defaults)
 
@@ -87,7 +88,7 @@ async def serve(config: ServeConfig) -> int:
         stop = stack.enter_context(stop_on_signals())
         listener = None
         if config.http is not None:  # probes answer while NATS and the store are awaited
-            listener = await stack.enter_async_context(_listening(config.http, stop))
+            listener = await stack.enter_async_context(_listening(config.http, config.limits, stop))
         url = config.url or await stack.enter_async_context(
             embedded_nats(location, config.nats_port, config.sync_always)
         )
@@ -144,29 +145,30 @@ def _metrics(location: str) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def _listening(sock: Any, stop: Any) -> AsyncIterator[tuple[Any, Any]]:
-    """The HTTP listener from the start of `serve` (a Switch until the console comes)."""
+async def _listening(sock: Any, limits: Any, stop: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """The HTTP listener from the start of `serve` (a Switch until the console comes), on a
+    thread and loop of its own: no HTTP client can hold up this loop's NATS service."""
     import asyncio
 
     from ctilink.adapters.web.health import Switch
-    from ctilink.adapters.web.listener import serve_until
+    from ctilink.adapters.web.limits import limits_of
+    from ctilink.adapters.web.listener import HttpThread
 
     switch = Switch()
-    leaving = asyncio.Event()
-    task = asyncio.ensure_future(serve_until(switch, sock, leaving))
-    stopping = asyncio.ensure_future(_relay(stop, leaving))
+    http = HttpThread(switch, sock, limits or limits_of(), say)
+    await http.start()
+    stopping = asyncio.ensure_future(_relay(stop, http))
     try:
-        yield switch, task
+        yield switch, http
     finally:
-        leaving.set()  # whichever way serve ends
         stopping.cancel()
-        await task
+        await http.stop()  # whichever way serve ends
 
 
-async def _relay(stop: Any, leaving: Any) -> None:
+async def _relay(stop: Any, http: Any) -> None:
     """Stop the listener when `serve` is asked to stop."""
     await stop.wait()
-    leaving.set()
+    await http.stop()
 
 
 async def _console(
@@ -178,30 +180,33 @@ async def _console(
     watched: tuple[Any, Any, Any],
 ) -> Awaitable[None]:
     """The web console beside the service, on a read-only service of its own, with the
-    rejections' live tail and the probes and metrics; its job runs until `stop`."""
+    rejections' live tail and the probes and metrics; its job runs until the listener stops
+    (which it does before anything it reads from closes)."""
     import asyncio
 
     from ctilink.adapters.ops.probes import Operations
     from ctilink.adapters.web.app import console
+    from ctilink.adapters.web.health import ServiceProbes
     from ctilink.adapters.web.listener import url_of
     from ctilink.adapters.web.rejections import RejectionTail
 
+    switch, http = listener
     reading = await asyncio.to_thread(open_service, location, create=False)
     stack.callback(reading.close)
     tail = RejectionTail()
-    await tail.start(nc)
+    await tail.start(nc, home=http.loop)
     stack.push_async_callback(tail.stop)
     metrics, partitions, ingestor = watched
     ops = Operations(
         metrics, reading, nc, partitions, per_network=config.per_network, ingestor=ingestor
     )
     stack.callback(ops.close)
+    stack.push_async_callback(http.stop)  # before the reader, the tail and the probes go
     say(f"console on {url_of(config.http)}; /healthz, /readyz and /metrics beside it")
-    app = console(reading, token=config.token, tail=tail, ops=ops)
-    await stack.enter_async_context(app.state.lifespan(app))
-    switch, task = listener
-    switch.target = app
-    return task
+    probes = ServiceProbes(ops, asyncio.get_running_loop())
+    app = console(reading, token=config.token, tail=tail, ops=probes, limits=http.limits)
+    await http.call(switch.attach(app))
+    return http.done
 
 
 async def publish(store: str | None, url: str, options: dict[str, Any]) -> int:

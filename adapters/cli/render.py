@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 
-# C0 and C1 control characters, DEL, and the line and paragraph separators: what a
-# terminal would obey (clear the screen, move the cursor) rather than show.
-_CONTROL = [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
-_ESCAPES = {code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" for code in _CONTROL}
-_ESCAPES.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+from ctilink.adapters.text import visible
 
 
 def safe(text: str) -> str:
-    """Text as a terminal may print it: control characters shown as escapes."""
-    return text.translate(_ESCAPES)
+    """Text as a terminal may print it: control, format and separator characters escaped
+    (`\\u001b`, `\\u202e`: ctilink.adapters.text), never obeyed."""
+    return visible(text)
 
 
 def safe_lines(text: str) -> str:

@@ -1,7 +1,8 @@
 """The console's HTTP application (Starlette): routes, error pages, headers and the token.
 
-Read-only: every page reads the store in one reader thread (the service's held
-states are not shared between threads), and nothing is ever written.
+Read-only: every page reads the store and is rendered in one reader thread (the
+service's held states are not shared between threads, and no page holds the
+event loop up), and nothing is ever written.
 """
 
 from __future__ import annotations
@@ -10,23 +11,26 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ctilink.adapters.store.listing import DamagedIndex
 from ctilink.adapters.store.network_index import SORTS
+from ctilink.adapters.text import cut
 from ctilink.adapters.web.gate import HEADERS, SecurityHeaders, TokenGate, login_routes
 from ctilink.adapters.web.health import operations_routes
+from ctilink.adapters.web.limits import Limits, default_connections, default_live
 from ctilink.adapters.web.live import Watcher
 from ctilink.adapters.web.machine_svg import drawing
+from ctilink.adapters.web.pages import HERE
+from ctilink.adapters.web.pages import render as render_page
 from ctilink.adapters.web.reads import (
     TYPES,
     BadQuery,
@@ -37,33 +41,68 @@ from ctilink.adapters.web.reads import (
     network_page,
     overview_page,
 )
-from ctilink.adapters.web.rejections import KEPT, RejectionTail
+from ctilink.adapters.web.rejections import KEPT, RejectionTail, Seen
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog, UnknownNetwork
 from ctilink.domain.messages import is_name
 from ctilink.domain.mode import Mode
 
-HERE = Path(__file__).parent
-PAGES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"),
-    autoescape=True,  # every value shown comes from events anyone could send
-    undefined=jinja2.StrictUndefined,
-)
+REASON = 1_000  # characters of an error's reason shown (it may quote what was sent)
+PAYLOAD = 500  # characters of a rejected event shown on /rejections
 
 
-def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """A page from its template, with the security headers (an error page too)."""
-    response = HTMLResponse(PAGES.get_template(name).render(**context), status_code=status_code)
+def html(body: bytes, status_code: int = 200) -> HTMLResponse:
+    """A page, with the security headers (an error page too)."""
+    response = HTMLResponse(body, status_code=status_code)
     for key, value in HEADERS:
         response.headers[key.decode()] = value.decode()
     return response
 
 
+def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A small page rendered where it is asked for (login, errors)."""
+    return html(render_page(name, **context), status_code)
+
+
 def error_page(status_code: int, reason: str) -> HTMLResponse:
     """The page for a request with no answer, saying why."""
-    titles = {400: "Bad request", 401: "Sign in", 404: "Not found", 500: "The store is damaged"}
+    titles = {
+        400: "Bad request",
+        401: "Sign in",
+        404: "Not found",
+        500: "The store is damaged",
+        503: "Busy",
+    }
     title = titles.get(status_code, "Error")
+    reason = cut(reason, REASON)
     return render("error.html", status_code, title=title, reason=reason, code=status_code)
+
+
+class Slots:
+    """Live streams open at once, up to a number."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.taken = 0
+
+    def counted(self, response: Response) -> ASGIApp:
+        """The stream if a slot is free (held until it ends), else a 503 page."""
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if self.taken >= self.most:
+                busy = error_page(
+                    503, f"{self.most:,} live pages are open already; this one is not live"
+                )
+                busy.headers["retry-after"] = "10"
+                await busy(scope, receive, send)
+                return
+            self.taken += 1
+            try:
+                await response(scope, receive, send)
+            finally:
+                self.taken -= 1
+
+        return app
 
 
 def query_of(request: Request) -> dict[str, str]:
@@ -80,13 +119,20 @@ def console(
     token: str | None = None,
     tail: RejectionTail | None = None,
     ops: Any = None,
+    limits: Limits | None = None,
 ) -> Starlette:
-    """The console over a store; with `tail` (under `serve --http`), `/rejections` too."""
+    """The console over a store; with `tail` (under `serve --http`), `/rejections` too;
+    with `ops` (the service's probes), `/healthz`, `/readyz` and `/metrics`."""
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-web")
+    live_slots = Slots(limits.max_live if limits else default_live(default_connections(1024)))
 
     async def read(work: Callable[..., Any], *args: Any) -> Any:
         """Run one read in the reader thread."""
         return await asyncio.get_running_loop().run_in_executor(reader, work, *args)
+
+    async def show(name: str, **context: Any) -> HTMLResponse:
+        """A page rendered in the reader thread (a long one never holds the loop up)."""
+        return html(await read(lambda: render_page(name, **context)))
 
     def network_name(request: Request) -> str:
         """The network named by the path (404 when it cannot be a network's name)."""
@@ -99,7 +145,7 @@ def console(
         query = query_of(request)
         since = watcher.generation  # before reading: a later commit is told to the page
         page = await read(overview_page, service, query)
-        return render(
+        return await show(
             "overview.html",
             page=page,
             query=query,
@@ -116,7 +162,7 @@ def console(
         # A position asked for stays that position: only "now" follows the log.
         pinned = bool(query.get("at") or query.get("at-time"))
         mode = page.status.mode
-        return render(
+        return await show(
             "network.html",
             page=page,
             network=name,
@@ -130,23 +176,25 @@ def console(
         query = query_of(request)
         since = watcher.generation
         page = await read(log_page, service, name, query)
-        return render("log.html", page=page, network=name, query=query, types=TYPES, since=since)
+        return await show(
+            "log.html", page=page, network=name, query=query, types=TYPES, since=since
+        )
 
     async def directory(request: Request) -> Response:
         name = network_name(request)
         page = await read(directory_page, service, name, query_of(request))
-        return render("directory.html", page=page, network=name, query=query_of(request))
+        return await show("directory.html", page=page, network=name, query=query_of(request))
 
     async def audit(request: Request) -> Response:
         name = network_name(request)
         query = query_of(request)
         page = await read(audit_page, service, name, query)
-        return render("audit.html", page=page, network=name, query=query)
+        return await show("audit.html", page=page, network=name, query=query)
 
     async def changes(request: Request) -> Response:
         name = network_name(request)
         found = await read(diff_page, service, name, query_of(request))
-        return render("diff.html", diff=found, network=name)
+        return await show("diff.html", diff=found, network=name)
 
     async def bad_query(_: Request, error: Exception) -> Response:
         return error_page(400, str(error))
@@ -179,18 +227,24 @@ def console(
         since = request.query_params.get("since", "")
         seen = int(since) if since.isascii() and since.isdigit() and len(since) < 18 else None
         headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-        return StreamingResponse(
+        stream = StreamingResponse(
             watcher.changes(network, seen), media_type="text/event-stream", headers=headers
         )
+        return live_slots.counted(stream)  # type: ignore[return-value]
 
     async def rejections(_: Request) -> Response:
         assert tail is not None
-        return render("rejections.html", latest=list(tail.latest), count=tail.generation, kept=KEPT)
+        latest = [
+            Seen(r.seen, r.network, r.code, cut(r.message), cut(r.payload, PAYLOAD))
+            for r in tail.latest
+        ]
+        return await show("rejections.html", latest=latest, count=tail.generation, kept=KEPT)
 
     async def live_rejections(_: Request) -> Response:
         assert tail is not None
         headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-        return StreamingResponse(tail.changes(), media_type="text/event-stream", headers=headers)
+        stream = StreamingResponse(tail.changes(), media_type="text/event-stream", headers=headers)
+        return live_slots.counted(stream)  # type: ignore[return-value]
 
     served_only = (
         []
@@ -230,6 +284,10 @@ def console(
         },
         lifespan=lifespan,
     )
+    # Starlette's own redirect (/networks/acme/ to /networks/acme) is absolute, built
+    # from the Host header: ours is relative, to this site whatever the Host says.
+    app.router.redirect_slashes = False
+    app.router.default = slash_redirect(app.router.routes, app.router.not_found)
 
     def close_streams() -> None:
         watcher.close()
@@ -240,4 +298,26 @@ def console(
     app.state.lifespan = lifespan  # entered by `serve` when the console comes in late
     app.add_middleware(TokenGate, token=token)
     app.add_middleware(SecurityHeaders)
+    return app
+
+
+def slash_redirect(routes: list[Any], not_found: ASGIApp) -> ASGIApp:
+    """A path that names a page but for a trailing slash: redirected to the page by a
+    relative URL (its path and query only); anything else: `not_found`."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if scope["type"] == "http" and path not in ("", "/"):
+            other = path.rstrip("/") if path.endswith("/") else path + "/"
+            raw = scope.get("raw_path") or path.encode()
+            target = raw.rstrip(b"/") if path.endswith("/") else raw + b"/"
+            candidate = {**scope, "path": other}
+            relative = target.startswith(b"/") and not target.startswith((b"//", b"/\\"))
+            if relative and any(r.matches(candidate)[0] is not Match.NONE for r in routes):
+                query = scope.get("query_string", b"")
+                location = (target + b"?" + query if query else target).decode("latin-1")
+                await RedirectResponse(location, status_code=307)(scope, receive, send)
+                return
+        await not_found(scope, receive, send)
+
     return app

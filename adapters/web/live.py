@@ -27,10 +27,10 @@ class Broadcast:
         self.closed = False  # the console is stopping: streams end
         self._wake = asyncio.Condition()
 
-    async def tell(self, note: Callable[[], None] = lambda: None) -> None:
-        """One more change (`note` records what it was, under the same lock)."""
+    async def tell(self, note: Callable[[], None] = lambda: None, by: int = 1) -> None:
+        """One more change, or `by` more (`note` records what, under the same lock)."""
         async with self._wake:
-            self.generation += 1
+            self.generation += by
             note()
             self._wake.notify_all()
 

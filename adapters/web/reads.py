@@ -1,4 +1,11 @@
-"""What each page of the console shows, read from the store."""
+"""What each page of the console shows, read from the store, bounded in size.
+
+Whatever the events hold, a page stays small: a value longer than SPEC v1.1's
+256 characters is cut with a visible marker (`…[cut: 1,030,000 chars]`), a
+log row shows the first LIST_SHOWN items of a list and says how many more
+there are, and a log page ends early once its rows' fields reach PAGE_TEXT
+characters (the next page goes on from there).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import msgspec
 from ctilink.adapters.store.listing import each_line
 from ctilink.adapters.store.log_reader import recorded_times
 from ctilink.adapters.store.network_index import SORTS, Filters
+from ctilink.adapters.text import cut
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import PositionOutOfRange
@@ -25,6 +33,9 @@ TYPES = tuple(sorted(cls.__struct_config__.tag for cls in get_args(m.Message)))
 OVERVIEW_PAGE = 100  # networks a page of the overview
 LOG_PAGE = 100  # positions a page of the log
 SCAN = 20_000  # positions read for one page at most
+LIST_SHOWN = 10  # items of a list a log row shows
+PAGE_TEXT = 200_000  # characters of fields a log page shows (at least one row)
+_encode = msgspec.json.Encoder().encode
 
 
 class BadQuery(ValueError):
@@ -159,11 +170,29 @@ def log_page(service: NetworkService, name: str, query: dict[str, str]) -> LogPa
         for event in service.log(name, upto=upto, after=after)
         if kind is None or m.type_of(event.message) == kind
     )
-    rows = [
-        LogRow(e.position, e.at, e.actor, e.type, e.event.id, fields(e.event))
-        for e in (entry(event) for event in islice(events, LOG_PAGE + 1))
-    ]
-    return LogPage(rows[:LOG_PAGE], head, _next(rows, upto, head))
+    rows: list[LogRow] = []
+    text = 0
+    for e in (entry(event) for event in islice(events, LOG_PAGE + 1)):
+        if len(rows) == LOG_PAGE or (rows and text >= PAGE_TEXT):
+            return LogPage(rows, head, rows[-1].position)  # the rest on the next page
+        shown = bounded(fields(e.event))
+        text += len(_encode(shown))
+        rows.append(LogRow(e.position, e.at, e.actor, e.type, e.event.id, shown))
+    return LogPage(rows, head, _next(rows, upto, head))
+
+
+def bounded(value: Any) -> Any:
+    """Data as a page shows it: long strings cut, long lists' first items and a count."""
+    if isinstance(value, str):
+        return cut(value)
+    if isinstance(value, dict):
+        return {cut(str(k)): bounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        shown = [bounded(item) for item in value[:LIST_SHOWN]]
+        if len(value) > LIST_SHOWN:
+            shown.append(f"…[and {len(value) - LIST_SHOWN:,} more]")
+        return shown
+    return value
 
 
 def _next(rows: list[Any], upto: int, head: int) -> int | None:
@@ -202,9 +231,15 @@ def directory_page(service: NetworkService, name: str, query: dict[str, str]) ->
     ]
     start, end = (number - 1) * DIRECTORY_PAGE, number * DIRECTORY_PAGE
     more = len(document.system) > end or len(personal) > end
-    return DirectoryPage(
-        position, head, document.system[start:end], personal[start:end], number, more
-    )
+    system = [
+        msgspec.structs.replace(e, name=cut(e.name), number=cut(e.number))
+        for e in document.system[start:end]
+    ]
+    shown = [
+        (user, entry and PersonalEntry(cut(entry.name), cut(entry.number)))
+        for user, entry in personal[start:end]
+    ]
+    return DirectoryPage(position, head, system, shown, number, more)
 
 
 class AuditPage(msgspec.Struct, frozen=True):

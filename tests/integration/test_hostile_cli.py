@@ -231,9 +231,11 @@ def test_a_store_on_read_only_media_can_be_read(read_only_store: Path) -> None:
 # --- output that a terminal must not obey --------------------------------------------
 
 
-def test_control_characters_in_ids_actors_and_names_are_shown_escaped(tmp_path: Path) -> None:
+def test_control_format_and_bidi_characters_in_ids_actors_and_names_are_shown_escaped(
+    tmp_path: Path,
+) -> None:
     store = tmp_path / "c.db"
-    nasty = "\x1b[2J\x01bell\x07"  # (U+0000 is invalid anywhere: SPEC I1 v1.1)
+    nasty = "\x1b[2J\x01bell\x07\u202enimda b\u200bob\u2028"  # (U+0000: invalid, I1 v1.1)
     lines = [
         {
             "type": "portal_installed",
@@ -261,10 +263,11 @@ def test_control_characters_in_ids_actors_and_names_are_shown_escaped(tmp_path: 
     for command in (("log", "n"), ("directory", "n"), ("audit", "n"), ("rejections", "n")):
         done = ctilink(*command, "--store", str(store))
         assert done.returncode == 0, (command, done.stderr)
-        assert (
-            b"\x1b" not in done.stdout and b"\x01" not in done.stdout and b"\x07" not in done.stdout
-        )
-        assert b"\\x1b" in done.stdout, command
+        for hidden in ("\x1b", "\x01", "\x07", "\u202e", "\u200b", "\u2028"):
+            assert hidden.encode() not in done.stdout, (command, hidden)
+        assert b"\\u001b[2J\\u0001bell\\u0007\\u202enimda b\\u200bob\\u2028" in done.stdout, command
+    exact = ctilink("log", "n", "--json", "--store", str(store))
+    assert json.loads(exact.stdout.splitlines()[0])["actor"] == f"admin{nasty}"  # --json: as sent
 
 
 # --- arguments --------------------------------------------------------------------------

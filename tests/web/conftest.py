@@ -154,3 +154,37 @@ def hostile_events(hostile: str) -> list[dict[str, Any]]:
             "entries": [{"name": hostile, "number": hostile}],
         },
     ]
+
+
+def hidden_events() -> list[dict[str, object]]:
+    """Network `lies`: an actor, a user and an address that would lie on screen."""
+    return [
+        {
+            "type": "portal_installed",
+            "id": "i",
+            "network": "lies",
+            "platform": "linux_server_edition",
+            "actor": "\u202enimda",
+        },
+        {
+            "type": "system_added",
+            "id": "s",
+            "network": "lies",
+            "system": "pri",
+            "role": "primary",
+            "platform": "linux",
+            "address": "10.0.0.1",
+        },
+        {
+            "type": "voicemail_discovered",
+            "id": "v",
+            "network": "lies",
+            "system": "pri",
+            "address": "a\rb\r\nc\u2028",
+        },
+        {"type": "user_homed", "id": "u", "network": "lies", "user": "b\u200bob", "system": "pri"},
+        {"type": "link_changed", "id": "l", "network": "lies", "system": "pri"}
+        | {"component": "dsml", "up": True},
+        {"type": "personal_directory_changed", "id": "p", "network": "lies", "system": "pri"}
+        | {"user": "b\u200bob", "entries": [{"name": "\u202eevil", "number": "1\r2"}]},
+    ]

@@ -24,7 +24,7 @@ import pytest
 from ctilink.adapters.store.selection import open_service
 from ctilink.projections.status import status
 from tests.support import decode
-from tests.web.conftest import ROOT, hostile_events
+from tests.web.conftest import ROOT, hidden_events, hostile_events
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 HOSTILE = "<img src=x onerror=\"document.title='pwned';window.pwned=1\">"
@@ -143,6 +143,34 @@ def test_hostile_strings_are_shown_as_text_and_never_run(example_store, start_co
     assert HOSTILE in page.inner_text("table.log")  # the log shows it, as text
     page.goto(console.url + "/networks/evil")
     assert HOSTILE in page.inner_text("table.providers")
+
+
+def test_hidden_characters_show_as_escapes_and_data_attributes_hold_values_exactly(
+    tmp_path, start_console, page
+):
+    store = str(tmp_path / "lies.db")
+    with closing(open_service(store)) as service:
+        service.ingest([decode(e) for e in hidden_events()])
+    console = start_console(store)
+
+    page.goto(console.url + "/networks/lies")
+    page.wait_for_selector("tr[data-kind='voicemail']")
+    voicemail = page.locator("tr[data-kind='voicemail']")
+    assert voicemail.evaluate("row => row.dataset.target") == "a\rb\r\nc\u2028"
+    assert voicemail.locator("td").nth(1).inner_text() == "a\\u000db\\u000d\\u000ac\\u2028"
+    page.goto(console.url + "/networks/lies/log")
+    page.wait_for_selector("tr[data-position='1']")
+    actor = page.locator("tr[data-position='1'] td").nth(2).inner_text()
+    assert actor == "\\u202enimda"  # never "admin"
+    page.goto(console.url + "/networks/lies/directory")
+    page.wait_for_selector("tr[data-user]")
+    row = page.locator("tr[data-user]")
+    assert row.evaluate("r => [r.dataset.user, r.dataset.name, r.dataset.number]") == [
+        "b\u200bob",
+        "\u202eevil",
+        "1\r2",
+    ]
+    assert row.locator("td").first.inner_text() == "b\\u200bob"
 
 
 def test_a_reader_without_the_token_signs_in_and_reaches_the_page_asked_for(

@@ -23,6 +23,7 @@ from ctilink.adapters.nats.streams import (
 )
 from ctilink.adapters.ops.logs import FORMATS, use_format
 from ctilink.adapters.store.selection import MEMORY, StoreError, resolve
+from ctilink.adapters.web.limits import add_limit_arguments, limits_of
 from ctilink.adapters.web.listener import bind, listen_address, required_token
 from ctilink.domain.application import NetworkService
 
@@ -49,10 +50,11 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
         logs = ["--log-format", args.log_format]
         command = [sys.executable, "-m", "ctilink.adapters.cli", "publish", *store, *argv, *logs]
         publisher = (command, env)
-    http = token = None
+    http = token = limits = None
     if args.http is not None:  # refused now, not once NATS and the store are up
         host, port = args.http
         token = required_token(host, args.console_token, "--http-token")
+        limits = limits_of(args)
         http = bind(host, port)
     config = bootstrap.ServeConfig(
         args.store,
@@ -63,6 +65,7 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
         sync_always=args.sync == "always",
         http=http,
         token=token,
+        limits=limits,
         per_network=args.metrics_per_network,
         retention=retention,
     )
@@ -121,6 +124,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="also serve the web console there (docs/console.md), with a live tail of rejections",
     )
     add_token_argument(p, "--http-token")  # --token is NATS's
+    add_limit_arguments(p)
     p.add_argument(
         "--metrics-per-network",
         action="store_true",

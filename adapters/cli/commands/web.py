@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ctilink.adapters.store.selection import is_postgres, opens_immutable, resolve
+from ctilink.adapters.web.limits import Limits, add_limit_arguments, limits_of
 from ctilink.adapters.web.listener import (
     TOKEN_ENV,
     bind,
@@ -27,6 +28,7 @@ def cmd_web(service: NetworkService, args: argparse.Namespace) -> int:
 
     host, port = args.listen
     token = required_token(host, args.console_token)
+    limits = limits_of(args)
     location = resolve(args.store)
     if not is_postgres(location) and opens_immutable(location):
         print(
@@ -35,18 +37,18 @@ def cmd_web(service: NetworkService, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     sock = bind(host, port)
-    asyncio.run(_serve(console(service, token=token), sock))
+    asyncio.run(_serve(console(service, token=token, limits=limits), sock, limits))
     print("ctilink web: stopped", file=sys.stderr)
     return 0
 
 
-async def _serve(app: Any, sock: Any) -> None:
+async def _serve(app: Any, sock: Any, limits: Limits) -> None:
     """Serve until SIGINT or SIGTERM (heard from before the address is told)."""
     from ctilink.adapters.bootstrap import stop_on_signals
 
     with stop_on_signals() as stop:
         print(f"ctilink web: listening on {url_of(sock)}", flush=True)
-        await serve_until(app, sock, stop)
+        await serve_until(app, sock, stop, limits)
 
 
 def add_token_argument(parser: argparse.ArgumentParser, flag: str = "--token") -> None:
@@ -69,4 +71,5 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help=f"where to listen (default {DEFAULT_LISTEN}; port 0 picks a free one)",
     )
     add_token_argument(p)
+    add_limit_arguments(p)
     p.set_defaults(run=cmd_web)
