@@ -76,12 +76,20 @@ class ServeConfig:
 
 async def serve(config: ServeConfig) -> int:
     """Run until SIGINT or SIGTERM; finish the batch in hand, drain, exit 0 (1 after an error)."""
-    from ctilink.adapters.nats.api import start_api
+    import asyncio
+    import sys
+
+    # Queries, acks and the committing thread take turns on the interpreter: a
+    # shorter turn than 5 ms keeps a query from waiting behind a busy commit.
+    sys.setswitchinterval(0.0005)
+
+    from ctilink.adapters.loops import LoopThread, OnLoop
     from ctilink.adapters.nats.connection import connect_or_stop, leave
     from ctilink.adapters.nats.ingestor import Ingestor
     from ctilink.adapters.nats.jsapi import check_server
     from ctilink.adapters.nats.strays import sweep_while_holding
     from ctilink.adapters.nats.streams import ensure_streams
+    from ctilink.adapters.nats.writer import Writer
 
     location = resolve(config.store)
     async with AsyncExitStack() as stack:
@@ -110,7 +118,12 @@ async def serve(config: ServeConfig) -> int:
         check_server(nc)
         stream_epoch = await ensure_streams(nc.jetstream(), retention=config.retention)
         metrics = _metrics(location) if config.http is not None else None
-        ingestor = Ingestor(store, metrics)
+        # Deciding and committing in a process of its own: the NATS side and the
+        # queries here never wait for the interpreter behind a commit.
+        writer = Writer(location)
+        await asyncio.to_thread(writer.start)
+        stack.callback(writer.close)
+        ingestor = Ingestor(store, metrics, writer)
         stack.push_async_callback(ingestor.close)  # a commit in progress ends before the store
         metadata = {
             "version": version("ctilink"),
@@ -118,10 +131,22 @@ async def serve(config: ServeConfig) -> int:
             "instance": f"{socket.gethostname()}:{os.getpid()}",
             "partitions_held": "",
         }
-        api = await start_api(nc, ingestor, metrics, metadata)
-        stack.push_async_callback(api.finish_reads)  # no read may run once the store closes
+        # Queries have a read-only service of their own (its own store connections),
+        # a NATS connection and an event loop of their own: a request never waits in
+        # line behind the thousands of inbound messages the consumers' loop handles.
+        reads = await asyncio.to_thread(open_service, location, create=False)
+        stack.callback(reads.close)
+        answering = LoopThread("ctilink-api")
+        await answering.start()
+        stack.push_async_callback(answering.stop)
+        home = OnLoop(ingestor, asyncio.get_running_loop())  # api.ingest commits here
+        api, asking = await answering.call(
+            _start_api(url, config.options, home, metrics, metadata, reads)
+        )
+        stack.push_async_callback(answering.call, api.finish_reads())
+        stack.push_async_callback(answering.call, leave(asking, say))
         stack.push_async_callback(leave, nc, say)
-        stack.push_async_callback(api.stop)  # first of all: stop answering
+        stack.push_async_callback(answering.call, api.stop())  # first of all: stop answering
         publishing, committed = _publishing(config, roles, store, nc, url, stop)
         partitions = _partitions(ingestor, nc, committed, stream_epoch)
         partitions.metadata = metadata  # it says there which partitions it holds
@@ -135,6 +160,22 @@ async def serve(config: ServeConfig) -> int:
         say("stopping" if failure is None else f"stopping after an error: {failure}")
     say("stopped")
     return 0 if failure is None else 1
+
+
+async def _start_api(
+    url: str, options: dict[str, Any], ingestor: Any, metrics: Any, metadata: Any, reads: Any
+) -> tuple[Any, Any]:
+    """On the queries' loop: their NATS connection and the micro service on it."""
+    import asyncio
+
+    from ctilink.adapters.nats.api import start_api
+    from ctilink.adapters.nats.connection import connect_or_stop
+
+    asking = await connect_or_stop(url, options, asyncio.Event(), "ctilink-api", say)
+    assert asking is not None  # no stop is set on this loop
+    api = await start_api(asking, ingestor, metrics, metadata, reads)
+    api.inline = True  # this loop answers queries and nothing else: no hop to a thread
+    return api, asking
 
 
 def _metrics(location: str) -> Any:

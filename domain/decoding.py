@@ -182,8 +182,31 @@ def _check_object(raw: bytes, message: m.Message, encoded: bytes) -> str | None:
         repeated = repeated_key_problem(raw)
         if repeated is not None:
             return repeated
+    entries = getattr(message, "entries", None)
+    if entries is not None:
+        problem = _check_entries(entries)
+        if problem is not None:
+            return problem
     if message.at is not None:
         return _check_at(raw, message)
+    return None
+
+
+MAX_ENTRY_CHARS = 256
+
+
+def _check_entries(entries: tuple[m.Entry | m.PersonalEntry, ...]) -> str | None:
+    """I1 (v1.1): a directory entry's name and number are 1 to 256 characters."""
+    for index, entry in enumerate(entries):
+        for part in ("name", "number"):
+            text = getattr(entry, part)
+            if not text:
+                return f"field `entries[{index}].{part}`: Expected `str` of length >= 1"
+            if len(text) > MAX_ENTRY_CHARS:
+                return (
+                    f"field `entries[{index}].{part}`: Expected `str` of length "
+                    f"<= {MAX_ENTRY_CHARS}"
+                )
     return None
 
 

@@ -36,23 +36,23 @@ LinkKind = Literal["csta", "dsml"]
 DEFAULT_ACTOR = "system"
 
 
-# I1 (v1.1): a directory entry's name and number are 1–256 characters.
-EntryText = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-
-
-class Entry(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+# gc=False: these hold only strings, numbers and one another, never a cycle, so the
+# garbage collector need not track them (a network holds thousands of entries).
+class Entry(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True, gc=False):
     """One system-directory entry."""
 
-    name: EntryText
-    number: EntryText
+    # 1–256 characters (I1, v1.1): checked by decoding.py, not by the type, so that a
+    # log written before the bound (longer names were valid then) is still read.
+    name: str
+    number: str
     ex_directory: bool = False
 
 
-class PersonalEntry(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class PersonalEntry(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     """One personal-directory entry."""
 
-    name: EntryText
-    number: EntryText
+    name: str
+    number: str
 
 
 class Event(
@@ -62,6 +62,7 @@ class Event(
     frozen=True,
     kw_only=True,
     omit_defaults=True,
+    gc=False,
 ):
     """The envelope every inbound event carries."""
 

@@ -11,7 +11,7 @@ from ctilink.domain import messages as m
 from ctilink.domain.mode import Mode, initial_mode, next_mode, setting_trigger
 
 
-class System(msgspec.Struct, frozen=True):
+class System(msgspec.Struct, frozen=True, gc=False):
     """One IP Office in the network."""
 
     role: str

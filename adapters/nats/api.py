@@ -78,13 +78,15 @@ def store_errors_as_503(handler: Handler, timed: Any = None) -> Handler:
 class Api:
     """Endpoint handlers over one ingestor (and its service)."""
 
-    def __init__(self, ingestor: Ingestor) -> None:
+    def __init__(self, ingestor: Ingestor, reads: Any = None) -> None:
         self.ingestor = ingestor
-        self.service = ingestor.service
-        # Reads go to a thread of their own: a store that is slow or away must not
-        # stall the event loop (acks, pulls, signals); one thread, so that the
-        # service's held read states are never touched by two at once.
+        # Reads have a service of their own (its own connections and held states)
+        # when given one, so they never wait on the writer's; and a thread of their
+        # own: a store that is slow or away must not stall the event loop (acks,
+        # pulls, signals). One thread, so that held states are touched by one.
+        self.service = reads if reads is not None else ingestor.service
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-reads")
+        self.inline = False  # reads run on the loop itself (a loop that only answers queries)
         self.micro: Service | None = None  # the registered micro service
         self.max_payload = 0  # the server's, once connected (0: unknown)
 
@@ -98,7 +100,9 @@ class Api:
         await asyncio.to_thread(self.reader.shutdown, wait=True, cancel_futures=True)
 
     async def _read(self, work: Callable[..., bytes], *args: Any) -> bytes:
-        """Run one read in the reader thread."""
+        """Run one read: on this loop when it is the queries' own, else in the reader thread."""
+        if self.inline:
+            return work(*args)
         return await asyncio.get_running_loop().run_in_executor(self.reader, work, *args)
 
     def _state(self, query: Query) -> tuple[Any, int]:
@@ -191,14 +195,18 @@ async def instances(nc: Client, wait: float = 0.3) -> int:
 
 
 async def start_api(
-    nc: Client, ingestor: Ingestor, metrics: Any = None, metadata: dict[str, str] | None = None
+    nc: Client,
+    ingestor: Ingestor,
+    metrics: Any = None,
+    metadata: dict[str, str] | None = None,
+    reads: Any = None,
 ) -> Api:
     """Register the micro service and its endpoints, in the shared queue group.
 
     `metadata` ($SRV.INFO and $SRV.PING) is kept by reference: what the service
     updates in it (the partitions it holds) is what the next answer says.
     """
-    api = Api(ingestor)
+    api = Api(ingestor, reads)
     api.max_payload = nc.max_payload
     api.micro = service = await add_service(
         nc,

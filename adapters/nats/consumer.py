@@ -59,13 +59,26 @@ def consumer_name(partition: int) -> str:
     return f"ctilink-p{partition}"
 
 
+def stream_sequence(reply: str) -> int:
+    """A delivered message's stream sequence, from its ack subject (both of its layouts)."""
+    # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>,
+    # or with a domain and an account hash after ACK (and a token more at the end).
+    tokens = reply.split(".")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+
+
 class Delivery:
-    """One inbound message as delivered: decoded later, in the committing thread."""
+    """One inbound message as delivered: read and decoded later, in the committing thread."""
 
-    __slots__ = ("data", "seq", "source", "subject")
+    __slots__ = ("data", "reply", "source", "subject")
 
-    def __init__(self, subject: str, data: bytes, seq: int, source: str) -> None:
-        self.subject, self.data, self.seq, self.source = subject, data, seq, source
+    def __init__(self, subject: str, data: bytes, reply: str, source: str) -> None:
+        self.subject, self.data, self.reply, self.source = subject, data, reply, source
+
+    @property
+    def seq(self) -> int:
+        """Its stream sequence."""
+        return stream_sequence(self.reply)
 
     def arrival(self) -> Arrival:
         """Decoded (I1), from its partition, at its stream sequence."""
@@ -283,10 +296,8 @@ class PartitionConsumer:
             await self._put_back_in_order()
             return
         self.last_delivery = batch[-1].metadata.sequence.consumer
-        deliveries = [
-            Delivery(msg.subject, msg.data, msg.metadata.sequence.stream, self.source)
-            for msg in batch
-        ]
+        source = self.source
+        deliveries = [Delivery(msg.subject, msg.data, msg.reply, source) for msg in batch]
         committed = await self._ingest_when_stored(deliveries, stop)
         if committed is None:
             return  # stopped while the store was away: unacked, the batch comes again

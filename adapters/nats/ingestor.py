@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from ctilink.adapters.nats.consumer import Delivery
+from ctilink.adapters.ops.metrics import source_kind
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.domain.arrivals import Arrival
@@ -24,9 +25,11 @@ def resolved(items: list[Item]) -> list[m.Message | Arrival]:
 class Ingestor:
     """Applies events for every consumer of this process, one commit at a time."""
 
-    def __init__(self, service: NetworkService, metrics: Any = None) -> None:
+    def __init__(self, service: NetworkService, metrics: Any = None, writer: Any = None) -> None:
         self.service = service
         self.metrics = metrics  # adapters/ops/metrics.py, when serving metrics
+        # adapters/nats/writer.py: commits in a process of its own (None: in a thread here).
+        self.writer = writer
         self.committing_since: float | None = None  # monotonic time the commit in hand began
         self.waiting: list[tuple[list[Item], asyncio.Future[list[Outcome]]]] = []
         self.committer: asyncio.Task[None] | None = None  # the single writer of this process
@@ -43,10 +46,13 @@ class Ingestor:
         # stopped halfway, and a second one must not start beside it.
         return await future
 
-    def _commit(self, items: list[Item]) -> tuple[list[m.Message | Arrival], list[Outcome]]:
-        """Decode and ingest (in the worker thread)."""
+    def _commit(self, items: list[Item]) -> tuple[list[str], list[Outcome]]:
+        """Decode and ingest, in the writer process or in this thread; sources' kinds and
+        outcomes."""
+        if self.writer is not None:
+            return self.writer.commit(items)
         arrivals = resolved(items)
-        return arrivals, self.service.ingest(arrivals)
+        return [source_kind(a) for a in arrivals], self.service.ingest(arrivals)
 
     async def _commit_waiting(self) -> None:
         """Commit the waiting batches, together, until none wait; each caller gets its own."""
@@ -56,7 +62,7 @@ class Ingestor:
             started = time.perf_counter()
             self.committing_since = time.monotonic()
             try:
-                arrivals, outcomes = await asyncio.to_thread(self._commit, together)
+                kinds, outcomes = await asyncio.to_thread(self._commit, together)
             except Exception as error:
                 self.committing_since = None
                 for _, future in group:
@@ -66,7 +72,7 @@ class Ingestor:
             self.committing_since = None
             if self.metrics is not None:
                 self.metrics.batch_seconds.observe(time.perf_counter() - started)
-                self.metrics.count(arrivals, outcomes)
+                self.metrics.count(kinds, outcomes)
             start = 0
             for items, future in group:
                 if not future.done():  # a cancelled caller's batch is committed all the same

@@ -98,12 +98,11 @@ class Metrics:
         self.live: LiveState | None = None  # what a scrape reads (set once serving)
         self.registry.register(_Scraped(self))
 
-    def count(self, arrivals: Sequence[Any], outcomes: Sequence[Outcome]) -> None:
-        """Count a committed batch's outcomes (tallied first: a label lookup per kind, not
-        per event)."""
+    def count(self, kinds: Sequence[str], outcomes: Sequence[Outcome]) -> None:
+        """Count a committed batch's outcomes by their sources' kinds (tallied first: a label
+        lookup per kind, not per event)."""
         tally = Tally(
-            (outcome.outcome, source_kind(arrival))
-            for arrival, outcome in zip(arrivals, outcomes, strict=True)
+            (outcome.outcome, kind) for kind, outcome in zip(kinds, outcomes, strict=True)
         )
         for (outcome, source), n in tally.items():
             if outcome in OUTCOMES:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ctilink.adapters.store.codec import NetworkMapper
 from ctilink.domain import messages as m
-from ctilink.domain.decoding import decode_encoded
+from ctilink.domain.decoding import Invalid, decode_encoded
 from ctilink.domain.network import Network
 
 MAPPER = NetworkMapper(transcoder=JSONTranscoder())
@@ -57,3 +57,18 @@ def test_a_position_is_stored_as_the_same_bytes_whether_encoded_again_or_not(bod
     assert reused == again
     assert (recorded.encoded is None) == with_at  # an `at` is kept apart: encoded again
     assert MAPPER.to_domain_event(MAPPER.to_stored_event(recorded)).message == event
+
+
+def test_a_log_written_before_the_entry_bound_is_still_read_whole_i1_v1_1():
+    long = "n" * 5000  # valid before SPEC v1.1 bounded entries to 256 characters
+    event = m.DirectoryChanged(id="d", network="n", system="s", entries=(m.Entry(long, long),))
+    installed = m.decode(b'{"type":"portal_installed","id":"i","network":"n","platform":"ucm"}')
+    network = Network.install(installed, datetime.now(UTC), m.Content(installed))
+    network.record(event, datetime.now(UTC), m.Content(event))
+
+    row = MAPPER.to_stored_event(network.pending_events[-1])
+    snapshot = MAPPER.to_stored_event(Network.Snapshot.take(network))
+
+    assert MAPPER.to_domain_event(row).message.entries[0].name == long
+    assert MAPPER.to_domain_event(snapshot).state["state"].directories["s"][0].number == long
+    assert isinstance(decode_encoded(m.encode(event))[0], Invalid)  # new ones are refused
