@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reindex": ("integrity", "build the id and network indexes again from the log"),
     "export": ("export", "the log as JSON Lines that `ingest` reads back"),
     "diagram": ("diagram", "the mode state machine as Mermaid, from the domain's table"),
+    "schema": ("schema", "the JSON Schema of every message ctilink takes and sends"),
     "nkey": ("nkey", "a new NATS user key pair: the seed to a file, the public key printed"),
     "streams": ("streams", "the JetStream streams' limits and contents; change CTILINK_OUT's"),
     "serve": ("serve", "consume ctilink.in.*, publish CTILINK_OUT, answer ctilink.api.*"),
