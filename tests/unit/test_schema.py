@@ -366,6 +366,7 @@ def beyond_utc_range(decided: Invalid, event: Any) -> bool:
 @example(event=restarted(at="9999-12-31T23:59:59-00:01"), ascii_only=True)
 @example(event=restarted(at="2024-02-29t23:59:59.999999+2359"), ascii_only=False)
 @example(event=restarted(actor="x" * 256), ascii_only=False)
+@example(event={**restarted(), "id\x00": "r1"}, ascii_only=True)  # U+0000 in a key
 def test_valid_by_the_inbound_schema_exactly_when_the_decoder_does_not_say_invalid_i1(
     event, ascii_only
 ):
