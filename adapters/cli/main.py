@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("migrate", "make the store's tables or bring them to this version, as their owner"),
     "export": ("export", "the log as JSON Lines that `ingest` reads back"),
     "diagram": ("diagram", "the mode state machine as Mermaid, from the domain's table"),
+    "schema": ("schema", "the JSON Schema of every message ctilink takes and sends"),
     "nkey": ("nkey", "a new NATS user key pair: the seed to a file, the public key printed"),
     "streams": ("streams", "the JetStream streams' limits and contents; change CTILINK_OUT's"),
     "out": ("out", "CTILINK_OUT from any sequence, and followed, as a reader may read it"),
