@@ -29,6 +29,7 @@ from ctilink.adapters.nats.wire import (
     StatusChanged,
 )
 from ctilink.domain import messages as m
+from ctilink.domain.decoding import MAX_ENTRY_CHARS
 from ctilink.projections.directory import Directory
 from ctilink.projections.status import Status
 
@@ -75,6 +76,7 @@ RENAMED = {
 # I1 (v1.1): no string holds U+0000. `\x00` is read alike by ECMA-262, RE2, Python,
 # Java and .NET; the class takes line breaks too, so `$` can only be the end.
 NO_NUL = r"^[^\x00]*$"
+ENTRIES = ("Entry", "PersonalEntry")  # the inbound directory entries' definitions
 # SPEC §2's `at` as the decoder takes it: RFC 3339 with an offset (also `t`, a space,
 # `z` and an offset without its colon), a real calendar date from year 1, at most
 # microseconds (I1). No lookaround, so that RE2 (Go) compiles it too.
@@ -142,6 +144,9 @@ def definitions() -> dict[str, Any]:
     defs = _renamed({**named, **defs})
     for name in reachable(list(PARTS["inbound"]), defs):
         defs[name] = _as_decoded(defs[name])
+    for name in ENTRIES:  # I1 (v1.1): checked by decoding, so that older logs still read
+        for part in ("name", "number"):
+            defs[name]["properties"][part].update(minLength=1, maxLength=MAX_ENTRY_CHARS)
     for schema in defs.values():
         for node in _nodes(schema):
             if "pattern" in node:
