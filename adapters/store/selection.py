@@ -388,6 +388,8 @@ AWAY_SIGNS = (
     "the database system is shutting down",
     "no route to host",
     "server closed the connection",
+    "terminating connection due to administrator command",  # a restart, a failover
+    "connection to server",  # ... failed / was lost
 )
 
 
