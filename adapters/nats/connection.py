@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
-import nats
 from nats.aio.client import Client
+
+from ctilink.adapters.ops.logs import said
 
 Log = Callable[[str], None]
 
 
-def connect_options(url: str, options: dict[str, Any], name: str, log: Log) -> dict[str, Any]:
+def connect_options(
+    url: str, options: dict[str, Any], name: str, log: Log, client: Client | None = None
+) -> dict[str, Any]:
     """nats.connect() keywords: every server of `url`, reconnecting forever."""
 
     async def disconnected() -> None:
-        log("disconnected from NATS")
+        # Closed by us (`leave`, a normal stop) is no problem; lost is a warning.
+        closed = client is not None and client.is_closed
+        log(said("disconnected from NATS", logging.INFO if closed else logging.WARNING))
 
     async def reconnected() -> None:
         log(f"reconnected to NATS at {url}")
@@ -48,14 +54,18 @@ async def connect_or_stop(
 ) -> Client | None:
     """Connect to NATS, however long it takes, unless `stop` comes first (then None)."""
     # nats-py keeps retrying a first connection that fails; a signal still stops us.
-    connecting = asyncio.ensure_future(nats.connect(**connect_options(url, options, name, log)))
+    client = Client()  # as nats.connect() makes it, known to the callbacks
+    connecting = asyncio.ensure_future(
+        client.connect(**connect_options(url, options, name, log, client))
+    )
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
     if not connecting.done():
         connecting.cancel()
         return None
-    return connecting.result()
+    connecting.result()  # raises what connecting raised
+    return client
 
 
 async def leave(nc: Client, log: Log) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import logging
 from typing import Any
 
+from ctilink.adapters.cli.parents import Parents, add_log_level
+from ctilink.adapters.ops.logs import announce, emit, use_format
 from ctilink.adapters.store.selection import is_postgres, opens_immutable, resolve
 from ctilink.adapters.web.listener import (
     TOKEN_ENV,
@@ -25,18 +27,19 @@ def cmd_web(service: NetworkService, args: argparse.Namespace) -> int:
     """Serve the console until interrupted."""
     from ctilink.adapters.web.app import console  # only the console loads the web stack
 
+    use_format("plain", "web", args.log_level)
     host, port = args.listen
     token = required_token(host, args.console_token)
     location = resolve(args.store)
     if not is_postgres(location) and opens_immutable(location):
-        print(
-            "ctilink web: this user cannot write beside the store (its -shm file): the "
-            "console shows the store as it is now and sees no later commit",
-            file=sys.stderr,
+        emit(
+            "this user cannot write beside the store (its -shm file): the console shows "
+            "the store as it is now and sees no later commit",
+            logging.WARNING,
         )
     sock = bind(host, port)
     asyncio.run(_serve(console(service, token=token), sock))
-    print("ctilink web: stopped", file=sys.stderr)
+    emit("stopped", logging.INFO)
     return 0
 
 
@@ -45,7 +48,7 @@ async def _serve(app: Any, sock: Any) -> None:
     from ctilink.adapters.bootstrap import stop_on_signals
 
     with stop_on_signals() as stop:
-        print(f"ctilink web: listening on {url_of(sock)}", flush=True)
+        announce(f"listening on {url_of(sock)}")
         await serve_until(app, sock, stop)
 
 
@@ -58,9 +61,9 @@ def add_token_argument(parser: argparse.ArgumentParser, flag: str = "--token") -
     )
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser("web", parents=[common])
+    p = verbs.add_parser("web", parents=[parents.store])
     p.add_argument(
         "--listen",
         type=listen_address,
@@ -69,4 +72,5 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help=f"where to listen (default {DEFAULT_LISTEN}; port 0 picks a free one)",
     )
     add_token_argument(p)
+    add_log_level(p)
     p.set_defaults(run=cmd_web)
