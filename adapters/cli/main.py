@@ -86,7 +86,8 @@ class Version(argparse.Action):
             number = version("ctilink")
         except PackageNotFoundError:  # run from a checkout that was never installed
             number = "(not installed)"
-        parser.exit(0, f"ctilink {number}\n")
+        sys.stdout.write(f"ctilink {number}\n")
+        parser.exit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
