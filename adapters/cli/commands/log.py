@@ -16,6 +16,7 @@ from ctilink.adapters.cli.render import TABLE_PAGE, GrowingTable, print_table
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.nats.wire import NetworksQuery, NetworkSummary
 from ctilink.adapters.store.listing import each_line
+from ctilink.adapters.store.selection import MEMORY, is_postgres, opens_immutable, resolve
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.messages import EVENT_TYPES, is_name
@@ -44,6 +45,13 @@ def cmd_log(service: NetworkService, args: argparse.Namespace) -> int:
         return 0
     from ctilink.adapters.cli.follow import until_signalled  # only --follow sets handlers
 
+    location = resolve(args.store)
+    if not is_postgres(location) and location != MEMORY and opens_immutable(location):
+        print(
+            "ctilink: log --follow: this user cannot write beside the store (its -shm file), "
+            "so no later commit will be seen",
+            file=sys.stderr,
+        )
     with until_signalled() as stop:
         found = entries(service, args.network, low, None, wanted, args.limit, stop)
         show(found, args.json)
