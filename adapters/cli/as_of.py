@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -21,11 +21,13 @@ class HistoryError(UserError):
 def rfc3339(text: str) -> datetime:
     """An argparse type: an RFC 3339 time with its UTC offset, as `at` is (SPEC §2)."""
     try:
-        return msgspec.convert(text, m.Timestamp)
-    except msgspec.ValidationError:
+        moment = msgspec.convert(text, m.Timestamp)
+        moment.astimezone(UTC)  # an instant of years 1 to 9999 in UTC, as `at` (I1)
+    except (msgspec.ValidationError, OverflowError):
         raise argparse.ArgumentTypeError(
             f"not an RFC 3339 time with a UTC offset: {text!r} (e.g. 2024-03-04T08:00:00Z)"
         ) from None
+    return moment
 
 
 def position_at(service: NetworkService, network: str, moment: datetime) -> int:
@@ -37,6 +39,27 @@ def position_at(service: NetworkService, network: str, moment: datetime) -> int:
             f"network {network!r} has no event recorded at or before {moment.isoformat()}"
         )
     return found
+
+
+def first_of_range(service: NetworkService, network: str, since: int | datetime | None) -> int:
+    """The first position `--since` keeps: the position itself, or for a time the one after
+    the last position recorded before it (so later positions with earlier times count too)."""
+    if since is None:
+        return 1
+    if isinstance(since, int):
+        return since
+    before = next((p for p, t in recorded_times(service, network) if t < since), 0)
+    return before + 1
+
+
+def last_of_range(
+    service: NetworkService, network: str, until: int | datetime | None
+) -> int | None:
+    """The last position `--until` keeps (None: the last there is): the position itself, or
+    for a time the one `--at-time` would show (0 when no event was recorded by then)."""
+    if until is None or isinstance(until, int):
+        return until
+    return position_at_time(recorded_times(service, network), until) or 0
 
 
 def as_of(service: NetworkService, args: argparse.Namespace) -> int | None:

@@ -7,8 +7,9 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from ctilink.adapters.cli.parents import parents
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.ops.logs import fatal
 from ctilink.domain.errors import DamagedLog, PositionOutOfRange, UnknownNetwork
@@ -20,13 +21,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("ingest", "apply a JSON Lines file of events"),
     "status": ("status", "mode, providers, component status"),
     "directory": ("status", "system and personal directories"),
-    "log": ("log", "the network's events"),
+    "log": ("log", "the network's events: a range, some types, or following new ones"),
     "networks": ("log", "every network"),
-    "rejections": ("log", "the events rejected for a network, with why and what was sent"),
+    "rejections": (
+        "rejections",
+        "rejected events (filtered by network, code, time): why, and what was sent",
+    ),
     "replay": ("history", "what each log position changed in the status"),
     "audit": ("history", "settings, restarts, providers and topology changes"),
     "diff": ("history", "status differences between positions"),
-    "verify": ("integrity", "recompute the hash chain; exit 1 at the first position that differs"),
+    "verify": ("integrity", "recompute the hash chains; exit 1 when any differs; a summary line"),
     "head": ("integrity", "the network's last position and its chain hash"),
     "reindex": ("integrity", "build the id and network indexes again from the log"),
     "migrate": ("migrate", "make the store's tables or bring them to this version, as their owner"),
@@ -52,27 +56,41 @@ class Parser(argparse.ArgumentParser):
 
 def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The argument parser; the command named in `argv` gets its full set of options."""
-    common = Parser(add_help=False)
-    common.add_argument(
-        "--store", help="SQLite file or postgresql:// URL (default: $CTILINK_STORE or ./ctilink.db)"
-    )
-    common.add_argument("--json", action="store_true", help="exact, stable JSON output")
     top = Parser(
         prog="ctilink", description="Event-sourced CTI link state for one-X Portal networks."
     )
+    top.add_argument("--version", action=Version, help="print ctilink's version and exit")
     verbs = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = argv[0] if argv and argv[0] in COMMANDS else None
     module = COMMANDS[chosen][0] if chosen else None
     for name, (home, what) in COMMANDS.items():
         if home == module:
             continue  # registered in full below
-        verbs.add_parser(name, parents=[common], help=what)
+        verbs.add_parser(name, help=what)
     if module is not None:
         commands = importlib.import_module(f"ctilink.adapters.cli.commands.{module}")
-        commands.register(verbs, common)
+        commands.register(verbs, parents(Parser))
     for name, subparser in verbs.choices.items():
         subparser.description = COMMANDS[name][1]
     return top
+
+
+class Version(argparse.Action):
+    """`--version`: `ctilink X.Y.Z` from the installed package's metadata, exit 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        """Print the version; read only when asked (the metadata costs start-up time)."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("ctilink")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            number = "(not installed)"
+        sys.stdout.write(f"ctilink {number}\n")
+        parser.exit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

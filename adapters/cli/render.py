@@ -35,20 +35,32 @@ def table_lines(
     Column widths come from the first page and widen when a later row needs it,
     so a table longer than a page may shift its columns once in a while.
     """
-    widths = [len(h) for h in headers]
-    started = False
+    growing = GrowingTable(headers)
     source = iter(rows)
     while chunk := list(islice(source, page)):
-        cells = [[_cell(v) for v in row] for row in chunk]
+        yield from growing.lines(chunk)
+    yield from growing.lines([])  # the header alone, for a table without rows
+
+
+class GrowingTable:
+    """A table told a few rows at a time (a page, or what `log --follow` found): the header
+    before the first rows, columns as wide as every row so far needs."""
+
+    def __init__(self, headers: Sequence[str]) -> None:
+        self.headers = headers
+        self.widths = [len(h) for h in headers]
+        self.started = False
+
+    def lines(self, rows: Sequence[Sequence[object]]) -> Iterator[str]:
+        """The lines of these rows, the header first if it was not told yet."""
+        cells = [[_cell(v) for v in row] for row in rows]
         for row in cells:
-            widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-        if not started:
-            yield from _header(headers, widths)
-            started = True
+            self.widths = [max(w, len(c)) for w, c in zip(self.widths, row, strict=True)]
+        if not self.started:
+            yield from _header(self.headers, self.widths)
+            self.started = True
         for row in cells:
-            yield "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-    if not started:
-        yield from _header(headers, widths)
+            yield "  ".join(c.ljust(w) for c, w in zip(row, self.widths, strict=True)).rstrip()
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 
 from ctilink.adapters.errors import UserError
+from ctilink.adapters.ops.logs import said
 
 Log = Callable[[str], None]
 
@@ -23,7 +24,12 @@ class Refused(UserError):
 
 
 def connect_options(
-    url: str, options: dict[str, Any], name: str, log: Log, refused: asyncio.Event | None = None
+    url: str,
+    options: dict[str, Any],
+    name: str,
+    log: Log,
+    client: Client | None = None,
+    refused: asyncio.Event | None = None,
 ) -> dict[str, Any]:
     """nats.connect() keywords: every server of `url`, reconnecting forever.
 
@@ -31,7 +37,9 @@ def connect_options(
     """
 
     async def disconnected() -> None:
-        log("disconnected from NATS")
+        # Closed by us (`leave`, a normal stop) is no problem; lost is a warning.
+        closed = client is not None and client.is_closed
+        log(said("disconnected from NATS", logging.INFO if closed else logging.WARNING))
 
     async def reconnected() -> None:
         log(f"reconnected to NATS at {url}")
@@ -70,9 +78,10 @@ async def connect_or_stop(
     Refused credentials end the wait at once (Refused): no retry mends them.
     """
     # nats-py keeps retrying a first connection that fails; a signal still stops us.
+    client = Client()  # as nats.connect() makes it, known to the callbacks
     refused = asyncio.Event()
     connecting = asyncio.ensure_future(
-        nats.connect(**connect_options(url, options, name, log, refused))
+        client.connect(**connect_options(url, options, name, log, client, refused))
     )
     waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(refused.wait())]
     await asyncio.wait([connecting, *waits], return_when=asyncio.FIRST_COMPLETED)
@@ -85,7 +94,8 @@ async def connect_or_stop(
         if refused.is_set():
             raise Refused("the server refused the credentials (authorization violation)")
         return None
-    return connecting.result()
+    connecting.result()  # raises what connecting raised
+    return client
 
 
 async def leave(nc: Client, log: Log) -> None:

@@ -15,7 +15,7 @@ how it names a table and marks a parameter.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -124,16 +124,33 @@ class InboundTables:
         return int(rows[0][0]) if rows else 0
 
     def rejections(
-        self, network: str | None = None, after: int = 0, limit: int = 1000
+        self,
+        network: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+        *,
+        code: str | None = None,
+        since: datetime | None = None,
     ) -> list[tuple[int, Rejection]]:
-        """(id, rejection) in commit order after `after`: of one network, or of all."""
+        """(id, rejection) in commit order after `after`: of one network or of all, of one
+        code or of all, received at or after `since` or whenever."""
         q = self.mark
-        where = f"id > {q}" + (f" AND network = {q}" if network is not None else "")
-        params: tuple[Any, ...] = (after, network) if network is not None else (after,)
+        where, params = [f"id > {q}"], [after]
+        if network is not None:  # (network, id) is indexed
+            where.append(f"network = {q}")
+            params.append(network)
+        if code is not None:
+            where.append(f"code = {q}")
+            params.append(code)
+        if since is not None:
+            # As UTC ISO 8601 text: SQLite keeps `received` so (written in UTC, it sorts
+            # as text); PostgreSQL reads it as a timestamptz.
+            where.append(f"received >= {q}")
+            params.append(since.astimezone(UTC).isoformat())
         rows = self.query(
             f"SELECT id, {REJECTION_COLUMNS} FROM {self.table('ctilink_rejections')} "
-            f"WHERE {where} ORDER BY id LIMIT {int(limit)}",
-            params,
+            f"WHERE {' AND '.join(where)} ORDER BY id LIMIT {int(limit)}",
+            tuple(params),
         )
         return [(int(row[0]), self.to_rejection(row[1:])) for row in rows]
 

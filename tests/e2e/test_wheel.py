@@ -113,7 +113,9 @@ def test_the_example_scenario_runs_on_the_installed_wheel_s8(installed: Path) ->
 
     assert "rejected   0" in summary
     assert status.strip() == (ROOT / "examples" / "expected-acme-status.json").read_text().strip()
-    assert [line.split()[-1] for line in verified.splitlines()[2:]] == ["ok", "ok", "ok"]
+    *table, summary = verified.splitlines()
+    assert [line.split()[-1] for line in table[2:]] == ["ok", "ok", "ok"]
+    assert summary.startswith("verified 3 networks, 53 positions") and summary.endswith("all ok")
 
 
 def test_the_installed_wheel_brings_no_top_level_domain_adapters_or_projections(

@@ -1,1 +1,1 @@
-"""One module per command group; each has `register(verbs, common)`, found by the CLI."""
+"""One module per command group; each has `register(verbs, parents)`, found by the CLI."""

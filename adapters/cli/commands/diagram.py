@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from transitions import Machine
 
 from ctilink.adapters.cli.output import emit_json
+from ctilink.adapters.cli.parents import Parents
 from ctilink.domain.application import NetworkService
 from ctilink.domain.mode import MACHINE, Mode, shown_setting
 from ctilink.projections.machine import diagram
@@ -53,7 +54,7 @@ def cmd_diagram(service: NetworkService | None, args: argparse.Namespace) -> int
     return 0
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
     p = verbs.add_parser("diagram")
     p.add_argument("--json", action="store_true", help="states and transitions as JSON")

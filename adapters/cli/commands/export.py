@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from ctilink.adapters.cli.output import encode_json
+from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.store.selection import network_heads
 from ctilink.domain.application import NetworkService
 from ctilink.domain.network import Installed, Recorded
@@ -61,8 +62,8 @@ def cmd_export(service: NetworkService, args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser("export", parents=[common])
+    p = verbs.add_parser("export", parents=[parents.store])
     p.add_argument("network", nargs="?", help="one network (default: every network, by name)")
     p.set_defaults(run=cmd_export)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ctilink.adapters.cli.as_of import rfc3339
 from ctilink.adapters.cli.output import emit_json, encode_json
+from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.cli.render import print_table, safe, safe_lines
 from ctilink.adapters.progress import Progress
 from ctilink.adapters.store.log_reader import logged_messages
@@ -149,14 +150,14 @@ def cmd_diff(service: NetworkService, args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the commands to the parser."""
-    p = verbs.add_parser("replay", parents=[common])
+    p = verbs.add_parser("replay", parents=parents.both)
     p.add_argument("network")
     p.add_argument("--to", type=int, metavar="POSITION", help="stop after this position")
     p.set_defaults(run=cmd_replay)
 
-    p = verbs.add_parser("audit", parents=[common])
+    p = verbs.add_parser("audit", parents=parents.both)
     p.add_argument("network")
     p.add_argument(
         "--since", type=rfc3339, metavar="RFC3339", help="only events recorded at or after this"
@@ -170,7 +171,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     p.set_defaults(run=cmd_audit)
 
-    p = verbs.add_parser("diff", parents=[common])
+    p = verbs.add_parser("diff", parents=parents.both)
     p.add_argument("network")
     p.add_argument("a", type=int, metavar="A", help="from this position")
     p.add_argument("b", type=int, metavar="B", help="to this position")

@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from ctilink.adapters.cli.argtypes import positive
 from ctilink.adapters.cli.output import encode_json
+from ctilink.adapters.cli.parents import Parents
+from ctilink.adapters.cli.reading import Marks, total_size
 from ctilink.adapters.cli.render import pairs, table
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.ingest.dry_run import cmd_dry_run
@@ -24,6 +27,7 @@ from ctilink.adapters.ingest.lines import (
 )
 from ctilink.adapters.ingest.parallel import ingest_parallel
 from ctilink.adapters.ingest.resume import check, kept_lines, resumed
+from ctilink.adapters.progress import ReadProgress
 from ctilink.adapters.store.selection import MEMORY, resolve
 from ctilink.domain.application import NetworkService
 
@@ -32,8 +36,8 @@ def cmd_ingest(service: NetworkService, args: argparse.Namespace) -> int:
     """Apply a JSON Lines file; exit 1 when any line was rejected."""
     if args.dry_run:
         return cmd_dry_run(service, args)
-    output = Output(args.json)
     stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    output = Output(args.json, stream)
     source = source_of(args)
     with stream, holding(args.store, source):
         lines: Iterator[Line | LineReport] = read_lines(stream)
@@ -41,6 +45,7 @@ def cmd_ingest(service: NetworkService, args: argparse.Namespace) -> int:
             if args.again:
                 service.recorder.forget_outcomes(source)
             lines = output.counting(resume(service, source, stream))
+        lines = output.marks.watching(lines)
         workers = worker_count(args.jobs, stream)
         if workers > 1:
             ingest_parallel(resolve(args.store), lines, output.report, workers, source, args.batch)
@@ -88,13 +93,14 @@ def holding(store: str | None, source: str | None) -> Iterator[None]:
 class Output:
     """The report of every line: --json lines as they come, else a summary at the end."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, stream: BinaryIO) -> None:
         self.as_json = as_json
+        self.marks = Marks(stream)
+        self.progress = ReadProgress("ingest", total_size(stream))
         self.counts: Counter[str] = Counter()
         self.rejected: list[LineReport] = []
         self.closed_at: int | None = None  # the line at which the reader went away
         self.before = 0  # lines decided by an earlier run of the same source
-        self.progress = sys.stderr.isatty()
         self.out = sys.stdout.buffer
 
     def report(self, line: LineReport) -> None:
@@ -109,8 +115,9 @@ class Output:
                 # `| head`: the rest of the file is ingested all the same, quietly.
                 self.closed_at = line.line
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        if self.progress and line.line % 10_000 == 0:
-            print(f"\r{line.line} lines…", end="", file=sys.stderr, flush=True)
+        done = self.marks.through(line.line)
+        if done is not None:
+            self.progress.update(done, line.line)
 
     def counting(self, items: Iterator[Line | LineReport]) -> Iterator[Line | LineReport]:
         """The items, counting the lines an earlier run decided."""
@@ -121,8 +128,7 @@ class Output:
 
     def finish(self) -> int:
         """The summary (without --json); exit 1 when any line was rejected."""
-        if self.progress:
-            print("\r", end="", file=sys.stderr)
+        self.progress.close()
         if self.closed_at is not None:
             print(
                 f"ctilink: the output was closed at line {self.closed_at}; every line was ingested",
@@ -167,13 +173,6 @@ def worker_count(jobs: int | None, stream: BinaryIO) -> int:
     return max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
 
 
-def positive(text: str) -> int:
-    """An argparse type: a whole number from 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1")
-    return int(text)
-
-
 def source_name(text: str) -> str:
     """argparse type: a name to keep lines under, not empty."""
     if not text.strip():
@@ -181,9 +180,9 @@ def source_name(text: str) -> str:
     return text
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser("ingest", parents=[common])
+    p = verbs.add_parser("ingest", parents=parents.both)
     p.add_argument("file", help="JSON Lines file, or - for standard input")
     p.add_argument(
         "--jobs",

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Iterable, Iterator
 
 from ctilink.adapters.cli.output import emit_json
-from ctilink.adapters.cli.render import pairs, table
+from ctilink.adapters.cli.parents import Parents
+from ctilink.adapters.cli.render import pairs, print_table
 from ctilink.adapters.store.reindex import reindex
 from ctilink.adapters.store.selection import network_heads
 from ctilink.adapters.store.verification import (
@@ -28,24 +31,50 @@ def cmd_verify(service: NetworkService, args: argparse.Namespace) -> int:
     if args.head is not None and args.network is None:
         print("ctilink: verify --head needs a NETWORK", file=sys.stderr)
         return USAGE
-    if args.network is not None:
-        names = [args.network]
-    else:
-        names = [name for name, _ in network_heads(service)]
-    verdicts: list[Verdict] = []
-    for name in names:
-        verdict = verify(service, name, args.head)
-        verdicts.append(verdict)
-        if args.json:
+    started = time.monotonic()
+    tally = Tally()
+    shown = (
+        v for v in tally.counting(verdicts(service, args)) if not args.failures_only or not v.ok
+    )
+    if args.json:
+        for verdict in shown:
             emit_json(verdict)
-    if args.network is None:
-        for verdict in strays(service, names):
-            verdicts.append(verdict)
-            if args.json:
-                emit_json(verdict)
-    if not args.json:
-        print(table(("network", "position", "result"), [_row(v) for v in verdicts]))
-    return 0 if all(v.ok for v in verdicts) else TAMPERED
+    else:
+        print_table(("network", "position", "result"), map(_row, shown))
+        print(tally.summary(time.monotonic() - started))
+    return 0 if tally.failures == 0 else TAMPERED
+
+
+def verdicts(service: NetworkService, args: argparse.Namespace) -> Iterator[Verdict]:
+    """Each network's verdict as it is reached, then the index lines no log holds."""
+    if args.network is not None:
+        yield verify(service, args.network, args.head)
+        return
+    names = [name for name, _ in network_heads(service)]
+    for name in names:
+        yield verify(service, name, None)
+    yield from strays(service, names)
+
+
+class Tally:
+    """Networks, positions and failures counted as the verdicts go by."""
+
+    def __init__(self) -> None:
+        self.networks = self.positions = self.failures = 0
+
+    def counting(self, verdicts: Iterable[Verdict]) -> Iterator[Verdict]:
+        """The verdicts, each counted."""
+        for verdict in verdicts:
+            self.networks += 1
+            self.positions += verdict.position
+            self.failures += not verdict.ok
+            yield verdict
+
+    def summary(self, seconds: float) -> str:
+        """The line that ends a report: how much was checked, how much failed, how long."""
+        networks = f"{self.networks:,} network{'s' if self.networks != 1 else ''}"
+        failed = f"{self.failures:,} failed" if self.failures else "all ok"
+        return f"verified {networks}, {self.positions:,} positions in {seconds:.2f} s: {failed}"
 
 
 def _row(verdict: Verdict) -> tuple[str, int, str]:
@@ -113,9 +142,9 @@ def _head_argument(text: str) -> tuple[int, bytes]:
         ) from None
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the commands to the parser."""
-    p = verbs.add_parser("verify", parents=[common])
+    p = verbs.add_parser("verify", parents=parents.both)
     p.add_argument("network", nargs="?", help="one network (default: every network)")
     p.add_argument(
         "--head",
@@ -124,9 +153,14 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="a head kept elsewhere (from `ctilink head`): also catches truncation and "
         "a consistently rewritten chain",
     )
+    p.add_argument(
+        "--failures-only",
+        action="store_true",
+        help="show only the networks that failed (the summary still counts every one)",
+    )
     p.set_defaults(run=cmd_verify)
-    p = verbs.add_parser("head", parents=[common])
+    p = verbs.add_parser("head", parents=parents.both)
     p.add_argument("network")
     p.set_defaults(run=cmd_head)
-    p = verbs.add_parser("reindex", parents=[common])
+    p = verbs.add_parser("reindex", parents=parents.both)
     p.set_defaults(run=cmd_reindex, creates_store=True, needs_log=True)

@@ -13,6 +13,7 @@ import sys
 
 import nkeys
 
+from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.errors import UserError
 
 
@@ -29,7 +30,7 @@ def cmd_nkey(service: object, args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
     p = verbs.add_parser("nkey")
     p.add_argument("seed_file", metavar="SEED_FILE", help="where to write the seed (mode 0600)")

@@ -14,6 +14,7 @@ from ctilink.adapters.cli.connection import (
     nats_options,
     nats_url,
 )
+from ctilink.adapters.cli.parents import Parents, add_log_level
 from ctilink.adapters.nats.remote import RemoteError
 from ctilink.adapters.nats.streams import (
     DEFAULT_OUT_MAX_AGE,
@@ -39,7 +40,7 @@ def shared_store(store: str | None, command: str) -> None:
 
 def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Run the service until SIGINT or SIGTERM (it opens the store itself, waiting for it)."""
-    use_format(args.log_format)
+    use_format(args.log_format, "serve", args.log_level)
     shared_store(args.store, "serve")
     url = nats_url(args)
     retention = out_retention(args.out_max_age, args.out_max_bytes)  # refused now, if bad
@@ -47,7 +48,7 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
     if not args.publisher_in_process:
         argv, env = connection_argv(args)
         store = ["--store", args.store] if args.store else []
-        logs = ["--log-format", args.log_format]
+        logs = ["--log-format", args.log_format, "--log-level", args.log_level]
         command = [sys.executable, "-m", "ctilink.adapters.cli", "publish", *store, *argv, *logs]
         publisher = (command, env)
     http = token = limits = None
@@ -74,7 +75,7 @@ def cmd_serve(service: NetworkService | None, args: argparse.Namespace) -> int:
 
 def cmd_publish(service: NetworkService | None, args: argparse.Namespace) -> int:
     """Publish the store's log to CTILINK_OUT until SIGINT or SIGTERM."""
-    use_format(args.log_format, "publish")
+    use_format(args.log_format, "publish", args.log_level)
     shared_store(args.store, "publish")
     url = nats_url(args)
     if not url:
@@ -93,9 +94,9 @@ def port_number(text: str) -> int:
     return port
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser("serve", parents=[common])
+    p = verbs.add_parser("serve", parents=[parents.store])
     add_connection_arguments(p)
     p.add_argument(
         "--nats-port",
@@ -133,7 +134,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     add_retention_arguments(p)
     add_log_format(p)
     p.set_defaults(run=cmd_serve, uses_store=False)
-    p = verbs.add_parser("publish", parents=[common])
+    p = verbs.add_parser("publish", parents=[parents.store])
     add_connection_arguments(p)
     add_log_format(p)
     p.set_defaults(run=cmd_publish, uses_store=False)
@@ -157,10 +158,12 @@ def add_retention_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_log_format(parser: argparse.ArgumentParser) -> None:
-    """--log-format plain|json."""
+    """--log-format plain|json and --log-level."""
     parser.add_argument(
         "--log-format",
         choices=FORMATS,
         default="plain",
-        help="plain lines (default) or one JSON object per line (time, level, message, fields)",
+        help="plain lines: time, level, message (default); or one JSON object per line "
+        "(time, level, message, fields)",
     )
+    add_log_level(parser)

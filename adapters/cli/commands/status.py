@@ -12,10 +12,12 @@ from typing import Any
 from ctilink.adapters.cli.as_of import add_as_of, as_of
 from ctilink.adapters.cli.connection import add_connection_arguments, nats_options
 from ctilink.adapters.cli.output import emit_json
+from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.cli.render import pairs, safe, table
 from ctilink.adapters.nats.wire import Query
 from ctilink.domain.application import NetworkService
 from ctilink.projections.directory import Directory, directory
+from ctilink.projections.log import entry
 from ctilink.projections.status import Status, status
 
 
@@ -54,6 +56,7 @@ def cmd_status(service: NetworkService | None, args: argparse.Namespace) -> int:
             [
                 ("network", doc.network),
                 ("position", doc.position),
+                *made_by(service, doc.network, doc.position),
                 ("setting shown", mode.setting),
                 ("configured mode", mode.configured),
                 ("effective mode", mode.effective),
@@ -71,6 +74,15 @@ def cmd_status(service: NetworkService | None, args: argparse.Namespace) -> int:
     rows = [(c.system, c.role, c.component, c.state, c.via) for c in doc.components]
     print(table(("system", "role", "component", "state", "via"), rows))
     return 0
+
+
+def made_by(service: NetworkService | None, network: str, position: int) -> list[tuple[str, str]]:
+    """The `made by` line: the event logged at `position` (none when asked over NATS)."""
+    if service is None:
+        return []
+    logged = entry(next(iter(service.log(network, upto=position, after=position - 1))))
+    when = logged.at.isoformat()
+    return [("made by", f"{logged.type} {logged.event.id} by {logged.actor} at {when}")]
 
 
 def cmd_directory(service: NetworkService | None, args: argparse.Namespace) -> int:
@@ -93,10 +105,10 @@ def cmd_directory(service: NetworkService | None, args: argparse.Namespace) -> i
     return 0
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the commands to the parser."""
     for name, run in (("status", cmd_status), ("directory", cmd_directory)):
-        p = verbs.add_parser(name, parents=[common])
+        p = verbs.add_parser(name, parents=parents.both)
         p.add_argument("network")
         add_as_of(p)
         add_connection_arguments(p, "ask a running `ctilink serve` instead of the store")

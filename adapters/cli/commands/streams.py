@@ -7,6 +7,7 @@ import asyncio
 
 from ctilink.adapters.cli.connection import add_connection_arguments, nats_options, nats_url
 from ctilink.adapters.cli.output import emit_json
+from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.cli.render import print_table
 from ctilink.adapters.nats.remote import RemoteError, connected
 from ctilink.adapters.nats.streams import (
@@ -74,9 +75,9 @@ def _age(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser("streams", parents=[common])
+    p = verbs.add_parser("streams", parents=[parents.json])
     add_connection_arguments(p)
     p.add_argument("--out-max-age", metavar="AGE", help="set CTILINK_OUT's max age (30d; 0: none)")
     p.add_argument(

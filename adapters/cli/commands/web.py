@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import logging
 from typing import Any
 
+from ctilink.adapters.cli.parents import Parents, add_log_level
+from ctilink.adapters.ops.logs import announce, emit, use_format
 from ctilink.adapters.store.selection import is_postgres, opens_immutable, resolve
 from ctilink.adapters.web.limits import Limits, add_limit_arguments, limits_of
 from ctilink.adapters.web.listener import (
@@ -26,19 +28,20 @@ def cmd_web(service: NetworkService, args: argparse.Namespace) -> int:
     """Serve the console until interrupted."""
     from ctilink.adapters.web.app import console  # only the console loads the web stack
 
+    use_format("plain", "web", args.log_level)
     host, port = args.listen
     token = required_token(host, args.console_token)
     limits = limits_of(args)
     location = resolve(args.store)
     if not is_postgres(location) and opens_immutable(location):
-        print(
-            "ctilink web: this user cannot write beside the store (its -shm file): the "
-            "console shows the store as it is now and sees no later commit",
-            file=sys.stderr,
+        emit(
+            "this user cannot write beside the store (its -shm file): the console shows "
+            "the store as it is now and sees no later commit",
+            logging.WARNING,
         )
     sock = bind(host, port)
     asyncio.run(_serve(console(service, token=token, limits=limits), sock, limits))
-    print("ctilink web: stopped", file=sys.stderr)
+    emit("stopped", logging.INFO)
     return 0
 
 
@@ -47,7 +50,7 @@ async def _serve(app: Any, sock: Any, limits: Limits) -> None:
     from ctilink.adapters.bootstrap import stop_on_signals
 
     with stop_on_signals() as stop:
-        print(f"ctilink web: listening on {url_of(sock)}", flush=True)
+        announce(f"listening on {url_of(sock)}")
         await serve_until(app, sock, stop, limits)
 
 
@@ -60,9 +63,9 @@ def add_token_argument(parser: argparse.ArgumentParser, flag: str = "--token") -
     )
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser("web", parents=[common])
+    p = verbs.add_parser("web", parents=[parents.store])
     p.add_argument(
         "--listen",
         type=listen_address,
@@ -72,4 +75,5 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     add_token_argument(p)
     add_limit_arguments(p)
+    add_log_level(p)
     p.set_defaults(run=cmd_web)
