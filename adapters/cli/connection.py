@@ -95,3 +95,29 @@ def connection_argv(args: argparse.Namespace) -> tuple[list[str], dict[str, str]
     if args.password:
         env[PASSWORD_ENV] = args.password
     return argv, env
+
+
+def nats_target(args: argparse.Namespace, command: str) -> tuple[str, dict[str, object]]:
+    """Where a command asks NATS, and how it logs in: --nats (or $CTILINK_NATS_URL) with the
+    credential options, else the embedded server `ctilink serve` runs for the store."""
+    url = nats_url(args)
+    if url:
+        return url, nats_options(args)
+    return embedded_target(getattr(args, "store", None), command)
+
+
+def embedded_target(store: str | None, command: str) -> tuple[str, dict[str, object]]:
+    """The URL and login of a store's embedded nats-server (from the files beside it)."""
+    from ctilink.adapters.bootstrap import embedded_folder
+    from ctilink.adapters.nats.embedded import credentials, kept_port
+    from ctilink.adapters.store.selection import resolve
+
+    folder = embedded_folder(resolve(store))
+    port = kept_port(folder)
+    if port is None or not (folder / "credentials").exists():
+        raise BadUrl(
+            f"{command}: no --nats given, and the store has no embedded nats-server yet "
+            f"({folder} is missing or empty: `ctilink serve` starts one)"
+        )
+    user, password = credentials(folder)
+    return f"nats://127.0.0.1:{port}", {"user": user, "password": password}

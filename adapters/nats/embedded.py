@@ -9,7 +9,10 @@ One per store, in a folder beside it (`<store>.nats/`):
 - `port` keeps the port the server listened on, so it listens there again and
   producers on this machine reconnect by themselves;
 - the server gets the kernel's parent-death signal (SIGTERM): it stops when the
-  `serve` that started it dies, however it dies.
+  `serve` that started it dies, however it dies;
+- `credentials` (mode 0600, made on first start) holds the user and password the
+  server requires, given to it in `auth.conf` (0600) rather than on its command
+  line: another user of the machine can neither read them nor connect.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import ctypes.util
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -32,6 +36,7 @@ from pathlib import Path
 from ctilink.adapters.errors import UserError
 
 PR_SET_PDEATHSIG = 1
+USER = "ctilink"  # the embedded server's one user
 
 
 class NatsServerError(UserError):
@@ -114,6 +119,39 @@ def _read_port(kept: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return port if 1 <= port <= 65535 else None
+
+
+def credentials(folder: Path) -> tuple[str, str]:
+    """The embedded server's user and password: read, or made once (owner-only file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "credentials"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            json.dump({"user": USER, "password": secrets.token_urlsafe(32)}, out)
+    try:
+        found = json.loads(path.read_text())
+        return str(found["user"]), str(found["password"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise NatsServerError(
+            f"{path} cannot be read ({type(error).__name__}): delete it to make new credentials"
+        ) from None
+
+
+def _private(path: Path, text: str) -> None:
+    """Write a file only its owner may read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file of wider mode is narrowed
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+def kept_port(folder: Path) -> int | None:
+    """The port a store's embedded server listens on (kept beside it), if it has one."""
+    return _read_port(folder / "port")
 
 
 class EmbeddedNats:
@@ -257,14 +295,29 @@ class EmbeddedNats:
         return self._wait_listening(ports_dir, timeout)
 
     def _config(self) -> list[str]:
-        """`-c FILE`: the configuration given, or one for `sync_interval: always`."""
+        """`-c FILE`: the configuration given, or the embedded one (`serve`'s: with its user
+        and password; `sync_interval: always` when asked)."""
         if self.config is not None:
             return ["-c", str(self.config)]
-        if not self.sync_always:
+        lines = []
+        if self.sync_always:
+            lines.append("jetstream {\n  sync_interval: always\n}")
+        if self.owner:
+            user, password = credentials(self.data_dir)
+            login = f"  user: {json.dumps(user)}\n  password: {json.dumps(password)}"
+            lines.append(f"authorization {{\n{login}\n}}")
+        if not lines:
             return []
-        written = self.data_dir / "sync-always.conf"
-        written.write_text("jetstream {\n  sync_interval: always\n}\n")
+        written = self.data_dir / "auth.conf"
+        _private(written, "\n".join(lines) + "\n")
         return ["-c", str(written)]
+
+    def options(self) -> dict[str, str]:
+        """The nats.connect() keywords that log in to this server (none for a test's own)."""
+        if not self.owner:
+            return {}
+        user, password = credentials(self.data_dir)
+        return {"user": user, "password": password}
 
     def _wait_listening(self, ports_dir: Path, timeout: float) -> str:
         """The server's URL, from the ports file it writes once it listens."""

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import nats
+import pytest
 
 from tests.e2e.conftest import ROOT, serve_process, wait_for, wait_ready
 
@@ -27,6 +28,11 @@ def _start(folder: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, found.group(1)
 
 
+def _login(folder: Path) -> dict[str, str]:
+    """The embedded server's user and password, from the owner-only file beside the store."""
+    return json.loads((folder / "ctilink.db.nats" / "credentials").read_text())
+
+
 def _port_open(url: str) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1]))) == 0
@@ -37,7 +43,7 @@ async def test_serve_without_nats_runs_its_own_server_takes_events_answers_and_s
 ):
     process, url = _start(tmp_path, tmp_path / "serve.log")
     try:
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, **_login(tmp_path))
         await nc.jetstream().publish("ctilink.in.acme", INSTALL)
 
         async def installed() -> bool:
@@ -88,7 +94,9 @@ async def test_serve_killed_then_started_again_has_one_server_on_the_same_port_a
 ):
     folder = tmp_path / "ctilink.db.nats"
     first, url = _start(tmp_path, tmp_path / "first.log")
-    producer = await nats.connect(url, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+    producer = await nats.connect(
+        url, reconnect_time_wait=0.2, max_reconnect_attempts=-1, **_login(tmp_path)
+    )
     js = producer.jetstream()
     await js.publish("ctilink.in.acme", INSTALL)
     try:
@@ -177,7 +185,7 @@ async def test_sync_always_has_the_embedded_server_sync_every_write(tmp_path):
         process.send_signal(signal.SIGTERM)
         process.wait(30)
 
-    config = (tmp_path / "ctilink.db.nats" / "sync-always.conf").read_text()
+    config = (tmp_path / "ctilink.db.nats" / "auth.conf").read_text()
     assert "sync_interval: always" in config
     assert "every write synced" in log.read_text()
 
@@ -187,7 +195,7 @@ async def test_events_sent_to_a_stream_made_afresh_are_applied_not_taken_for_dec
     # data folder moved away, the stream deleted) numbers from 1 again.
     first, url = _start(tmp_path, tmp_path / "first.log")
     try:
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, **_login(tmp_path))
         js = nc.jetstream()
         await js.publish("ctilink.in.acme", INSTALL)
         for n in range(20):
@@ -207,7 +215,7 @@ async def test_events_sent_to_a_stream_made_afresh_are_applied_not_taken_for_dec
 
     second, url = _start(tmp_path, tmp_path / "second.log")
     try:
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, **_login(tmp_path))
         js = nc.jetstream()
         for n in range(20):
             event = {"type": "portal_restarted", "id": f"b{n}", "network": "acme"}
@@ -218,3 +226,64 @@ async def test_events_sent_to_a_stream_made_afresh_are_applied_not_taken_for_dec
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
     assert "decided before came again" not in (tmp_path / "second.log").read_text()
+
+
+async def test_the_embedded_server_lets_in_only_who_holds_the_stores_credentials(tmp_path):
+    process, url = _start(tmp_path, tmp_path / "serve.log")
+    folder = tmp_path / "ctilink.db.nats"
+    try:
+        with pytest.raises(Exception, match=r"[Aa]uthorization"):
+            await nats.connect(url, allow_reconnect=False, connect_timeout=3, error_cb=_quiet)
+        nc = await nats.connect(url, **_login(tmp_path))
+        await nc.jetstream().publish("ctilink.in.acme", INSTALL)
+        await nc.close()
+        # Nothing of the password on any process's command line (another user sees those).
+        password = _login(tmp_path)["password"]
+        lines = [
+            Path(f"/proc/{pid}/cmdline").read_bytes()
+            for pid in [process.pid, *_children(process.pid)]
+        ]
+        streams = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ctilink.adapters.cli",
+                "streams",
+                "--store",
+                str(tmp_path / "ctilink.db"),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=30,
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+
+    assert len(lines) >= 3 and not any(password.encode() in line for line in lines)
+    for name in ("credentials", "auth.conf"):
+        assert (folder / name).stat().st_mode & 0o077 == 0, name  # the owner's alone
+    # The CLI finds the store's embedded server, and logs in, without --nats.
+    assert streams.returncode == 0, streams.stderr
+    assert {s["name"] for s in json.loads(streams.stdout)} == {"CTILINK_IN", "CTILINK_OUT"}
+    assert "127.0.0.1" in url
+
+
+async def _quiet(_: Exception) -> None:
+    """No traceback for the refused login (it is what the test expects)."""
+
+
+def _children(pid: int) -> list[int]:
+    """Every process below `pid` (the publisher, the writer, the nats-server)."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found += [int(entry.name), *_children(int(entry.name))]
+    return found

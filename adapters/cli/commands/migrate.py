@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ctilink.adapters.cli.output import emit_json
+from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.cli.render import pairs
 from ctilink.adapters.store.schema import SCHEMA_VERSION, Migrated, version_of
 from ctilink.adapters.store.selection import open_service, redact, resolve, tables_of
@@ -38,7 +39,7 @@ def cmd_migrate(service: object, args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser("migrate", parents=[common])
+    p = verbs.add_parser("migrate", parents=parents.both)
     p.set_defaults(run=cmd_migrate, uses_store=False)

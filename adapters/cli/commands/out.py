@@ -9,27 +9,26 @@ import json
 import signal
 import sys
 
-from ctilink.adapters.cli.connection import add_connection_arguments, nats_options, nats_url
+from ctilink.adapters.cli.connection import add_connection_arguments, nats_target
 from ctilink.adapters.cli.output import encode_json
+from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.cli.render import safe
 from ctilink.adapters.nats.outbound import EVERY_SUBJECT, Stored, read
-from ctilink.adapters.nats.remote import RemoteError, connected
+from ctilink.adapters.nats.remote import connected
 
 SHOWN = 100  # characters of a body shown on a terminal line
 
 
 def cmd_out(service: object, args: argparse.Namespace) -> int:
     """Print CTILINK_OUT's messages from --since (default: the first); --follow waits for more."""
-    url = nats_url(args)
-    if not url:
-        raise RemoteError("out needs --nats URL (or $CTILINK_NATS_URL)")
+    url, options = nats_target(args, "out")
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with connected(url, nats_options(args)) as nc:
+        async with connected(url, options) as nc:
             reading = asyncio.ensure_future(
                 _print(read(nc, args.since, args.subject, args.follow), args.json)
             )
@@ -70,9 +69,9 @@ def since(text: str) -> int:
     return int(text)
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser("out", parents=[common])
+    p = verbs.add_parser("out", parents=parents.both)
     add_connection_arguments(p)
     p.add_argument("--since", type=since, default=1, metavar="SEQ", help="from this sequence")
     p.add_argument(

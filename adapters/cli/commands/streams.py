@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from ctilink.adapters.cli.connection import add_connection_arguments, nats_options, nats_url
+from ctilink.adapters.cli.connection import add_connection_arguments, nats_target
 from ctilink.adapters.cli.output import emit_json
 from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.cli.render import print_table
-from ctilink.adapters.nats.remote import RemoteError, connected
+from ctilink.adapters.nats.remote import connected
 from ctilink.adapters.nats.streams import (
     describe,
     duration,
@@ -20,14 +20,12 @@ from ctilink.adapters.nats.streams import (
 
 def cmd_streams(service: object, args: argparse.Namespace) -> int:
     """Show both streams; with --out-max-age/--out-max-bytes, change CTILINK_OUT's first."""
-    url = nats_url(args)
-    if not url:
-        raise RemoteError("streams needs --nats URL (or $CTILINK_NATS_URL)")
+    url, options = nats_target(args, "streams")
     age = None if args.out_max_age is None else duration(args.out_max_age, "--out-max-age")
     most = None if args.out_max_bytes is None else size(args.out_max_bytes, "--out-max-bytes")
 
     async def run() -> list:  # type: ignore[type-arg]
-        async with connected(url, nats_options(args)) as nc:
+        async with connected(url, options) as nc:
             js = nc.jetstream()
             if age is not None or most is not None:
                 await set_out_limits(js, age, most)
@@ -77,7 +75,7 @@ def _age(seconds: float) -> str:
 
 def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
-    p = verbs.add_parser("streams", parents=[parents.json])
+    p = verbs.add_parser("streams", parents=parents.both)
     add_connection_arguments(p)
     p.add_argument("--out-max-age", metavar="AGE", help="set CTILINK_OUT's max age (30d; 0: none)")
     p.add_argument(
