@@ -34,7 +34,8 @@ class Instance:
     """One `serve` process."""
 
     def __init__(self, python: str, store: str, url: str, log: Path) -> None:
-        self.command = [python, "-m", "ctilink.adapters.cli", "serve", "--store", store, "--nats", url]
+        serve = ["serve", "--store", store, "--nats", url]
+        self.command = [python, "-m", "ctilink.adapters.cli", *serve]
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
