@@ -65,9 +65,10 @@ def test_version_prints_ctilink_and_the_installed_version_and_exits_0() -> None:
 # The commands whose output --json changes; every other command refuses it.
 PRINTS_JSON = {
     "ingest", "status", "directory", "log", "networks", "rejections", "replay", "audit",
-    "diff", "verify", "head", "reindex", "diagram", "streams",
+    "diff", "verify", "head", "reindex", "diagram", "streams", "out", "migrate",
 }  # fmt: skip
-NO_STORE = {"diagram", "nkey", "streams"}
+# (streams and out find the store's embedded nats-server when no --nats is given)
+NO_STORE = {"diagram", "nkey", "schema"}
 
 
 def test_json_is_an_option_exactly_of_the_commands_that_print_results() -> None:
@@ -87,7 +88,7 @@ def test_json_is_an_option_exactly_of_the_commands_that_print_results() -> None:
         ("web", "--json"),
         ("export", "acme", "--json"),
         ("nkey", "seed.nk", "--json"),
-        ("streams", "--store", "x.db"),
+        ("schema", "--store", "x.db"),
         ("diagram", "--store", "x.db"),
     ],
 )
