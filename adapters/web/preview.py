@@ -105,5 +105,5 @@ def _bool(text: str | None, event: str) -> bool | None:
             raise BadQuery("enabled: converted_to_central takes none")
         return None
     if text not in ("true", "false"):
-        raise BadQuery(f"enabled: {text!r} is not true or false ({event} needs it)")
+        raise BadQuery(f"enabled: {text or ''!r} is not true or false ({event} needs it)")
     return text == "true"

@@ -73,6 +73,17 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 @pytest.fixture
 def start_console() -> Iterator[Any]:
     """Start consoles on stores; all stopped after the test."""
+    yield from consoles()
+
+
+@pytest.fixture(scope="module")
+def start_console_module() -> Iterator[Any]:
+    """Start consoles on stores; all stopped after the module."""
+    yield from consoles()
+
+
+def consoles() -> Iterator[Any]:
+    """A starter of consoles, and the stop of every one it started."""
     started: list[Console] = []
 
     def start(
