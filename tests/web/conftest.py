@@ -199,3 +199,15 @@ def hidden_events() -> list[dict[str, object]]:
         {"type": "personal_directory_changed", "id": "p", "network": "lies", "system": "pri"}
         | {"user": "b\u200bob", "entries": [{"name": "\u202eevil", "number": "1\r2"}]},
     ]
+
+
+def feed(store: str, *lines: str) -> subprocess.CompletedProcess[bytes]:
+    """`ctilink ingest -` from another process, as a user feeds a file, whatever it decides."""
+    return subprocess.run(
+        [sys.executable, "-m", "ctilink.adapters.cli", "ingest", "-", "--store", store],
+        input=("\n".join(lines) + "\n").encode(),
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )

@@ -24,7 +24,7 @@ import pytest
 from ctilink.adapters.store.selection import open_service
 from ctilink.projections.status import status
 from tests.support import decode
-from tests.web.conftest import ROOT, hidden_events, hostile_events
+from tests.web.conftest import ROOT, feed, hidden_events, hostile_events
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 HOSTILE = "<img src=x onerror=\"document.title='pwned';window.pwned=1\">"
@@ -326,18 +326,6 @@ def story_copy(story_store: str, tmp_path: Path) -> str:
     copy = tmp_path / "story.db"
     shutil.copy(story_store, copy)
     return str(copy)
-
-
-def feed(store: str, *lines: str) -> subprocess.CompletedProcess[bytes]:
-    """`ctilink ingest -` from another process, whatever it decides."""
-    return subprocess.run(
-        [sys.executable, "-m", "ctilink.adapters.cli", "ingest", "-", "--store", store],
-        input=("\n".join(lines) + "\n").encode(),
-        capture_output=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
 
 
 def current(page: Page) -> str:

@@ -33,7 +33,7 @@ from ctilink.projections.changes import compare
 from ctilink.projections.directory import directory
 from ctilink.projections.status import status
 from tests.support import decode
-from tests.web.conftest import ROOT, rows
+from tests.web.conftest import ROOT, feed, rows
 
 SCENARIO = ROOT / "examples" / "scenario.jsonl"
 LATER = ("globex-016", "globex-017")  # globex's conversion and the restart after it
@@ -50,18 +50,6 @@ def later_events() -> list[dict[str, Any]]:
     """globex's conversion and the restart after it."""
     lines = [json.loads(line) for line in SCENARIO.read_text().splitlines() if line.strip()]
     return [e for e in lines if e["id"] in LATER]
-
-
-def ingest(store: str, lines: list[str]) -> subprocess.CompletedProcess[bytes]:
-    """`ctilink ingest -` as another process, as a user feeds a file."""
-    return subprocess.run(
-        [sys.executable, "-m", "ctilink.adapters.cli", "ingest", "-", "--store", store],
-        input=("\n".join(lines) + "\n").encode(),
-        capture_output=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +87,7 @@ def story(new_store: Any) -> dict[str, Any]:
         )
         for n in range(120)
     ]  # central_not_available (M2)
-    assert ingest(store, first).returncode == 1
+    assert feed(store, *first).returncode == 1
     time.sleep(0.05)
     between = datetime.now(UTC)
     time.sleep(0.05)
@@ -108,7 +96,7 @@ def story(new_store: Any) -> dict[str, Any]:
         json.dumps({"type": "user_removed", "id": f"u{n}", "network": "globex", "user": "nobody"})
         for n in range(3)
     ]  # unknown_system (I6), unknown_user
-    assert ingest(store, second).returncode == 1
+    assert feed(store, *second).returncode == 1
     return {"store": store, "between": between}
 
 
