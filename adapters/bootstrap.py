@@ -227,32 +227,29 @@ async def _console(
     listener: Any,
     watched: tuple[Any, Any, Any],
 ) -> Awaitable[None]:
-    """The web console beside the service, on a read-only service of its own, with the
-    rejections' live tail and the probes and metrics; its job runs until the listener stops
-    (which it does before anything it reads from closes)."""
+    """The web console beside the service, on a read-only service of its own (its
+    rejections page reads the store, as `ctilink web`'s), with the probes and metrics;
+    its job runs until the listener stops (which it does before anything it reads from
+    closes)."""
     import asyncio
 
     from ctilink.adapters.ops.probes import Operations
     from ctilink.adapters.web.app import console
     from ctilink.adapters.web.health import ServiceProbes
     from ctilink.adapters.web.listener import url_of
-    from ctilink.adapters.web.rejections import RejectionTail
 
     switch, http = listener
     reading = await asyncio.to_thread(open_service, location, create=False)
     stack.callback(reading.close)
-    tail = RejectionTail()
-    await tail.start(nc, home=http.loop)
-    stack.push_async_callback(tail.stop)
     metrics, partitions, ingestor = watched
     ops = Operations(
         metrics, reading, nc, partitions, per_network=config.per_network, ingestor=ingestor
     )
     stack.callback(ops.close)
-    stack.push_async_callback(http.stop)  # before the reader, the tail and the probes go
+    stack.push_async_callback(http.stop)  # before the reader and the probes go
     say(f"console on {url_of(config.http)}; /healthz, /readyz and /metrics beside it")
     probes = ServiceProbes(ops, asyncio.get_running_loop())
-    app = console(reading, token=config.token, tail=tail, ops=probes, limits=http.limits)
+    app = console(reading, token=config.token, ops=probes, limits=http.limits)
     await http.call(switch.attach(app))
     return http.done
 

@@ -1,4 +1,5 @@
-"""The console's speed: a 30-system network of 20,000 events, an overview of 10,000 networks.
+"""The console's speed: a 30-system network of 20,000 events, an overview of 10,000 networks,
+5,000 rejections.
 
 `ctilink web` runs as a process on a store holding both; requests come over
 loopback HTTP, one at a time, and are timed from sending to the last byte (the
@@ -33,6 +34,7 @@ from ctilink.domain import messages as m
 ROOT = Path(__file__).resolve().parents[1]
 REQUESTS = 50
 LIVE_PAGES = 1_000
+REJECTIONS = 5_000
 encode = msgspec.json.Encoder().encode
 
 
@@ -47,6 +49,11 @@ def build(store: Path, events: int, networks: int) -> None:
         )
         for n in range(networks)
     ]
+    # Rejections for the rejections page: a failover of a system no network has (I6).
+    lines += [
+        encode({"type": "failover", "id": f"r{n}", "network": "big", "system": "nowhere"})
+        for n in range(REJECTIONS)
+    ]
     path = store.with_suffix(".jsonl")
     path.write_bytes(b"\n".join(lines) + b"\n")
     command = [
@@ -58,7 +65,8 @@ def build(store: Path, events: int, networks: int) -> None:
         "--store",
         str(store),
     ]
-    subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+    done = subprocess.run(command, capture_output=True, cwd=ROOT, check=False)
+    assert done.returncode == 1, done.stderr  # 1: the rejections, as meant
 
 
 def timed(url: str) -> float:
@@ -154,11 +162,30 @@ def main() -> None:
             overview = [timed(base) for _ in range(REQUESTS)]
             filtered = [timed(base + "?name=n099") for _ in range(REQUESTS)]
             log = [timed(base + "networks/big/log?after=15000") for _ in range(REQUESTS)]
+            timeline = [timed(base + "networks/big/timeline") for _ in range(REQUESTS)]
+            around = [
+                timed(f"{base}networks/big/timeline?at={rng.randrange(1, 20_000)}")
+                for _ in range(REQUESTS)
+            ]
+            searched = [timed(base + "?q=099") for _ in range(REQUESTS)]
+            previewed = [
+                timed(
+                    base + "networks/big/preview?event=central_cti_link_set&enabled=false"
+                    "&then_restart=1"
+                )
+                for _ in range(REQUESTS)
+            ]
+            rejections = [timed(base + "rejections") for _ in range(REQUESTS)]
             print(f"network page, 30 systems, 20,000 events, now: {percentiles(now)}")
             print(f"the same at a random past position: {percentiles(past)}")
             print(f"overview of 10,001 networks, first page: {percentiles(overview)}")
             print(f"overview filtered by name: {percentiles(filtered)}")
             print(f"log page from position 15,000: {percentiles(log)}")
+            print(f"timeline, the last 500 positions: {percentiles(timeline)}")
+            print(f"timeline around a random position: {percentiles(around)}")
+            print(f"overview searched for names holding '099': {percentiles(searched)}")
+            print(f"preview of Central CTI Link off, then a restart: {percentiles(previewed)}")
+            print(f"rejections page, the newest 100: {percentiles(rejections)}")
             latency = asyncio.run(live_latency(base, store))
             print(f"commit by another writer -> change on a live stream: {percentiles(latency)}")
             idle, loaded = asyncio.run(memory_with_pages(base, console.pid))

@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "fuzz-token"
 NETWORKS = ["acme", "globex", "initech", "evil"]
-PAGES = ["", "/log", "/directory", "/audit", "/diff"]
+PAGES = ["", "/log", "/directory", "/audit", "/diff", "/timeline", "/preview"]
 PARAMETERS = [
     "at",
     "at-time",
@@ -54,6 +54,15 @@ PARAMETERS = [
     "network",
     "since",
     "next",
+    "q",
+    "upto",
+    "event",
+    "enabled",
+    "then_restart",
+    "code",
+    "until",
+    "before",
+    "rejections",
 ]
 FIXED = [
     "/",
@@ -67,7 +76,6 @@ FIXED = [
     "/readyz",
     "/metrics",
     "/rejections",
-    "/live/rejections",
     "//networks/acme",
     "/networks//log",
     "/nowhere",
@@ -94,6 +102,13 @@ HOSTILE = [
     "2024-03-04T10:00:00+01:00",
     "9999-12-31T23:59:59-01:00",
     "0001-01-01T00:00:00+01:00",
+    "converted_to_central",
+    "central_cti_link_set",
+    "auto_provisioning_set",
+    "true",
+    "false",
+    "invalid",
+    "cm",
 ]
 MAX_BODY = 8 << 20  # bytes of an answer read at most (a page is far smaller)
 

@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("history", "what each log position changed in the status"),
     "audit": ("history", "settings, restarts, providers and topology changes"),
     "diff": ("history", "status differences between positions"),
+    "preview": (
+        "preview",
+        "what one event would change, at once and after a restart; commits nothing",
+    ),
     "verify": ("integrity", "recompute the hash chains; exit 1 when any differs; a summary line"),
     "head": ("integrity", "the network's last position and its chain hash"),
     "reindex": ("integrity", "build the id and network indexes again from the log"),

@@ -31,6 +31,7 @@ from ctilink.adapters.web.live import Watcher
 from ctilink.adapters.web.machine_svg import drawing
 from ctilink.adapters.web.pages import HERE
 from ctilink.adapters.web.pages import render as render_page
+from ctilink.adapters.web.preview import choices, preview_page
 from ctilink.adapters.web.reads import (
     TYPES,
     BadQuery,
@@ -41,14 +42,15 @@ from ctilink.adapters.web.reads import (
     network_page,
     overview_page,
 )
-from ctilink.adapters.web.rejections import KEPT, RejectionTail, Seen
+from ctilink.adapters.web.rejections import CODES, rejections_page
+from ctilink.adapters.web.rejections import query_of as rejection_query
+from ctilink.adapters.web.timeline import timeline_page
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog, UnknownNetwork
 from ctilink.domain.messages import is_name
 from ctilink.domain.mode import Mode
 
 REASON = 1_000  # characters of an error's reason shown (it may quote what was sent)
-PAYLOAD = 500  # characters of a rejected event shown on /rejections
 
 
 def html(body: bytes, status_code: int = 200) -> HTMLResponse:
@@ -117,12 +119,11 @@ def console(
     service: NetworkService,
     *,
     token: str | None = None,
-    tail: RejectionTail | None = None,
     ops: Any = None,
     limits: Limits | None = None,
 ) -> Starlette:
-    """The console over a store; with `tail` (under `serve --http`), `/rejections` too;
-    with `ops` (the service's probes), `/healthz`, `/readyz` and `/metrics`."""
+    """The console over a store; with `ops` (the service's probes, under `serve --http`),
+    `/healthz`, `/readyz` and `/metrics` too."""
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctilink-web")
     live_slots = Slots(limits.max_live if limits else default_live(default_connections(1024)))
 
@@ -147,6 +148,8 @@ def console(
         page = await read(overview_page, service, query)
         return await show(
             "overview.html",
+            here="networks",
+            search=query.get("q", ""),
             page=page,
             query=query,
             modes=[m.value for m in Mode],
@@ -164,37 +167,43 @@ def console(
         mode = page.status.mode
         return await show(
             "network.html",
+            here="now",
             page=page,
             network=name,
             since=since,
             pinned=pinned,
             drawing=drawing(mode.configured, mode.effective),
+            choices=[] if page.past else choices(name, mode.configured),
         )
 
-    async def log(request: Request) -> Response:
-        name = network_name(request)
+    def network_route(reads: Callable[..., Any], template: str, here: str) -> Any:
+        """A page of one network: read, then rendered with what was asked."""
+
+        async def route(request: Request) -> Response:
+            name = network_name(request)
+            query = query_of(request)
+            since = watcher.generation  # before reading: a later commit is told to the page
+            page = await read(reads, service, name, query)
+            return await show(
+                template, here=here, page=page, network=name, query=query, since=since, types=TYPES
+            )
+
+        return route
+
+    async def rejections(request: Request) -> Response:
         query = query_of(request)
+        filters = rejection_query(query)
         since = watcher.generation
-        page = await read(log_page, service, name, query)
+        page = await read(rejections_page, service.recorder, filters)
         return await show(
-            "log.html", page=page, network=name, query=query, types=TYPES, since=since
+            "rejections.html",
+            here="rejections",
+            page=page,
+            query=query,
+            filters=filters,
+            codes=CODES,
+            since=since,
         )
-
-    async def directory(request: Request) -> Response:
-        name = network_name(request)
-        page = await read(directory_page, service, name, query_of(request))
-        return await show("directory.html", page=page, network=name, query=query_of(request))
-
-    async def audit(request: Request) -> Response:
-        name = network_name(request)
-        query = query_of(request)
-        page = await read(audit_page, service, name, query)
-        return await show("audit.html", page=page, network=name, query=query)
-
-    async def changes(request: Request) -> Response:
-        name = network_name(request)
-        found = await read(diff_page, service, name, query_of(request))
-        return await show("diff.html", diff=found, network=name)
 
     async def bad_query(_: Request, error: Exception) -> Response:
         return error_page(400, str(error))
@@ -227,32 +236,15 @@ def console(
         since = request.query_params.get("since", "")
         seen = int(since) if since.isascii() and since.isdigit() and len(since) < 18 else None
         headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-        stream = StreamingResponse(
-            watcher.changes(network, seen), media_type="text/event-stream", headers=headers
+        told = (
+            watcher.rejections(network, seen)
+            if request.query_params.get("rejections")
+            else watcher.changes(network, seen)
         )
+        stream = StreamingResponse(told, media_type="text/event-stream", headers=headers)
         return live_slots.counted(stream)  # type: ignore[return-value]
 
-    async def rejections(_: Request) -> Response:
-        assert tail is not None
-        latest = [
-            Seen(r.seen, r.network, r.code, cut(r.message), cut(r.payload, PAYLOAD))
-            for r in tail.latest
-        ]
-        return await show("rejections.html", latest=latest, count=tail.generation, kept=KEPT)
-
-    async def live_rejections(_: Request) -> Response:
-        assert tail is not None
-        headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-        stream = StreamingResponse(tail.changes(), media_type="text/event-stream", headers=headers)
-        return live_slots.counted(stream)  # type: ignore[return-value]
-
-    served_only = (
-        []
-        if tail is None
-        else [Route("/rejections", rejections), Route("/live/rejections", live_rejections)]
-    )
-    if ops is not None:
-        served_only += operations_routes(ops)
+    served_only = [] if ops is None else operations_routes(ops)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -265,10 +257,21 @@ def console(
         routes=[
             Route("/", overview),
             Route("/networks/{network}", network),
-            Route("/networks/{network}/log", log),
-            Route("/networks/{network}/directory", directory),
-            Route("/networks/{network}/audit", audit),
-            Route("/networks/{network}/diff", changes),
+            Route("/networks/{network}/log", network_route(log_page, "log.html", "log")),
+            Route(
+                "/networks/{network}/directory",
+                network_route(directory_page, "directory.html", "directory"),
+            ),
+            Route("/networks/{network}/audit", network_route(audit_page, "audit.html", "audit")),
+            Route("/networks/{network}/diff", network_route(diff_page, "diff.html", "diff")),
+            Route(
+                "/networks/{network}/timeline",
+                network_route(timeline_page, "timeline.html", "timeline"),
+            ),
+            Route(
+                "/networks/{network}/preview", network_route(preview_page, "preview.html", "now")
+            ),
+            Route("/rejections", rejections),
             Route("/live", live),
             *served_only,
             *login_routes(token, render),
@@ -289,12 +292,7 @@ def console(
     app.router.redirect_slashes = False
     app.router.default = slash_redirect(app.router.routes, app.router.not_found)
 
-    def close_streams() -> None:
-        watcher.close()
-        if tail is not None:
-            tail.close()
-
-    app.state.close_streams = close_streams
+    app.state.close_streams = watcher.close
     app.state.lifespan = lifespan  # entered by `serve` when the console comes in late
     app.add_middleware(TokenGate, token=token)
     app.add_middleware(SecurityHeaders)

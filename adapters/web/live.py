@@ -5,7 +5,9 @@ on PostgreSQL), the store's notification id moves: the watcher reads which
 networks changed, every POLL seconds, once for all the pages open, and each
 page's server-sent event stream says `change` when its own network (or, for
 the overview, any network) did. The page then fetches itself again and swaps
-in what changed (static/console.js).
+in what changed (static/console.js). Rejections are kept in a table of their
+own, which moves no notification id: the watcher looks at its newest id too,
+and the rejections page hears of its filter's network (or of any).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+from ctilink.adapters.web.rejections import rejected_in, rejection_top
 
 POLL = 0.2  # seconds between looks at the store
 KEEPALIVE = 15.0  # seconds between comments on a quiet stream (proxies close idle ones)
@@ -82,6 +86,7 @@ class Watcher(Broadcast):
         self.recorder = recorder
         self.every = every
         self.changed: frozenset[str] = frozenset()  # the networks of the latest change
+        self.rejected: frozenset[str | None] = frozenset()  # networks rejected in it
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -97,22 +102,55 @@ class Watcher(Broadcast):
 
     async def _run(self) -> None:
         last = await asyncio.to_thread(self._top)
+        last_rejection = await asyncio.to_thread(self._rejection_top)
         while True:
             await asyncio.sleep(self.every)
             try:
                 top = await asyncio.to_thread(self._top)
-                if top <= last:
-                    continue
-                names = await asyncio.to_thread(self.recorder.networks_changed, last, top)
+                names: set[str] = set()
+                if top > last:
+                    names = await asyncio.to_thread(self.recorder.networks_changed, last, top)
             except Exception:  # the store is away: pages keep what they show, and ask later
                 continue
-            last = top
-            await self.tell(lambda names=names: setattr(self, "changed", frozenset(names)))
+            rejection, rejected = await asyncio.to_thread(self._rejected, last_rejection)
+            last, last_rejection = max(top, last), rejection
+            if names or rejected:
+                await self.tell(lambda n=names, r=rejected: self._note(n, r))
+
+    def _note(self, names: set[str], rejected: set[str | None]) -> None:
+        self.changed, self.rejected = frozenset(names), frozenset(rejected)
 
     def _top(self) -> int:
         """The store's latest notification id."""
         return int(self.recorder.max_notification_id() or 0)
 
+    def _rejection_top(self) -> int:
+        """The newest rejection's id (0: none, or a store from before they were kept)."""
+        try:
+            return rejection_top(self.recorder)
+        except Exception:
+            return 0
+
+    def _rejected(self, last: int) -> tuple[int, set[str | None]]:
+        """The newest rejection's id, and the networks rejected after `last` up to it."""
+        top = self._rejection_top()
+        if top <= last:
+            return last, set()
+        try:
+            return top, rejected_in(self.recorder, last, top)
+        except Exception:  # asked again at the next look
+            return last, set()
+
     def changes(self, network: str | None, since: int | None = None) -> AsyncIterator[str]:
         """Server-sent events for one page: `change` when its network (None: any) changes."""
-        return self.events(since, lambda: network is None or network in self.changed)
+        return self.events(since, lambda: bool(self.changed) and self._names(network, self.changed))
+
+    def rejections(self, network: str | None, since: int | None = None) -> AsyncIterator[str]:
+        """Server-sent events for the rejections page: `change` at a rejection it shows."""
+        return self.events(
+            since, lambda: bool(self.rejected) and self._names(network, self.rejected)
+        )
+
+    @staticmethod
+    def _names(network: str | None, names: frozenset[Any]) -> bool:
+        return network is None or network in names

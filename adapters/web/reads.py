@@ -19,13 +19,22 @@ from ctilink.adapters.store.listing import each_line
 from ctilink.adapters.store.log_reader import recorded_times
 from ctilink.adapters.store.network_index import SORTS, Filters
 from ctilink.adapters.text import cut
+from ctilink.adapters.web.search import any_holds, networks_holding
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import PositionOutOfRange
 from ctilink.domain.mode import Mode
-from ctilink.projections.changes import AuditEntry, Diff, audit, diff, position_at_time
+from ctilink.projections.changes import (
+    AuditEntry,
+    Changes,
+    Diff,
+    audit,
+    compare,
+    diff,
+    position_at_time,
+)
 from ctilink.projections.directory import PersonalEntry, SystemEntry, directory
-from ctilink.projections.log import entry, fields
+from ctilink.projections.log import LogEntry, entry, fields
 from ctilink.projections.overview import Overview
 from ctilink.projections.status import Status, status
 
@@ -59,13 +68,16 @@ def overview_page(service: NetworkService, query: dict[str, str]) -> OverviewPag
     prefix = query.get("name") or None
     if prefix is not None and not m.is_name(prefix):
         raise BadQuery(f"name: {prefix!r} is not the start of a network name")
+    text = query.get("q") or None
+    if text is not None and not m.is_name(text):
+        raise BadQuery(f"q: {text!r} cannot be part of a network name ([A-Za-z0-9_-])")
     after = query.get("after") or None
     if after is not None and not m.is_name(after):
         raise BadQuery(f"after: {after!r} is not a network name")
     sort = query.get("sort") or "name"
     if sort != "name" and sort not in SORTS:
         raise BadQuery(f"sort: {sort!r} is not one of name, {', '.join(SORTS)}")
-    page = _whole(query.get("page") or "1", "page")
+    page = whole(query.get("page") or "1", "page")
     if not 1 <= page <= 10**9:
         raise BadQuery(f"page: {page} is not a page (they start at 1)")
     filters = Filters(
@@ -77,60 +89,14 @@ def overview_page(service: NetworkService, query: dict[str, str]) -> OverviewPag
         sort=None if sort == "name" else sort,
         offset=0 if sort == "name" else (page - 1) * OVERVIEW_PAGE,
     )
-    lines = list(each_line(service, filters, []))
+    if text is None:
+        lines = list(each_line(service, filters, []))
+    else:
+        lines = networks_holding(service, text, filters)
     more = len(lines) > OVERVIEW_PAGE
     lines = lines[:OVERVIEW_PAGE]
     following = lines[-1].network if more and sort == "name" else None
     return OverviewPage(lines, following, page, more)
-
-
-class NetworkPage(msgspec.Struct, frozen=True):
-    """A network's status document as of a position, and where that position stands."""
-
-    status: Status
-    head: int  # the last position
-    recorded: datetime  # when the position shown was recorded
-    past: bool  # not the last position
-
-
-def network_page(service: NetworkService, name: str, query: dict[str, str]) -> NetworkPage:
-    """The status right after the position asked for (`at` or `at-time`), or now."""
-    head = service.head(name)  # UnknownNetwork: 404
-    position = _position(service, name, query, head)
-    try:
-        state, position = service.state_at(name, position)
-    except PositionOutOfRange as error:
-        raise BadQuery(f"at: {error}") from None
-    (event,) = service.events.get(name, gt=position - 1, lte=position)
-    return NetworkPage(status(state, position), head, entry(event).at, position != head)
-
-
-def _position(service: NetworkService, name: str, query: dict[str, str], head: int) -> int:
-    """The position `at` or `at-time` names (BadQuery: malformed or out of range)."""
-    at, at_time = query.get("at"), query.get("at-time")
-    if at and at_time:
-        raise BadQuery("at and at-time: ask for one of them, not both")
-    if at_time:
-        # A "+05:00" typed into a URL arrives as " 05:00": a space is never meant.
-        at_time = at_time.replace(" ", "+")
-        try:
-            moment = msgspec.convert(at_time, m.Timestamp)
-        except msgspec.ValidationError:
-            raise BadQuery(
-                f"at-time: {at_time!r} is not an RFC 3339 time with a UTC offset"
-            ) from None
-        found = position_at_time(recorded_times(service, name), moment)
-        if found is None:
-            raise BadQuery(f"at-time: nothing was recorded at or before {moment.isoformat()}")
-        return found
-    if not at:
-        return head
-    if not at.isascii() or not at.isdigit() or len(at) > 18:
-        raise BadQuery(f"at: {at!r} is not a position (a whole number from 1)")
-    position = int(at)
-    if not 1 <= position <= head:
-        raise BadQuery(f"at: position {position} is out of range (1..{head})")
-    return position
 
 
 class LogRow(msgspec.Struct, frozen=True):
@@ -142,6 +108,54 @@ class LogRow(msgspec.Struct, frozen=True):
     type: str
     id: str
     fields: dict[str, Any]
+
+
+class NetworkPage(msgspec.Struct, frozen=True):
+    """A network's status document as of a position, where that position stands, the event
+    that made it and what that changed in the status (from the position before)."""
+
+    status: Status
+    head: int  # the last position
+    recorded: datetime  # when the position shown was recorded
+    past: bool  # not the last position
+    made_by: LogRow
+    changed: Changes
+
+
+def network_page(service: NetworkService, name: str, query: dict[str, str]) -> NetworkPage:
+    """The status right after the position asked for (`at` or `at-time`), or now."""
+    head = service.head(name)  # UnknownNetwork: 404
+    position = _position(service, name, query, head)
+    try:
+        state, position = service.state_at(name, position)
+    except PositionOutOfRange as error:
+        raise BadQuery(f"at: {error}") from None
+    (event,) = service.events.get(name, gt=position - 1, lte=position)
+    made = entry(event)
+    now = status(state, position)
+    before = status(*service.state_at(name, position - 1)) if position > 1 else None
+    return NetworkPage(now, head, made.at, position != head, log_row(made), compare(before, now))
+
+
+def _position(service: NetworkService, name: str, query: dict[str, str], head: int) -> int:
+    """The position `at` or `at-time` names (BadQuery: malformed or out of range)."""
+    at, at_time = query.get("at"), query.get("at-time")
+    if at and at_time:
+        raise BadQuery("at and at-time: ask for one of them, not both")
+    if at_time:
+        when = moment(at_time, "at-time")
+        found = position_at_time(recorded_times(service, name), when)
+        if found is None:
+            raise BadQuery(f"at-time: nothing was recorded at or before {when.isoformat()}")
+        return found
+    if not at:
+        return head
+    if not at.isascii() or not at.isdigit() or len(at) > 18:
+        raise BadQuery(f"at: {at!r} is not a position (a whole number from 1)")
+    position = int(at)
+    if not 1 <= position <= head:
+        raise BadQuery(f"at: position {position} is out of range (1..{head})")
+    return position
 
 
 class LogPage(msgspec.Struct, frozen=True):
@@ -175,10 +189,15 @@ def log_page(service: NetworkService, name: str, query: dict[str, str]) -> LogPa
     for e in (entry(event) for event in islice(events, LOG_PAGE + 1)):
         if len(rows) == LOG_PAGE or (rows and text >= PAGE_TEXT):
             return LogPage(rows, head, rows[-1].position)  # the rest on the next page
-        shown = bounded(fields(e.event))
-        text += len(_encode(shown))
-        rows.append(LogRow(e.position, e.at, e.actor, e.type, e.event.id, shown))
+        row = log_row(e)
+        text += len(_encode(row.fields))
+        rows.append(row)
     return LogPage(rows, head, _next(rows, upto, head))
+
+
+def log_row(e: LogEntry) -> LogRow:
+    """One log entry as a page shows it, its fields bounded."""
+    return LogRow(e.position, e.at, e.actor, e.type, e.event.id, bounded(fields(e.event)))
 
 
 def bounded(value: Any) -> Any:
@@ -203,6 +222,7 @@ def _next(rows: list[Any], upto: int, head: int) -> int | None:
 
 
 DIRECTORY_PAGE = 200  # entries a page of each directory
+SEARCHED = 256  # characters of a directory search (SPEC v1.1's longest name or number)
 
 
 class DirectoryPage(msgspec.Struct, frozen=True):
@@ -221,7 +241,7 @@ def directory_page(service: NetworkService, name: str, query: dict[str, str]) ->
     head = service.head(name)
     state, position = service.state_at(name, _position(service, name, query, head))
     document = directory(state, position)
-    number = _whole(query.get("page") or "1", "page")
+    number = whole(query.get("page") or "1", "page")
     if number < 1:
         raise BadQuery(f"page: {number} is not a page (they start at 1)")
     personal = [
@@ -229,11 +249,19 @@ def directory_page(service: NetworkService, name: str, query: dict[str, str]) ->
         for user, entries in document.personal.items()
         for entry in (entries or [None])
     ]
+    found = document.system
+    text = query.get("q") or None
+    if text is not None:
+        if len(text) > SEARCHED:
+            raise BadQuery(f"q: {len(text):,} characters; a search holds at most {SEARCHED}")
+        found = [e for e in found if any_holds(text, e.name, e.number, e.system, e.via)]
+        personal = [
+            (user, e) for user, e in personal if any_holds(text, user, e and e.name, e and e.number)
+        ]
     start, end = (number - 1) * DIRECTORY_PAGE, number * DIRECTORY_PAGE
-    more = len(document.system) > end or len(personal) > end
+    more = len(found) > end or len(personal) > end
     system = [
-        msgspec.structs.replace(e, name=cut(e.name), number=cut(e.number))
-        for e in document.system[start:end]
+        msgspec.structs.replace(e, name=cut(e.name), number=cut(e.number)) for e in found[start:end]
     ]
     shown = [
         (user, entry and PersonalEntry(cut(entry.name), cut(entry.number)))
@@ -252,7 +280,7 @@ class AuditPage(msgspec.Struct, frozen=True):
 def audit_page(service: NetworkService, name: str, query: dict[str, str]) -> AuditPage:
     """Up to LOG_PAGE audited positions after `after` (as `ctilink audit`)."""
     head = service.head(name)
-    after = _whole(query.get("after") or "0", "after")
+    after = whole(query.get("after") or "0", "after")
     if after > head:
         raise BadQuery(f"after: position {after} is beyond the log's end ({head})")
     start = service.state_at(name, after)[0] if after else None  # from a snapshot
@@ -265,11 +293,13 @@ def audit_page(service: NetworkService, name: str, query: dict[str, str]) -> Aud
 def diff_page(service: NetworkService, name: str, query: dict[str, str]) -> Diff:
     """What changed in the status from position `from` to position `to` (as `ctilink diff`)."""
     head = service.head(name)
+    if not query.get("from") and not query.get("to"):  # the last position's own change
+        query = {"from": str(max(head - 1, 1)), "to": str(head)}
     positions = []
     for key in ("from", "to"):
         if not query.get(key):
             raise BadQuery(f"{key}: a position is needed (diff?from=A&to=B)")
-        position = _whole(query[key], key)
+        position = whole(query[key], key)
         if not 1 <= position <= head:
             raise BadQuery(f"{key}: position {position} is out of range (1..{head})")
         positions.append(position)
@@ -286,7 +316,17 @@ def _flag(text: str, key: str) -> bool | None:
     raise BadQuery(f"{key}: {text!r} is not 1 or true")
 
 
-def _whole(text: str, key: str) -> int:
+def moment(text: str, key: str) -> datetime:
+    """An RFC 3339 time with a UTC offset (BadQuery names `key` otherwise)."""
+    # A "+05:00" typed into a URL arrives as " 05:00": a space is never meant.
+    text = text.replace(" ", "+")
+    try:
+        return msgspec.convert(text, m.Timestamp)
+    except msgspec.ValidationError:
+        raise BadQuery(f"{key}: {text!r} is not an RFC 3339 time with a UTC offset") from None
+
+
+def whole(text: str, key: str) -> int:
     """A parameter that must be a whole number (BadQuery names it otherwise)."""
     if not text.isascii() or not text.isdigit() or len(text) > 18:
         raise BadQuery(f"{key}: {text!r} is not a whole number")

@@ -1,4 +1,5 @@
-"""`ctilink serve --http`: the console beside the NATS service, with the rejections' live tail."""
+"""`ctilink serve --http`: the console beside the NATS service; its rejections page reads the
+store, live as every other page."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def get(url: str) -> tuple[int, str]:
         return answer.status, answer.read().decode()
 
 
-async def test_the_console_shows_what_nats_brought_and_tails_rejections_live(
+async def test_the_console_shows_what_nats_brought_and_the_stores_rejections_live(
     tmp_path, nats_server, nc
 ):
     port = free_port()
@@ -48,11 +49,11 @@ async def test_the_console_shows_what_nats_brought_and_tails_rejections_live(
 
         await wait_for(listed)
         _, html = await asyncio.to_thread(get, base + "/rejections")
-        assert "None since this service started" in html
+        assert "data-rejection=" not in html and "No rejection" in html
 
         # A live stream is open while a poison message goes in: it hears of it.
         stream = await asyncio.to_thread(
-            urllib.request.urlopen, base + "/live/rejections", None, 10
+            urllib.request.urlopen, base + "/live?rejections=1", None, 10
         )
         assert (await asyncio.to_thread(stream.readline)).startswith(b"retry:")
         await nc.publish("ctilink.in.acme", b'{"type":"portal_restarted","id":"x"}')
@@ -60,7 +61,9 @@ async def test_the_console_shows_what_nats_brought_and_tails_rejections_live(
             pass
         stream.close()
         _, html = await asyncio.to_thread(get, base + "/rejections")
-        assert 'data-network="acme" data-code="invalid"' in html
+        assert 'data-network="acme" data-code="invalid" data-source="nats:' in html
+        _, html = await asyncio.to_thread(get, base + "/rejections?network=globex")
+        assert "data-rejection=" not in html  # filtered by network
     finally:
         assert served.stop() == 0  # promptly, live streams or not
     assert "console on" in served.log.read_text()

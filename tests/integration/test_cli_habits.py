@@ -65,7 +65,7 @@ def test_version_prints_ctilink_and_the_installed_version_and_exits_0() -> None:
 # The commands whose output --json changes; every other command refuses it.
 PRINTS_JSON = {
     "ingest", "status", "directory", "log", "networks", "rejections", "replay", "audit",
-    "diff", "verify", "head", "reindex", "diagram", "streams", "out", "migrate",
+    "diff", "verify", "head", "reindex", "diagram", "streams", "out", "migrate", "preview",
 }  # fmt: skip
 # (streams and out find the store's embedded nats-server when no --nats is given)
 NO_STORE = {"diagram", "nkey", "schema"}

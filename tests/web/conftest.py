@@ -73,6 +73,17 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 @pytest.fixture
 def start_console() -> Iterator[Any]:
     """Start consoles on stores; all stopped after the test."""
+    yield from consoles()
+
+
+@pytest.fixture(scope="module")
+def start_console_module() -> Iterator[Any]:
+    """Start consoles on stores; all stopped after the module."""
+    yield from consoles()
+
+
+def consoles() -> Iterator[Any]:
+    """A starter of consoles, and the stop of every one it started."""
     started: list[Console] = []
 
     def start(
@@ -188,3 +199,15 @@ def hidden_events() -> list[dict[str, object]]:
         {"type": "personal_directory_changed", "id": "p", "network": "lies", "system": "pri"}
         | {"user": "b\u200bob", "entries": [{"name": "\u202eevil", "number": "1\r2"}]},
     ]
+
+
+def feed(store: str, *lines: str) -> subprocess.CompletedProcess[bytes]:
+    """`ctilink ingest -` from another process, as a user feeds a file, whatever it decides."""
+    return subprocess.run(
+        [sys.executable, "-m", "ctilink.adapters.cli", "ingest", "-", "--store", store],
+        input=("\n".join(lines) + "\n").encode(),
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )

@@ -24,7 +24,7 @@ import pytest
 from ctilink.adapters.store.selection import open_service
 from ctilink.projections.status import status
 from tests.support import decode
-from tests.web.conftest import ROOT, hidden_events, hostile_events
+from tests.web.conftest import ROOT, feed, hidden_events, hostile_events
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 HOSTILE = "<img src=x onerror=\"document.title='pwned';window.pwned=1\">"
@@ -269,3 +269,218 @@ def test_a_page_of_the_past_does_not_change_and_a_dropped_stream_catches_up(
 
     page.goto(console.url + "/networks/initech?at=9")
     assert page.locator("main[data-stream]").count() == 0  # the past has no stream
+
+
+# --- the console tells the story (issue 24): navigation, search, each position's
+# --- event and changes, the timeline, the preview, the rejections from the store.
+
+LATER = ("globex-016", "globex-017")  # globex's conversion and the restart after it
+LONG = 256  # SPEC v1.1's longest name or number
+
+
+def wide_events() -> list[dict[str, Any]]:
+    """Network `wide`: the longest values every field allows, with no space to break at."""
+    return [
+        {"type": "portal_installed", "id": "i" * 128, "network": "wide", "actor": "a" * LONG}
+        | {"platform": "linux_server_edition"},
+        {"type": "system_added", "id": "s", "network": "wide", "system": "p" * 64}
+        | {"role": "primary", "platform": "linux", "address": "x" * LONG},
+        {
+            "type": "user_homed",
+            "id": "u",
+            "network": "wide",
+            "user": "u" * LONG,
+            "system": "p" * 64,
+        },
+        {"type": "directory_changed", "id": "d", "network": "wide", "system": "p" * 64}
+        | {"entries": [{"name": "N" * LONG, "number": "9" * LONG}] * 12},
+        {"type": "voicemail_discovered", "id": "v", "network": "wide", "system": "p" * 64}
+        | {"address": "v" * LONG},
+    ]
+
+
+@pytest.fixture(scope="module")
+def story_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The scenario before globex converts, the hostile and the wide networks, and
+    rejections whose payloads hold the hostile string."""
+    store = str(tmp_path_factory.mktemp("story") / "ctilink.db")
+    lines = (ROOT / "examples" / "scenario.jsonl").read_bytes().splitlines()
+    events = [json.loads(line) for line in lines if line.strip()]
+    with closing(open_service(store)) as service:
+        service.ingest([decode(e) for e in events if e["id"] not in LATER])
+        service.ingest([decode(e) for e in hostile_events(HOSTILE) + wide_events()])
+    rejected = [
+        json.dumps({"type": "failover", "id": HOSTILE, "network": "acme", "system": "nope"}),
+        json.dumps({"type": "central_cti_link_set", "id": "c1", "network": "initech"}).replace(
+            "}", ', "enabled": true}'
+        ),
+        '{"type": "portal_restarted", "id": "' + "z" * 3000 + '", "network": "acme", "x": 1}',
+    ]
+    assert feed(store, *rejected).returncode == 1
+    return store
+
+
+@pytest.fixture
+def story_copy(story_store: str, tmp_path: Path) -> str:
+    """A copy of the story store, for tests that commit to it."""
+    copy = tmp_path / "story.db"
+    shutil.copy(story_store, copy)
+    return str(copy)
+
+
+def current(page: Page) -> str:
+    """Which link of the navigation bar says the reader is there."""
+    return page.get_attribute("header a[aria-current='page']", "data-nav") or ""
+
+
+def test_a_reader_finds_a_network_by_search_and_walks_its_story_by_the_navigation_bar(
+    story_store, start_console, page
+):
+    console = start_console(story_store)
+    page.goto(console.url + "/rejections")
+    page.fill("header input[name='q']", "LOB")  # any part of the name, any case
+    page.press("header input[name='q']", "Enter")
+    page.wait_for_selector("tr[data-network='globex']")
+    assert [r["network"] for r in shown_rows(page, "tr[data-network]", ["network"])] == ["globex"]
+    assert current(page) == "networks"
+
+    page.click("tr[data-network='globex'] a")
+    page.wait_for_selector("section[data-mode]")
+    for here in ("log", "timeline", "audit", "directory", "diff", "now"):
+        page.click(f"header a[data-nav='{here}']")
+        page.wait_for_selector(f"header a[data-nav='{here}'][aria-current='page']")
+        assert page.locator("main h1").inner_text().startswith("globex")
+    page.click("header a[data-nav='network-rejections']")
+    page.wait_for_selector("main h1:has-text('Rejections of globex')")
+    page.click("header a[data-nav='networks']")
+    page.wait_for_selector("tr[data-network='acme']")
+
+
+def test_the_directory_search_shows_only_the_entries_and_users_that_hold_the_text(
+    story_store, start_console, page
+):
+    console = start_console(story_store)
+    page.goto(console.url + "/networks/acme/directory")
+    page.fill("main input[name='q']", "branch")
+    page.click("main form[role='search'] button")
+    page.wait_for_selector("input[name='q'][value='branch']")
+    names = [r["name"] for r in shown_rows(page, "tr[data-via]", ["name"])]
+    assert names == ["Branch Office"]  # the ex-directory entry never shows (D2)
+    assert shown_rows(page, "tr[data-user]", ["user"]) == []
+    screenshot(page, "directory-search")
+
+
+def test_the_timeline_travels_to_a_marked_position_which_says_what_made_it_and_changed(
+    story_store, start_console, page
+):
+    console = start_console(story_store)
+    page.goto(console.url + "/networks/acme/timeline")
+    page.wait_for_selector("svg.timeline")
+    screenshot(page, "timeline")
+
+    page.click("a[data-mark='failover']")
+    page.wait_for_selector("section[data-position='21']")
+    assert page.locator("[data-past]").is_visible()
+    made = page.locator("section[data-made-by]")
+    assert made.get_attribute("data-type") == "failover"
+    assert "What it changed from position 20" in made.inner_text()
+    moved = shown_rows(page, "tr[data-changed-system]", ["changedAfterVia"])
+    assert moved and {r["changedAfterVia"] for r in moved} == {"se-secondary"}  # C2
+
+    page.click("a:has-text('the timeline around it')")
+    page.wait_for_selector("svg.timeline line.here", state="attached")
+    page.click("a[data-column='3'] rect")
+    page.wait_for_selector("section[data-position='3']")
+
+
+def test_a_conversion_is_previewed_from_the_network_page_and_nothing_is_committed_m4_m5(
+    story_copy, start_console, page
+):
+    console = start_console(story_copy)
+    with closing(open_service(story_copy, create=False)) as service:
+        before = service.head("globex")
+    page.goto(console.url + "/networks/globex")
+    page.click("a[data-preview='converted_to_central']")
+    page.wait_for_selector("section[data-preview='after-restart']")
+    assert page.get_attribute("[data-outcome]", "data-outcome") == "accepted"
+    added = shown_rows(
+        page, "section[data-preview='after-restart'] tr[data-change='added']", ["kind", "target"]
+    )
+    assert added == [
+        {"kind": "csta", "target": "gx-primary"},
+        {"kind": "dsml", "target": "gx-primary"},
+    ]
+    assert page.locator("section[data-preview='at-once'] tr[data-change]").count() == 0  # M5
+    screenshot(page, "preview")
+
+    page.click("a:has-text('At once only')")
+    page.wait_for_selector("section[data-preview='at-once']")
+    assert page.locator("section[data-preview='after-restart']").count() == 0
+    with closing(open_service(story_copy, create=False)) as service:
+        assert service.head("globex") == before  # the console never writes
+
+
+def test_the_rejections_page_shows_a_rejection_another_process_commits_by_itself(
+    story_copy, start_console, page
+):
+    console = start_console(story_copy)
+    page.goto(console.url + "/rejections")
+    page.wait_for_selector("body[data-live='open']")
+    assert page.locator("tr[data-rejection]").count() == 3
+
+    done = feed(story_copy, json.dumps({"type": "user_removed", "id": "late", "network": "acme"}))
+    assert done.returncode == 1  # rejected: its `user` is missing (I1)
+    page.wait_for_selector("tr[data-rejection][data-event-id='late']", timeout=10_000)
+    assert page.locator("tr[data-rejection]").first.get_attribute("data-event-id") == "late"
+    page.click("tr[data-event-id='late'] summary")
+    screenshot(page, "rejections")
+
+    page.select_option("select[name='code']", "central_not_available")
+    page.click("form.filters button")
+    page.wait_for_url("**code=central_not_available**")
+    assert shown_rows(page, "tr[data-rejection]", ["code"]) == [{"code": "central_not_available"}]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/rejections",
+        "/networks/wide",
+        "/networks/wide?at=2",
+        "/networks/wide/log",
+        "/networks/wide/timeline",
+        "/networks/wide/audit",
+        "/networks/wide/directory",
+        "/networks/wide/diff?from=1&to=5",
+        "/networks/acme/log",
+        "/networks/acme/timeline",
+        "/networks/globex/preview?event=converted_to_central&then_restart=1",
+        "/networks/evil",
+        "/networks/evil/log",
+    ],
+)
+def test_every_page_fits_a_1280_pixel_screen_whatever_the_values(
+    story_store, start_console, page, path
+):
+    console = start_console(story_store)
+    page.goto(console.url + path)
+    page.wait_for_selector("main h1")
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    assert page.evaluate("window.pwned") is None and page.locator("main img").count() == 0
+
+
+def test_hostile_strings_on_the_new_pages_are_shown_as_text_and_never_run(
+    story_store, start_console, page
+):
+    console = start_console(story_store)
+    for path in ("/rejections", "/networks/evil/timeline", "/networks/evil?at=1", "/?q=evil"):
+        page.goto(console.url + path)
+        page.wait_for_selector("main h1")
+        assert page.evaluate("window.pwned") is None, path
+        assert page.locator("main img").count() == 0, path
+    page.goto(console.url + "/rejections?network=acme")
+    assert HOSTILE in page.inner_text("table.rejections")
+    page.goto(console.url + "/networks/evil?at=1")
+    assert HOSTILE in page.inner_text("section[data-made-by]")

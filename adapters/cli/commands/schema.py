@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.nats.schema import PARTS, rendered
 
 
@@ -19,7 +20,7 @@ def cmd_schema(service: object, args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(verbs: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the command to the parser."""
     p = verbs.add_parser("schema")
     p.add_argument(
