@@ -291,8 +291,12 @@ async def when_available(open_them: Callable[[], Any], stop: asyncio.Event) -> A
     """What `open_them` opens, once the store answers; None if stopped first."""
     import asyncio
 
+    from ctilink.adapters.store.coordination.waiting import (
+        STORE_AWAY,
+        STORE_RETRY_SECONDS,
+        wait_or_stop,
+    )
     from ctilink.adapters.store.selection import AWAY_SIGNS, StoreAway
-    from ctilink.adapters.store.waiting import STORE_AWAY, STORE_RETRY_SECONDS, wait_or_stop
 
     waiting = False
     while not stop.is_set():
@@ -315,7 +319,7 @@ async def when_available(open_them: Callable[[], Any], stop: asyncio.Event) -> A
 def open_store(location: str) -> tuple[NetworkService, Any]:
     """The service and the roles on a store, both or neither."""
     from ctilink.adapters.ops.logs import LogStream
-    from ctilink.adapters.store.roles import open_roles
+    from ctilink.adapters.store.coordination.roles import open_roles
 
     opened = open_service(location, notes=LogStream())  # index builds told as log lines
     try:

@@ -3,7 +3,7 @@
 Writing is eventsourcing's load → decide → save, for a batch of events rather
 than one command: what the store holds between batches (networks, source
 positions) and how it looks ids up is `writes`, a collaborator the composition
-root gives (adapters/store/writes.py). Reading answers for any position.
+root gives (adapters/store/persistence/writes.py). Reading answers for any position.
 """
 
 from __future__ import annotations

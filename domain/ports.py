@@ -1,4 +1,4 @@
-"""What the application asks of the store when it writes (adapters/store/writes.py answers)."""
+"""What the application asks of the store when it writes (store/persistence/writes.py answers)."""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from ctilink.adapters.ingest.lines import ingest
 from ctilink.adapters.nats.publisher import Outgoing, Publisher
 from ctilink.adapters.nats.schema import DATE_TIME, DEFS, document
 from ctilink.adapters.nats.wire import IngestReply, NetworkSummary, encode
-from ctilink.adapters.store.listing import network_lines
-from ctilink.adapters.store.network_index import Filters
+from ctilink.adapters.store.persistence.network_index import Filters
+from ctilink.adapters.store.queries.listing import network_lines
 from ctilink.adapters.store.selection import MEMORY, open_service
 from ctilink.projections.directory import directory
 from ctilink.projections.status import status

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from ctilink.adapters.errors import UserError
-from ctilink.adapters.store.log_reader import recorded_times
+from ctilink.adapters.store.queries.log_reader import recorded_times
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.projections.changes import position_at_time

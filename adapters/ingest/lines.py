@@ -17,7 +17,7 @@ from typing import BinaryIO
 import msgspec
 
 from ctilink.adapters.errors import UserError
-from ctilink.adapters.store.inbound import OutcomeChunk
+from ctilink.adapters.store.persistence.inbound import OutcomeChunk
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.domain.arrivals import Arrival

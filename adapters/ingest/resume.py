@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.ingest.lines import Kept, Line, LineReport, read_lines, unkeep
-from ctilink.adapters.store.inbound import OutcomeChunk
+from ctilink.adapters.store.persistence.inbound import OutcomeChunk
 
 
 class ChangedFile(UserError):

@@ -18,8 +18,8 @@ from nats.micro.service import Service
 
 from ctilink.adapters.nats.ingestor import Ingestor
 from ctilink.adapters.nats.wire import IngestReply, NetworksQuery, NetworkSummary, Query, encode
-from ctilink.adapters.store.listing import DamagedIndex, network_lines
-from ctilink.adapters.store.waiting import STORE_AWAY, first_line
+from ctilink.adapters.store.coordination.waiting import STORE_AWAY, first_line
+from ctilink.adapters.store.queries.listing import DamagedIndex, network_lines
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decoding import Invalid, decode, explain, named, repeated_key_problem
 from ctilink.domain.errors import DamagedLog, PositionOutOfRange, UnknownNetwork

@@ -36,7 +36,12 @@ from nats.js.errors import NotFoundError
 from ctilink.adapters.nats import jsapi
 from ctilink.adapters.nats.batch import publish_many
 from ctilink.adapters.nats.streams import IN_STREAM, network_of, partition_subject
-from ctilink.adapters.store.waiting import STORE_AWAY, STORE_RETRY_SECONDS, first_line, wait_or_stop
+from ctilink.adapters.store.coordination.waiting import (
+    STORE_AWAY,
+    STORE_RETRY_SECONDS,
+    first_line,
+    wait_or_stop,
+)
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decision import Outcome

@@ -8,8 +8,13 @@ from collections.abc import Callable
 from eventsourcing.persistence import IntegrityError
 
 from ctilink.adapters.nats.publisher import Publisher
-from ctilink.adapters.store.roles import PUBLISHER, Roles
-from ctilink.adapters.store.waiting import STORE_AWAY, STORE_RETRY_SECONDS, first_line, wait_or_stop
+from ctilink.adapters.store.coordination.roles import PUBLISHER, Roles
+from ctilink.adapters.store.coordination.waiting import (
+    STORE_AWAY,
+    STORE_RETRY_SECONDS,
+    first_line,
+    wait_or_stop,
+)
 
 CHECK_SECONDS = 1.0
 

@@ -22,7 +22,7 @@ from nats.js.errors import NotFoundError
 from ctilink.adapters.nats import jsapi
 from ctilink.adapters.nats.consumer import PRIORITY_TIMEOUT, PartitionConsumer, consumer_name
 from ctilink.adapters.nats.streams import IN_STREAM, partition_subject
-from ctilink.adapters.store.waiting import first_line, wait_or_stop
+from ctilink.adapters.store.coordination.waiting import first_line, wait_or_stop
 
 CHECK_SECONDS = 1.0
 BALANCE_SECONDS = 2.0  # how often the share is looked at (a $SRV.PING and a count)

@@ -19,8 +19,8 @@ from nats.js.errors import NotFoundError
 
 from ctilink.adapters.nats.ingestor import Ingestor
 from ctilink.adapters.nats.streams import IN_STREAM, in_source
-from ctilink.adapters.store.roles import SWEEPER, Roles
-from ctilink.adapters.store.waiting import first_line, wait_or_stop
+from ctilink.adapters.store.coordination.roles import SWEEPER, Roles
+from ctilink.adapters.store.coordination.waiting import first_line, wait_or_stop
 from ctilink.domain.arrivals import Arrival
 from ctilink.domain.decoding import Invalid, named
 

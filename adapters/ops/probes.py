@@ -18,8 +18,8 @@ import msgspec
 from ctilink.adapters.nats.partitions import PartitionState, survey
 from ctilink.adapters.nats.publisher import TRACKING_NAME
 from ctilink.adapters.ops.metrics import LiveState, Metrics, PerNetwork
-from ctilink.adapters.store.listing import each_line
-from ctilink.adapters.store.network_index import Filters
+from ctilink.adapters.store.persistence.network_index import Filters
+from ctilink.adapters.store.queries.listing import each_line
 from ctilink.projections.status import status
 
 CHECK_SECONDS = 3.0  # a store or NATS answer slower than this counts as away

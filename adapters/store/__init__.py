@@ -1,1 +1,1 @@
-"""The store: selection by path or URL, SQLite and PostgreSQL, roles, and reading the raw log."""
+"""The store: opened by path or URL (selection); persistence, queries, maintenance, coordination."""

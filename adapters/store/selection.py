@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from eventsourcing.persistence import PersistenceError
 
 from ctilink.adapters.errors import UserError
-from ctilink.adapters.store.reindex import ensure_indexes
-from ctilink.adapters.store.schema import (
+from ctilink.adapters.store.maintenance.reindex import ensure_indexes
+from ctilink.adapters.store.persistence.schema import (
     SCHEMA_VERSION,
     TABLES,
     VERSION_KEY,
@@ -24,7 +24,7 @@ from ctilink.adapters.store.schema import (
     mark_current,
     version_of,
 )
-from ctilink.adapters.store.writes import StoreWrites
+from ctilink.adapters.store.persistence.writes import StoreWrites
 from ctilink.domain.application import NetworkService
 
 DEFAULT_STORE = "ctilink.db"
@@ -107,7 +107,7 @@ def postgres_env(url: str) -> dict[str, str]:
         raise StoreError(f"store URL {redact(url)!r}: unknown option(s) {sorted(options)}")
     return {
         **{f"{LIBPQ_PREFIX}{name}": value for name, value in tls.items()},
-        "PERSISTENCE_MODULE": "ctilink.adapters.store.postgres:Factory",
+        "PERSISTENCE_MODULE": "ctilink.adapters.store.persistence.postgres:Factory",
         "POSTGRES_DBNAME": database,
         "POSTGRES_HOST": host or "127.0.0.1",
         "POSTGRES_PORT": str(port),
@@ -153,7 +153,7 @@ def persistence_env(store: str) -> dict[str, str]:
     if store == MEMORY:  # this process only: for tests and trying things out
         # SQLite in memory, shared by the process's connections: the same SQL as a file.
         return {
-            "PERSISTENCE_MODULE": "ctilink.adapters.store.sqlite:Factory",
+            "PERSISTENCE_MODULE": "ctilink.adapters.store.persistence.sqlite:Factory",
             "SQLITE_DBNAME": f"file:ctilink-{uuid.uuid4().hex}?mode=memory&cache=shared",
         }
     path = Path(store)
@@ -162,7 +162,7 @@ def persistence_env(store: str) -> dict[str, str]:
     if not path.parent.exists():
         raise StoreError(f"store {store!r}: directory {str(path.parent)!r} does not exist")
     return {
-        "PERSISTENCE_MODULE": "ctilink.adapters.store.sqlite:Factory",
+        "PERSISTENCE_MODULE": "ctilink.adapters.store.persistence.sqlite:Factory",
         "SQLITE_DBNAME": str(path),
         "SQLITE_LOCK_TIMEOUT": "30",
     }
@@ -280,7 +280,7 @@ def make_current(service: NetworkService) -> None:
 # these, never by the length of the logs.
 CACHED_NETWORKS = "CTILINK_CACHED_NETWORKS"  # networks held for writing
 SNAPSHOT_EVERY = "CTILINK_SNAPSHOT_EVERY"  # positions between snapshots (default: by size)
-MAPPER = "ctilink.adapters.store.codec:NetworkMapper"  # rows as compact msgspec JSON
+MAPPER = "ctilink.adapters.store.persistence.codec:NetworkMapper"  # rows as compact msgspec JSON
 
 
 def cache_setting(name: str, default: int) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from ctilink.adapters.store.inbound import REJECTION_COLUMNS
+from ctilink.adapters.store.persistence.inbound import REJECTION_COLUMNS
 from ctilink.adapters.text import cut
 from ctilink.adapters.web.reads import BadQuery, moment, whole
 from ctilink.domain import messages as m

@@ -14,8 +14,13 @@ from typing import Any
 
 import msgspec
 
-from ctilink.adapters.store.listing import each_line
-from ctilink.adapters.store.network_index import COLUMNS, SORTS, Filters, overview_of
+from ctilink.adapters.store.persistence.network_index import (
+    COLUMNS,
+    SORTS,
+    Filters,
+    overview_of,
+)
+from ctilink.adapters.store.queries.listing import each_line
 from ctilink.domain.application import NetworkService
 from ctilink.projections.overview import Overview
 

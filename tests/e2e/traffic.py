@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ctilink.adapters.nats.publisher import REJECTIONS_TRACKING_NAME, TRACKING_NAME
+from ctilink.adapters.store.maintenance.verification import head
 from ctilink.adapters.store.selection import open_service
-from ctilink.adapters.store.verification import head
 from ctilink.projections.status import status
 from tests.e2e.conftest import ROOT, network_of, stream_messages, wait_for
 

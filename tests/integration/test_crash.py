@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from ctilink.adapters.cli.main import main
+from ctilink.adapters.store.maintenance.verification import head, strays, verify
 from ctilink.adapters.store.selection import open_service
-from ctilink.adapters.store.verification import head, strays, verify
 from tests.scenarios import order_dependent_events
 
 TIMEOUT = 120

@@ -21,7 +21,7 @@ import pytest
 from ctilink.adapters.cli.main import main
 from ctilink.adapters.ingest.lines import ingest
 from ctilink.adapters.progress import PROGRESS_FROM, Progress
-from ctilink.adapters.store import log_reader
+from ctilink.adapters.store.queries import log_reader
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService

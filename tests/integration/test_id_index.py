@@ -11,8 +11,8 @@ from contextlib import closing
 from typing import Any
 
 from ctilink.adapters.cli.main import main
+from ctilink.adapters.store.maintenance.verification import verify
 from ctilink.adapters.store.selection import open_service
-from ctilink.adapters.store.verification import verify
 from ctilink.domain.application import NetworkService
 from tests.support import Harness, decode, ev, installed, system
 

@@ -23,7 +23,7 @@ import msgspec
 import pytest
 
 from ctilink.adapters.cli.main import main
-from ctilink.adapters.store.codec import StoredRecord, StoredSnapshot
+from ctilink.adapters.store.persistence.codec import StoredRecord, StoredSnapshot
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain import messages as m
 from ctilink.domain.network import GENESIS, link

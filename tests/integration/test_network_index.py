@@ -20,10 +20,10 @@ import psycopg
 import pytest
 
 from ctilink.adapters.cli.main import main
-from ctilink.adapters.store.listing import folded_line, network_lines
-from ctilink.adapters.store.network_index import Filters
+from ctilink.adapters.store.maintenance.verification import strays, verify
+from ctilink.adapters.store.persistence.network_index import Filters
+from ctilink.adapters.store.queries.listing import folded_line, network_lines
 from ctilink.adapters.store.selection import open_service
-from ctilink.adapters.store.verification import strays, verify
 from ctilink.domain.application import NetworkService
 from ctilink.projections.status import status
 from tests.scenarios import order_dependent_events

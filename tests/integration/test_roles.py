@@ -11,7 +11,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from ctilink.adapters.nats.publisher import TRACKING_NAME
-from ctilink.adapters.store.roles import PUBLISHER, SWEEPER, open_roles
+from ctilink.adapters.store.coordination.roles import PUBLISHER, SWEEPER, open_roles
 from tests.stores import SERVER
 
 
@@ -39,7 +39,7 @@ def test_a_killed_instance_releases_its_roles_at_once(store_path):
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from ctilink.adapters.store.roles import PUBLISHER, open_roles\n"
+            "from ctilink.adapters.store.coordination.roles import PUBLISHER, open_roles\n"
             f"roles = open_roles({store_path!r})\n"
             "assert roles.take(PUBLISHER)\n"
             "print('held', flush=True)\n"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ctilink.adapters.store.codec import stored_fingerprint
+from ctilink.adapters.store.persistence.codec import stored_fingerprint
 from ctilink.adapters.store.selection import (
     StoreError,
     network_heads,

@@ -12,7 +12,7 @@ from nats.micro.request import ServiceError
 from ctilink.adapters.nats.api import store_errors_as_503
 from ctilink.adapters.nats.consumer import PartitionConsumer
 from ctilink.adapters.nats.leading import publish_while_leading
-from ctilink.adapters.store.roles import FileRoles
+from ctilink.adapters.store.coordination.roles import FileRoles
 from ctilink.domain.decision import Outcome
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ctilink.adapters.cli.main import main
-from ctilink.adapters.store import log_reader
+from ctilink.adapters.store.queries import log_reader
 from ctilink.projections.changes import position_at_time
 from tests.support import Harness, cli, ev, installed, system
 

@@ -10,7 +10,7 @@ from eventsourcing.persistence import JSONTranscoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctilink.adapters.store.codec import NetworkMapper
+from ctilink.adapters.store.persistence.codec import NetworkMapper
 from ctilink.domain import messages as m
 from ctilink.domain.decoding import Invalid, decode_encoded
 from ctilink.domain.network import Network

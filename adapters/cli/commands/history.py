@@ -11,7 +11,7 @@ from ctilink.adapters.cli.output import emit_json, encode_json
 from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.cli.render import print_table, safe, safe_lines
 from ctilink.adapters.progress import Progress
-from ctilink.adapters.store.log_reader import logged_messages
+from ctilink.adapters.store.queries.log_reader import logged_messages
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import PositionOutOfRange
 from ctilink.projections.changes import (

@@ -79,7 +79,7 @@ def holding(store: str | None, source: str | None) -> Iterator[None]:
     if source is None or location == MEMORY:
         yield
         return
-    from ctilink.adapters.store.roles import open_roles, source_role
+    from ctilink.adapters.store.coordination.roles import open_roles, source_role
 
     roles = open_roles(location)
     try:

@@ -10,9 +10,8 @@ from collections.abc import Iterable, Iterator
 from ctilink.adapters.cli.output import emit_json
 from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.cli.render import pairs, print_table
-from ctilink.adapters.store.reindex import reindex
-from ctilink.adapters.store.selection import network_heads
-from ctilink.adapters.store.verification import (
+from ctilink.adapters.store.maintenance.reindex import reindex
+from ctilink.adapters.store.maintenance.verification import (
     Tampered,
     Verdict,
     head,
@@ -20,6 +19,7 @@ from ctilink.adapters.store.verification import (
     strays,
     verify,
 )
+from ctilink.adapters.store.selection import network_heads
 from ctilink.domain.application import NetworkService
 
 TAMPERED = 1

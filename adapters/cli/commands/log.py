@@ -15,7 +15,7 @@ from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.cli.render import TABLE_PAGE, GrowingTable, print_table
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.nats.wire import NetworksQuery, NetworkSummary
-from ctilink.adapters.store.listing import each_line
+from ctilink.adapters.store.queries.listing import each_line
 from ctilink.adapters.store.selection import MEMORY, is_postgres, opens_immutable, resolve
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog

@@ -8,7 +8,7 @@ from typing import Any
 from ctilink.adapters.cli.output import emit_json
 from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.cli.render import pairs
-from ctilink.adapters.store.schema import SCHEMA_VERSION, Migrated, version_of
+from ctilink.adapters.store.persistence.schema import SCHEMA_VERSION, Migrated, version_of
 from ctilink.adapters.store.selection import open_service, redact, resolve, tables_of
 
 

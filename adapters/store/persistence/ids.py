@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ctilink.adapters.store.codec import stored_fingerprint
+from ctilink.adapters.store.persistence.codec import stored_fingerprint
 
 IdRow = tuple[str, str, int]  # network, event id, position
 Seen = dict[tuple[str, str], tuple[int, bytes]]  # (network, event id) -> (position, fp)

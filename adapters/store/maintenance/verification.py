@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from ctilink.adapters.store.codec import first_line
+from ctilink.adapters.store.persistence.codec import first_line
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog, UnknownNetwork

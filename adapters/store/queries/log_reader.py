@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from ctilink.adapters.store.codec import KNOWN_TOPICS, first_line
+from ctilink.adapters.store.persistence.codec import KNOWN_TOPICS, first_line
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog

@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 
 from ctilink.adapters.errors import UserError
-from ctilink.adapters.store.codec import first_line
-from ctilink.adapters.store.network_index import SORTS, Filters
+from ctilink.adapters.store.persistence.codec import first_line
+from ctilink.adapters.store.persistence.network_index import SORTS, Filters
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import recorded_at

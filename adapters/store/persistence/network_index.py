@@ -6,7 +6,7 @@
 - `ctilink_damaged`: the networks whose log could not be folded when the index
   was last built, so that listings still name them (`verify` says what is wrong).
 
-Builds (adapters/store/reindex.py) run beside writers, a page at a time: a
+Builds (adapters/store/maintenance/reindex.py) run beside writers, a page at a time: a
 build takes a token in `ctilink_meta` when it starts and marks the index
 complete only if it still holds the token when it ends, so of two builds at
 once only the later completes it, and a build that dies completes nothing.
@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from ctilink.adapters.store.indexes import RecorderParts
+from ctilink.adapters.store.persistence.ids import RecorderParts
 from ctilink.domain.messages import is_name
 from ctilink.projections.overview import Overview
 

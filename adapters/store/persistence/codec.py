@@ -9,7 +9,7 @@ import msgspec
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic, register_topic
 
-from ctilink.adapters.store.compat import stored_event
+from ctilink.adapters.store.persistence.compat import stored_event
 from ctilink.domain import messages as m
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import Installed, Network, Recorded, Snapshot, build

@@ -18,9 +18,9 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
-from ctilink.adapters.store.indexes import IdRow, IndexTables
-from ctilink.adapters.store.network_index import NetworkTables
+from ctilink.adapters.store.persistence.ids import IdRow, IndexTables
+from ctilink.adapters.store.persistence.inbound import InboundTables, OutcomeChunk
+from ctilink.adapters.store.persistence.network_index import NetworkTables
 from ctilink.domain.arrivals import Rejection
 from ctilink.projections.overview import Overview
 

@@ -23,8 +23,8 @@ from typing import Any, TextIO
 import msgspec
 
 from ctilink.adapters.progress import Progress
-from ctilink.adapters.store.codec import first_line
-from ctilink.adapters.store.listing import folded_line
+from ctilink.adapters.store.persistence.codec import first_line
+from ctilink.adapters.store.queries.listing import folded_line
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog
 from ctilink.projections.overview import Overview

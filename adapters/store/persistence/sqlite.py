@@ -10,11 +10,11 @@ import msgspec
 from eventsourcing.persistence import Environment, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
 
-from ctilink.adapters.store import compat
-from ctilink.adapters.store.compat import check_durable
-from ctilink.adapters.store.inbound import InboundTables, OutcomeChunk
-from ctilink.adapters.store.indexes import IdRow, IndexTables
-from ctilink.adapters.store.network_index import NetworkTables
+from ctilink.adapters.store.persistence import compat
+from ctilink.adapters.store.persistence.compat import check_durable
+from ctilink.adapters.store.persistence.ids import IdRow, IndexTables
+from ctilink.adapters.store.persistence.inbound import InboundTables, OutcomeChunk
+from ctilink.adapters.store.persistence.network_index import NetworkTables
 from ctilink.domain.arrivals import Rejection
 from ctilink.projections.overview import Overview
 
@@ -25,7 +25,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteAppli
     durable = True  # its connections sync every commit (else each write checks: compat.py)
 
     def construct_create_table_statements(self) -> list[str]:
-        """eventsourcing's tables, and the inbound ones (adapters/store/inbound.py)."""
+        """eventsourcing's tables, and the inbound ones (persistence/inbound.py)."""
         return [
             *super().construct_create_table_statements(),
             *self.inbound_statements("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT"),

@@ -1,0 +1,1 @@
+"""Keeping a store sound: tamper verification, building its indexes."""

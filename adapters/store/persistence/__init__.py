@@ -1,0 +1,1 @@
+"""How rows are written, and read back for writing: the recorders, the codec, the tables."""

@@ -1,0 +1,1 @@
+"""What the CLI, the NATS API, the console and ops read from a store."""
