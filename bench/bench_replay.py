@@ -45,8 +45,9 @@ from bench.workload import interleaved_lines, single_network_lines
 from ctilink.adapters.cli.as_of import position_at
 from ctilink.adapters.ingest.lines import BATCH_LINES, LineReport, ingest
 from ctilink.adapters.store.persistence.codec import StoredRecord
+from ctilink.adapters.store.queries.log import network_heads
 from ctilink.adapters.store.queries.log_reader import logged_messages
-from ctilink.adapters.store.selection import network_heads, open_service
+from ctilink.adapters.store.selection import open_service
 from ctilink.domain.application import NetworkService
 from ctilink.domain.network import recorded_at
 from ctilink.domain.state import evolve, install

@@ -19,8 +19,9 @@ from ctilink.adapters.ingest.lines import ingest
 from ctilink.adapters.nats.publisher import Outgoing, Publisher
 from ctilink.adapters.nats.schema import DATE_TIME, DEFS, document
 from ctilink.adapters.nats.wire import IngestReply, NetworkSummary, encode
-from ctilink.adapters.store.persistence.network_index import Filters
 from ctilink.adapters.store.queries.listing import network_lines
+from ctilink.adapters.store.queries.log import network_heads
+from ctilink.adapters.store.queries.networks import Filters
 from ctilink.adapters.store.selection import MEMORY, open_service
 from ctilink.projections.directory import directory
 from ctilink.projections.status import status
@@ -99,7 +100,7 @@ def corpus() -> Corpus:
         publisher.nc = SimpleNamespace(max_payload=200)  # what a too small server gets
         outgoing.append(publisher._fitting(max(outgoing, key=lambda out: len(out[1]))))
         answers: dict[str, list[bytes]] = {"Status": [], "Directory": []}
-        for network, head in service.recorder.heads():  # type: ignore[attr-defined]
+        for network, head in network_heads(service):
             for at in range(1, head + 1):
                 state, position = service.state_at(network, at)
                 answers["Status"].append(encode(status(state, position)))

@@ -19,6 +19,7 @@ from ctilink.adapters.nats.wire import (
     StatusChanged,
     encode,
 )
+from ctilink.adapters.store.queries.rejections import rejections
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.domain.arrivals import Rejection
@@ -130,7 +131,7 @@ class Publisher:
 
     def _rejection_page(self, start: int) -> Page:
         """The next page of rejections (from NATS, files and the API alike), and its last id."""
-        page = self.service.recorder.rejections(after=start, limit=PAGE)
+        page = rejections(self.service.recorder, after=start, limit=PAGE)
         if not page:
             return None, []
         store = self.store_identity()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 
-from ctilink.adapters.store.persistence.network_index import Filters
+from ctilink.adapters.store.queries.networks import Filters
 from ctilink.domain import messages as m
 from ctilink.domain.arrivals import Rejection
 from ctilink.domain.mode import Mode

@@ -18,8 +18,9 @@ import msgspec
 from ctilink.adapters.nats.partitions import PartitionState, survey
 from ctilink.adapters.nats.publisher import TRACKING_NAME
 from ctilink.adapters.ops.metrics import LiveState, Metrics, PerNetwork
-from ctilink.adapters.store.persistence.network_index import Filters
 from ctilink.adapters.store.queries.listing import each_line
+from ctilink.adapters.store.queries.log import events_after
+from ctilink.adapters.store.queries.networks import Filters, network_totals
 from ctilink.projections.status import status
 
 CHECK_SECONDS = 3.0  # a store or NATS answer slower than this counts as away
@@ -185,7 +186,7 @@ class Operations:
     def _read_figures(self) -> StoreFigures:
         recorder = self.service.recorder
         published = self.tracking.max_tracking_id(TRACKING_NAME) or 0
-        return StoreFigures(recorder.network_totals(), recorder.events_after(published))
+        return StoreFigures(network_totals(recorder), events_after(recorder, published))
 
     def _per_network(self) -> PerNetwork:
         """Every network's position and component rows (a fold of each: opt-in)."""

@@ -391,9 +391,3 @@ AWAY_SIGNS = (
     "terminating connection due to administrator command",  # a restart, a failover
     "connection to server",  # ... failed / was lost
 )
-
-
-def network_heads(service: NetworkService) -> list[tuple[str, int]]:
-    """Every network with its last position, sorted by name."""
-    recorder: Any = service.recorder  # both adapters' recorders answer `heads`
-    return recorder.heads()

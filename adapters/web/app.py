@@ -21,8 +21,8 @@ from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ctilink.adapters.store.persistence.network_index import SORTS
 from ctilink.adapters.store.queries.listing import DamagedIndex
+from ctilink.adapters.store.queries.networks import SORTS
 from ctilink.adapters.text import cut
 from ctilink.adapters.web.gate import HEADERS, SecurityHeaders, TokenGate, login_routes
 from ctilink.adapters.web.health import operations_routes

@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from ctilink.adapters.store.queries.log import networks_changed
 from ctilink.adapters.web.rejections import rejected_in, rejection_top
 
 POLL = 0.2  # seconds between looks at the store
@@ -109,7 +110,7 @@ class Watcher(Broadcast):
                 top = await asyncio.to_thread(self._top)
                 names: set[str] = set()
                 if top > last:
-                    names = await asyncio.to_thread(self.recorder.networks_changed, last, top)
+                    names = await asyncio.to_thread(networks_changed, self.recorder, last, top)
             except Exception:  # the store is away: pages keep what they show, and ask later
                 continue
             rejection, rejected = await asyncio.to_thread(self._rejected, last_rejection)

@@ -15,9 +15,9 @@ from typing import Any, get_args
 
 import msgspec
 
-from ctilink.adapters.store.persistence.network_index import SORTS, Filters
 from ctilink.adapters.store.queries.listing import each_line
 from ctilink.adapters.store.queries.log_reader import recorded_times
+from ctilink.adapters.store.queries.networks import SORTS, Filters
 from ctilink.adapters.text import cut
 from ctilink.adapters.web.search import any_holds, networks_holding
 from ctilink.domain import messages as m

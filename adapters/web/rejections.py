@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from ctilink.adapters.store.persistence.inbound import REJECTION_COLUMNS
+from ctilink.adapters.store.queries.rejections import to_rejection
 from ctilink.adapters.text import cut
 from ctilink.adapters.web.reads import BadQuery, moment, whole
 from ctilink.domain import messages as m
@@ -110,7 +111,7 @@ def rejections_page(recorder: Any, query: Query) -> RejectionsPage:
         f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT {PAGE + 1}",
         tuple(params),
     )
-    rows = [shown(int(row[0]), recorder.to_rejection(row[1:])) for row in found]
+    rows = [shown(int(row[0]), to_rejection(row[1:])) for row in found]
     if len(rows) > PAGE:
         return RejectionsPage(rows[:PAGE], rows[PAGE - 1].id, newest)
     scanned_to = below - SCAN

@@ -1,7 +1,7 @@
 """Search: networks whose name holds some text, and directory entries that hold it.
 
 Networks are searched in the network index with a query of its own (as
-adapters/store/network_index.py reads it, plus a `LIKE` on the lower-cased name;
+adapters/store/queries/networks.py reads it, plus a `LIKE` on the lower-cased name;
 names hold only `[A-Za-z0-9_-]`, so `_` is the one character to escape): one
 page at a time, in the index's orders. A store from before the index, opened
 only to read, is searched over its folded lines instead.
@@ -14,13 +14,9 @@ from typing import Any
 
 import msgspec
 
-from ctilink.adapters.store.persistence.network_index import (
-    COLUMNS,
-    SORTS,
-    Filters,
-    overview_of,
-)
+from ctilink.adapters.store.persistence.network_index import COLUMNS
 from ctilink.adapters.store.queries.listing import each_line
+from ctilink.adapters.store.queries.networks import SORTS, Filters, overview_of
 from ctilink.domain.application import NetworkService
 from ctilink.projections.overview import Overview
 

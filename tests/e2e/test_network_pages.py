@@ -16,8 +16,8 @@ import nats
 import pytest
 
 from ctilink.adapters.nats.embedded import EmbeddedNats
-from ctilink.adapters.store.persistence.network_index import Filters
 from ctilink.adapters.store.queries.listing import network_lines
+from ctilink.adapters.store.queries.networks import Filters
 from ctilink.adapters.store.selection import open_service
 from tests.e2e.conftest import ROOT, Service
 from tests.support import decode, ev, installed

@@ -26,6 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ctilink.adapters.nats.embedded import EmbeddedNats
+from ctilink.adapters.store.queries.log import network_heads
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain.errors import Code
 from ctilink.projections.status import status
@@ -140,7 +141,7 @@ async def test_the_counters_equal_what_was_sent_and_the_gauges_the_status_docume
         found = samples(base)
         assert found[("ctilink_publisher_lag_events", ())] == 0
         with closing(open_service(str(served.store), create=False)) as service:
-            documents = [status(*service.state_at(n)) for n, _ in service.recorder.heads()]  # type: ignore[attr-defined]
+            documents = [status(*service.state_at(n)) for n, _ in network_heads(service)]
         states = Counter(row.state for d in documents for row in d.components)
         for state in ("available", "unavailable", "not_configured"):
             assert found[("ctilink_components", (("state", state),))] == states[state]
@@ -303,7 +304,7 @@ async def test_per_network_series_only_when_asked_and_equal_to_the_status_docume
         await eventually(lambda: publisher_caught_up(served.store))
         found = samples(base)
         with closing(open_service(str(served.store), create=False)) as service:
-            heads = service.recorder.heads()  # type: ignore[attr-defined]
+            heads = network_heads(service)
             documents = [status(*service.state_at(n)) for n, _ in heads]
         for name, head in heads:
             assert found[("ctilink_log_position", (("network", name),))] == head

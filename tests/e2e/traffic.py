@@ -14,6 +14,8 @@ from typing import Any
 
 from ctilink.adapters.nats.publisher import REJECTIONS_TRACKING_NAME, TRACKING_NAME
 from ctilink.adapters.store.maintenance.verification import head
+from ctilink.adapters.store.queries.log import heads
+from ctilink.adapters.store.queries.rejections import rejections
 from ctilink.adapters.store.selection import open_service
 from ctilink.projections.status import status
 from tests.e2e.conftest import ROOT, network_of, stream_messages, wait_for
@@ -45,7 +47,7 @@ def publisher_caught_up(store: Path | str) -> bool:
         last = service.recorder.max_notification_id() or 0
         done = tracking.max_tracking_id(TRACKING_NAME) or 0
         rejections_done = tracking.max_tracking_id(REJECTIONS_TRACKING_NAME) or 0
-        unsent = service.recorder.rejections(after=rejections_done, limit=1)
+        unsent = rejections(service.recorder, after=rejections_done, limit=1)
         return last > 0 and done >= last and not unsent
     except Exception:
         return False
@@ -144,7 +146,7 @@ def logs_and_heads(store: Path | str) -> dict[str, tuple[list[str], str]]:
         recorder: Any = service.recorder
         return {
             name: ([e.message.id for e in service.log(name)], head(service, name).hash)
-            for name, _ in recorder.heads()
+            for name, _ in heads(recorder)
         }
     finally:
         service.close()

@@ -381,14 +381,15 @@ def test_human_rejections_table_has_a_network_column(rejected: str) -> None:
 
 
 def test_the_store_filters_rejections_in_its_query(rejected: str) -> None:
+    from ctilink.adapters.store.queries.rejections import rejections
     from ctilink.adapters.store.selection import open_service
 
     service = open_service(rejected, create=False)
     try:
         recorder: Any = service.recorder
-        page = recorder.rejections(network="acme", code="unknown_system", limit=10)
-        later = recorder.rejections(since=datetime(2999, 1, 1, tzinfo=UTC))
-        after_first = recorder.rejections(after=page[0][0], code="unknown_system")
+        page = rejections(recorder, network="acme", code="unknown_system", limit=10)
+        later = rejections(recorder, since=datetime(2999, 1, 1, tzinfo=UTC))
+        after_first = rejections(recorder, after=page[0][0], code="unknown_system")
     finally:
         service.close()
 

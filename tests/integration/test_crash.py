@@ -28,6 +28,7 @@ import pytest
 
 from ctilink.adapters.cli.main import main
 from ctilink.adapters.store.maintenance.verification import head, strays, verify
+from ctilink.adapters.store.queries.log import heads
 from ctilink.adapters.store.selection import open_service
 from tests.scenarios import order_dependent_events
 
@@ -109,7 +110,7 @@ def logs_and_heads(store: str) -> dict[str, tuple[list[str], str]]:
         recorder: Any = service.recorder
         return {
             name: ([e.message.id for e in service.log(name)], head(service, name).hash)
-            for name, _ in recorder.heads()
+            for name, _ in heads(recorder)
         }
     finally:
         service.close()
@@ -120,7 +121,7 @@ def problems(store: str) -> list[str]:
     service = open_service(store)
     try:
         recorder: Any = service.recorder
-        names = [name for name, _ in recorder.heads()]
+        names = [name for name, _ in heads(recorder)]
         verdicts = [verify(service, name) for name in names] + strays(service, names)
         return [f"{v.network}: {v.problem}" for v in verdicts if v.problem is not None]
     finally:

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from ctilink.adapters.store.queries.log import network_heads
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain.application import NetworkService
 from tests.support import decode, ev, installed, system
@@ -99,7 +100,7 @@ def test_a_follower_sees_every_event_once_in_order_under_concurrent_writers_i4(
     follower.join(120)
     assert not failures, failures
 
-    heads = dict(setup.recorder.heads())
+    heads = dict(network_heads(setup))
     setup.close()
     logged = {(n, p) for n, head in heads.items() for p in range(1, head + 1)}
     assert sum(heads.values()) == len(NETWORKS) * 2 + 2 + WRITERS * BATCHES * 3

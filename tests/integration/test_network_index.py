@@ -21,8 +21,14 @@ import pytest
 
 from ctilink.adapters.cli.main import main
 from ctilink.adapters.store.maintenance.verification import strays, verify
-from ctilink.adapters.store.persistence.network_index import Filters
 from ctilink.adapters.store.queries.listing import folded_line, network_lines
+from ctilink.adapters.store.queries.log import heads
+from ctilink.adapters.store.queries.networks import (
+    Filters,
+    indexed_names,
+    network_line,
+    network_totals,
+)
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain.application import NetworkService
 from ctilink.projections.status import status
@@ -40,11 +46,11 @@ def ingest(service: NetworkService, events: list[dict[str, Any]], batch: int = 9
 def lines_agree_with_folds(service: NetworkService) -> None:
     """Every network's index line is its log folded (compared with a fresh fold)."""
     recorder: Any = service.recorder
-    names = [name for name, _ in recorder.heads()]
+    names = [name for name, _ in heads(recorder)]
     assert names, "nothing was accepted"
     for name in names:
-        assert recorder.network_line(name) == folded_line(service, name), name
-    assert sorted(recorder.indexed_names()) == names
+        assert network_line(recorder, name) == folded_line(service, name), name
+    assert sorted(indexed_names(recorder)) == names
 
 
 def test_every_line_is_its_network_folded_after_any_batch_m3_m5_c1_c3(store_path):
@@ -356,7 +362,7 @@ def test_the_totals_per_mode_count_every_network_and_row_on_both_stores(store_pa
     with closing(open_service(store_path)) as service:
         ingest(service, events)
         lines = network_lines(service, Filters())[0]
-        totals = service.recorder.network_totals()  # type: ignore[attr-defined]
+        totals = network_totals(service.recorder)
 
     expected: dict[str, list[int]] = {}
     for line in lines:

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ctilink.adapters.cli.commands.preview import BadEvent, event_of
+from ctilink.adapters.store.queries.log import network_heads
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain.application import NetworkService
 from ctilink.projections.changes import compare
@@ -60,7 +61,7 @@ def store(new_store: Any) -> str:
 def heads(location: str) -> list[tuple[str, int]]:
     """Every network and its last position."""
     with closing(open_service(location, create=False)) as service:
-        return service.recorder.heads()  # type: ignore[attr-defined,no-any-return]
+        return network_heads(service)
 
 
 def document(changes: Any, position: int) -> dict[str, Any]:

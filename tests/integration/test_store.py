@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from ctilink.adapters.store.persistence.codec import stored_fingerprint
+from ctilink.adapters.store.queries.log import network_heads
 from ctilink.adapters.store.selection import (
     StoreError,
-    network_heads,
     open_service,
     persistence_env,
     resolve,

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from ctilink.adapters.store.queries.log import network_heads
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain import messages as m
 from ctilink.projections.changes import audit, diff
@@ -66,7 +67,7 @@ def test_every_network_page_at_every_fifth_position_is_its_status_document(
 ):
     console = start_console(scenario_store)
     with closing(open_service(scenario_store, create=False)) as service:
-        heads = service.recorder.heads()  # type: ignore[attr-defined]
+        heads = network_heads(service)
     rng = random.Random(5)
     checked = 0
     for network, head in heads:

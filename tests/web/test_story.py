@@ -27,6 +27,8 @@ from urllib.parse import quote
 import msgspec
 import pytest
 
+from ctilink.adapters.store.queries.log import network_heads
+from ctilink.adapters.store.queries.rejections import rejections
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain import messages as m
 from ctilink.projections.changes import compare
@@ -109,7 +111,7 @@ def console(story: dict[str, Any], start_console_module: Any) -> Any:
 def heads(store: str) -> list[tuple[str, int]]:
     """Every network and its last position."""
     with closing(open_service(store, create=False)) as service:
-        return service.recorder.heads()  # type: ignore[attr-defined,no-any-return]
+        return network_heads(service)
 
 
 def page(console: Any, path: str) -> str:
@@ -434,7 +436,7 @@ def test_a_preview_asked_wrongly_is_400_naming_the_parameter(console, query, sai
 def kept(store: str) -> list[tuple[int, Any]]:
     """Every rejection the store keeps, newest first."""
     with closing(open_service(store, create=False)) as service:
-        return list(reversed(service.recorder.rejections(limit=100_000)))  # type: ignore[attr-defined]
+        return list(reversed(rejections(service.recorder, limit=100_000)))
 
 
 def shown_rejections(console: Any, query: str) -> list[dict[str, str]]:

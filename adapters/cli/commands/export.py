@@ -19,7 +19,7 @@ import msgspec
 
 from ctilink.adapters.cli.output import encode_json
 from ctilink.adapters.cli.parents import Parents
-from ctilink.adapters.store.selection import network_heads
+from ctilink.adapters.store.queries.log import network_heads
 from ctilink.domain.application import NetworkService
 from ctilink.domain.network import Installed, Recorded
 

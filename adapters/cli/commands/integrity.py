@@ -19,7 +19,7 @@ from ctilink.adapters.store.maintenance.verification import (
     strays,
     verify,
 )
-from ctilink.adapters.store.selection import network_heads
+from ctilink.adapters.store.queries.log import network_heads
 from ctilink.domain.application import NetworkService
 
 TAMPERED = 1

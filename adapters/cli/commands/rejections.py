@@ -16,6 +16,7 @@ from ctilink.adapters.cli.output import encode_json
 from ctilink.adapters.cli.parents import Parents
 from ctilink.adapters.cli.render import print_table
 from ctilink.adapters.errors import UserError
+from ctilink.adapters.store.queries.rejections import rejections
 from ctilink.domain.application import NetworkService
 from ctilink.domain.arrivals import Rejection
 from ctilink.domain.errors import Code
@@ -58,8 +59,8 @@ def kept(
     store: ctilink_rejections may hold millions of rows)."""
     recorder: Any = service.recorder
     after = 0
-    while page := recorder.rejections(
-        network=network, after=after, limit=PAGE, code=code, since=since
+    while page := rejections(
+        recorder, network=network, after=after, limit=PAGE, code=code, since=since
     ):
         after = page[-1][0]
         for _, rejection in page:

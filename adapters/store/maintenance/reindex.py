@@ -25,6 +25,7 @@ import msgspec
 from ctilink.adapters.progress import Progress
 from ctilink.adapters.store.persistence.codec import first_line
 from ctilink.adapters.store.queries.listing import folded_line
+from ctilink.adapters.store.queries.log import network_heads
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog
 from ctilink.projections.overview import Overview
@@ -102,7 +103,7 @@ def build_networks(service: NetworkService, stream: TextIO | None = None) -> Rei
     recorder: Any = service.recorder
     token = uuid.uuid4().hex
     recorder.start_networks_build(token)  # incomplete from here: listings fold until done
-    heads = recorder.heads()
+    heads = network_heads(service)
     bar = Progress.maybe("indexing networks", len(heads), stream)
     if bar is None and heads:
         print(f"ctilink: building the network index over {len(heads):,} networks", file=stream)

@@ -38,6 +38,8 @@ from typing import Any, Literal
 import msgspec
 
 from ctilink.adapters.store.persistence.codec import first_line
+from ctilink.adapters.store.queries.log import id_count
+from ctilink.adapters.store.queries.networks import indexed_names, network_line
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog, UnknownNetwork
@@ -133,7 +135,7 @@ def strays(service: NetworkService, names: list[str]) -> list[Verdict]:
     known = set(names)
     reason = "the network index lists a network the log does not hold (ctilink reindex rebuilds it)"
     # A name edited by hand may not even be text: shown as it is, sorted as text.
-    stray = sorted({name for name in recorder.indexed_names() if name not in known}, key=str)
+    stray = sorted({name for name in indexed_names(recorder) if name not in known}, key=str)
     return [
         Verdict(
             network=str(name), ok=False, position=0, hash=None, problem=Problem(0, "index", reason)
@@ -337,7 +339,7 @@ class _Walk:
         if self.lines is None or self.state is None or self.recorded is None:
             return None
         try:
-            held = self.lines.network_line(self.name)
+            held = network_line(self.lines, self.name)
         except (ValueError, TypeError) as error:  # a row edited by hand
             held = error
         folded = overview(self.state, self.position, self.recorded)
@@ -360,7 +362,7 @@ class _Walk:
         """The index holds no more ids for the network than it has positions."""
         if self.index is None:
             return None
-        count = self.index.id_count(self.name)
+        count = id_count(self.index, self.name)
         if count == self.position:
             return None
         return Problem(

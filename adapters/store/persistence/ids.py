@@ -6,9 +6,9 @@
 - `ctilink_meta`: which indexes are complete (a store written before an index
   existed gets it built on first open for writing, or by `ctilink reindex`).
 
-`IndexTables` is mixed into the SQLite and PostgreSQL recorders, beside
-`InboundTables`, which supplies `table`, `mark`, `query` and `execute`. The
-network index is in network_index.py.
+`IndexTables` is mixed into the SQLite and PostgreSQL recorders, which supply
+`table`, `mark`, `query` and `execute` (dialect.py). The network index is in
+network_index.py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ctilink.adapters.store.persistence.codec import stored_fingerprint
+from ctilink.adapters.store.persistence.dialect import RecorderParts
 
 IdRow = tuple[str, str, int]  # network, event id, position
 Seen = dict[tuple[str, str], tuple[int, bytes]]  # (network, event id) -> (position, fp)
@@ -26,35 +27,9 @@ IDS_COMPLETE = "ids"
 STORE_IDENTITY = "store"  # the meta key of the store's own name
 
 
-class RecorderParts:
-    """What the index mixins ask of the recorder they are mixed into (names, placeholders,
-    transactions); InboundTables and the SQLite and PostgreSQL recorders supply it."""
-
-    mark = "?"
-
-    def table(self, name: str) -> str:  # pragma: no cover - supplied by InboundTables
-        raise NotImplementedError
-
-    def query(self, sql: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:  # pragma: no cover
-        raise NotImplementedError
-
-    def execute(self, sql: str, params: tuple[Any, ...]) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def exclusive(self) -> Any:  # pragma: no cover - supplied by the recorder
-        """A write transaction that keeps other writers of events out until it ends."""
-        raise NotImplementedError
-
-    def fetch(self, cursor: Any) -> list[Sequence[Any]]:  # pragma: no cover - by the recorder
-        """The cursor's rows, as sequences."""
-        raise NotImplementedError
-
-
 class IndexTables(RecorderParts):
-    """Create, write and read the index tables; the recorder supplies names and placeholders."""
+    """Create and write the index tables, and read what writing needs; the recorder supplies
+    names and placeholders."""
 
     def index_statements(self, clustered: str = "") -> list[str]:
         """CREATE statements for the index tables, in the store's column types."""
@@ -108,14 +83,6 @@ class IndexTables(RecorderParts):
         """The one query of `heads_of`, in the store's dialect (the recorder's)."""
         raise NotImplementedError
 
-    def id_count(self, network: str) -> int:
-        """How many ids the index holds for a network."""
-        rows = self.query(
-            f"SELECT COUNT(*) FROM {self.table('ctilink_ids')} WHERE network = {self.mark}",
-            (network,),
-        )
-        return int(rows[0][0])
-
     def store_identity(self) -> str:
         """The store's own name for itself: random, made on first asking, kept in the store."""
         q, meta = self.mark, self.table("ctilink_meta")
@@ -140,8 +107,6 @@ class IndexTables(RecorderParts):
         return bool(rows)
 
     # --- building -------------------------------------------------------------------------
-
-    events_sql = "stored_events"  # the events table, as SQL
 
     def build_ids(
         self,

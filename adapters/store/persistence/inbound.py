@@ -4,7 +4,8 @@
   written compare-and-set, so a writer that decided from a stale position fails
   its whole transaction and decides again from the recorded one.
 - `ctilink_rejections`: every rejection, with its payload, in commit order (the
-  publisher sends those from NATS to `ctilink.rejected.<network>`).
+  publisher sends those from NATS to `ctilink.rejected.<network>`; they are
+  read by adapters/store/queries/rejections.py).
 - `ctilink_outcomes`: a file's lines and their first outcomes, one row per
   committed share of lines, so a re-run reports them and decides only the rest.
 
@@ -15,12 +16,12 @@ how it names a table and marks a parameter.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
+from ctilink.adapters.store.persistence.dialect import RecorderParts
 from ctilink.domain.arrivals import Rejection
 
 
@@ -36,14 +37,9 @@ class OutcomeChunk(msgspec.Struct, frozen=True):
 REJECTION_COLUMNS = "network, source, position, event_id, code, message, payload, received"
 
 
-class InboundTables:
-    """Create, write and read the inbound tables; the recorder supplies names and placeholders."""
-
-    mark = "?"  # the driver's parameter marker
-
-    def table(self, name: str) -> str:
-        """The table's name as SQL (schema-qualified where the store has schemas)."""
-        return name
+class InboundTables(RecorderParts):
+    """Create and write the inbound tables, and read back what writing needs; the recorder
+    supplies names and placeholders."""
 
     def inbound_statements(self, serial: str, blob: str, timestamp: str) -> list[str]:
         """CREATE statements for the three tables, in the store's column types."""
@@ -113,7 +109,7 @@ class InboundTables:
             r.received,
         )
 
-    # --- reading --------------------------------------------------------------------
+    # --- reading back, for writing -----------------------------------------------------
 
     def inbound_position(self, source: str) -> int:
         """The last position of `source` decided and committed (0 before the first)."""
@@ -122,46 +118,6 @@ class InboundTables:
             (source,),
         )
         return int(rows[0][0]) if rows else 0
-
-    def rejections(
-        self,
-        network: str | None = None,
-        after: int = 0,
-        limit: int = 1000,
-        *,
-        code: str | None = None,
-        since: datetime | None = None,
-    ) -> list[tuple[int, Rejection]]:
-        """(id, rejection) in commit order after `after`: of one network or of all, of one
-        code or of all, received at or after `since` or whenever."""
-        q = self.mark
-        where, params = [f"id > {q}"], [after]
-        if network is not None:  # (network, id) is indexed
-            where.append(f"network = {q}")
-            params.append(network)
-        if code is not None:
-            where.append(f"code = {q}")
-            params.append(code)
-        if since is not None:
-            # As UTC ISO 8601 text: SQLite keeps `received` so (written in UTC, it sorts
-            # as text); PostgreSQL reads it as a timestamptz.
-            where.append(f"received >= {q}")
-            params.append(since.astimezone(UTC).isoformat())
-        rows = self.query(
-            f"SELECT id, {REJECTION_COLUMNS} FROM {self.table('ctilink_rejections')} "
-            f"WHERE {' AND '.join(where)} ORDER BY id LIMIT {int(limit)}",
-            tuple(params),
-        )
-        return [(int(row[0]), self.to_rejection(row[1:])) for row in rows]
-
-    def to_rejection(self, row: Sequence[Any]) -> Rejection:
-        """A rejection from the table's columns."""
-        network, source, position, event_id, code, message, payload, received = row
-        if isinstance(received, str):
-            received = datetime.fromisoformat(received)
-        return Rejection(
-            network, source, position, event_id, code, message, bytes(payload), received
-        )
 
     def outcome_chunks(self, source: str) -> Iterator[OutcomeChunk]:
         """A file's committed shares of lines, by first line."""
@@ -186,11 +142,3 @@ class InboundTables:
         self.execute(
             f"DELETE FROM {self.table('ctilink_outcomes')} WHERE source = {self.mark}", (source,)
         )
-
-    def query(self, sql: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:
-        """Rows of a read, as sequences."""
-        raise NotImplementedError
-
-    def execute(self, sql: str, params: tuple[Any, ...]) -> None:
-        """One write in a transaction of its own."""
-        raise NotImplementedError

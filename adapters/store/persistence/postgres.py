@@ -29,6 +29,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
     """Inserts a batch's events, snapshots and inbound records in one transaction."""
 
     mark = "%s"
+    notification_sql = "notification_id"
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
@@ -56,10 +57,6 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
             "COPY {}.{} (originator_id, originator_version, topic, state) "
             "FROM STDIN (FORMAT BINARY)"
         ).format(schema, table)
-        self.heads_statement = SQL(
-            "SELECT originator_id, MAX(originator_version) AS head FROM {}.{} "
-            "GROUP BY originator_id"
-        ).format(schema, table)
         ids = Identifier("ctilink_ids")
         self.lookup_statement = SQL(
             "SELECT i.network, i.event_id, i.position, e.state "
@@ -71,14 +68,6 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
             "SELECT originator_id, MAX(originator_version) FROM {}.{} "
             "WHERE originator_id = ANY(%s) GROUP BY originator_id"
         ).format(schema, table)
-        self.records_statements = {
-            desc: SQL(
-                "SELECT originator_version, topic, state FROM {}.{} WHERE originator_id = %s "
-                "AND originator_version BETWEEN %s AND %s "
-                f"ORDER BY originator_version {'DESC' if desc else 'ASC'} LIMIT %s"
-            ).format(schema, table)
-            for desc in (False, True)
-        }
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -127,23 +116,6 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
         """The networks as one array."""
         return self.heads_of_statement, (list(networks),)
 
-    def events_after(self, notification_id: int) -> int:
-        """How many events were logged after that notification."""
-        rows = self.query(
-            f"SELECT COUNT(*) FROM {self.events_sql} WHERE notification_id > %s",
-            (notification_id,),
-        )
-        return int(rows[0][0])
-
-    def networks_changed(self, after: int, upto: int) -> set[str]:
-        """The networks with events logged after notification `after`, up to `upto`."""
-        rows = self.query(
-            f"SELECT DISTINCT originator_id FROM {self.events_sql} "
-            "WHERE notification_id > %s AND notification_id <= %s",
-            (after, upto),
-        )
-        return {row[0] for row in rows}
-
     def table(self, name: str) -> str:
         """The table in this store's schema (a checked lower-case name: safe to quote)."""
         return f'"{self.datastore.schema}".{name}'
@@ -187,22 +159,6 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
     def fetch(self, cursor: Any) -> list[Sequence[Any]]:
         """The cursor's rows, as tuples (the pool hands out dict rows)."""
         return [tuple(row.values()) if isinstance(row, dict) else row for row in cursor.fetchall()]
-
-    def heads(self) -> list[tuple[str, int]]:
-        """Every network with its last position, sorted by name."""
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(self.heads_statement)
-            return sorted((row["originator_id"], row["head"]) for row in cursor.fetchall())
-
-    def records(
-        self, network: str, low: int, high: int, limit: int, *, desc: bool = False
-    ) -> list[tuple[int, str, bytes]]:
-        """(position, topic, stored record) of positions low..high, at most `limit`."""
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(self.records_statements[desc], (network, low, high, limit))
-            return [
-                (row["originator_version"], row["topic"], bytes(row["state"])) for row in cursor
-            ]
 
 
 COLUMN_TYPES = ["text", "int8", "text", "bytea"]

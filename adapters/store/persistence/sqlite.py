@@ -100,34 +100,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteAppli
         """The networks as one JSON array."""
         return HEADS_OF, (_json(list(networks)),)
 
-    def heads(self) -> list[tuple[str, int]]:
-        """Every network with its last position, sorted by name."""
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(HEADS)
-            return sorted((row[0], row[1]) for row in cursor.fetchall())
 
-    def events_after(self, notification_id: int) -> int:
-        """How many events were logged after that notification."""
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute("SELECT COUNT(*) FROM stored_events WHERE rowid > ?", (notification_id,))
-            return int(cursor.fetchone()[0])
-
-    def networks_changed(self, after: int, upto: int) -> set[str]:
-        """The networks with events logged after notification `after`, up to `upto`."""
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(CHANGED, (after, upto))
-            return {row[0] for row in cursor.fetchall()}
-
-    def records(
-        self, network: str, low: int, high: int, limit: int, *, desc: bool = False
-    ) -> list[tuple[int, str, bytes]]:
-        """(position, topic, stored record) of positions low..high, at most `limit`."""
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(RECORDS[desc], (network, low, high, limit))
-            return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
-
-
-HEADS = "SELECT originator_id, MAX(originator_version) FROM stored_events GROUP BY originator_id"
 HEADS_OF = (
     "SELECT originator_id, MAX(originator_version) FROM stored_events "
     "WHERE originator_id IN (SELECT value FROM json_each(?)) GROUP BY originator_id"
@@ -139,14 +112,7 @@ LOOKUP = (
     "JOIN stored_events AS e ON e.originator_id = i.network AND e.originator_version = i.position"
 )
 _json = msgspec.json.Encoder().encode
-RECORDS = {
-    desc: "SELECT originator_version, topic, state FROM stored_events WHERE originator_id=? "
-    "AND originator_version BETWEEN ? AND ? "
-    f"ORDER BY originator_version {'DESC' if desc else 'ASC'} LIMIT ?"
-    for desc in (False, True)
-}
 SNAPSHOT_INSERT = "INSERT INTO stored_snapshots VALUES (?,?,?,?)"
-CHANGED = "SELECT DISTINCT originator_id FROM stored_events WHERE rowid > ? AND rowid <= ?"
 
 
 def _rows(stored: Sequence[StoredEvent]) -> list[tuple[Any, ...]]:

@@ -9,7 +9,14 @@ import msgspec
 
 from ctilink.adapters.errors import UserError
 from ctilink.adapters.store.persistence.codec import first_line
-from ctilink.adapters.store.persistence.network_index import SORTS, Filters
+from ctilink.adapters.store.queries.log import heads
+from ctilink.adapters.store.queries.networks import (
+    SORTS,
+    Filters,
+    damaged_networks,
+    list_networks,
+    network_line,
+)
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import recorded_at
@@ -56,7 +63,7 @@ def each_line(
         return
     # Networks whose log could not be folded when the index was built have no
     # line: they are named, as a fold would name them.
-    for name, position, reason in recorder.damaged_networks():
+    for name, position, reason in damaged_networks(recorder):
         if filters.names(name) and _line(recorder, name) is None:
             damaged.append(DamagedLog(name, position, reason))
     if filters.sort is not None:  # one page, in that order (offset paging)
@@ -76,12 +83,12 @@ def each_line(
 
 def _page(recorder: Any, filters: Filters) -> list[Overview]:
     """One page of index rows (DamagedIndex: a row cannot be read)."""
-    return _reading(recorder.list_networks, filters)
+    return _reading(list_networks, recorder, filters)
 
 
 def _line(recorder: Any, name: str) -> Overview | None:
     """One network's index line (DamagedIndex: it cannot be read)."""
-    return _reading(recorder.network_line, name)
+    return _reading(network_line, recorder, name)
 
 
 def _reading(read: Any, *args: Any) -> Any:
@@ -98,7 +105,7 @@ def _folded(
     """The lines folded from each log, for a store without the network index."""
     recorder: Any = service.recorder
     listed = 0
-    for name, _ in recorder.heads():
+    for name, _ in heads(recorder):
         if filters.limit is not None and listed == filters.limit:
             return
         if filters.after is not None and name <= filters.after:

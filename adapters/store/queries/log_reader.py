@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from ctilink.adapters.store.persistence.codec import KNOWN_TOPICS, first_line
+from ctilink.adapters.store.queries.log import records
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog
@@ -48,12 +49,12 @@ def pages(
     service: NetworkService, network: str, upto: int | None, newest_first: bool
 ) -> Iterator[list[Any]]:
     """Rows (position, stored record) of positions 1..upto, one query per page."""
-    recorder: Any = service.recorder  # adapters' recorders answer `records`
+    recorder: Any = service.recorder  # both adapters' recorders speak RecorderParts
     low, high = 1, (upto if upto is not None else LAST)
     # From the end, the answer is often in the first rows: start small.
     size = min(PAGE, FIRST_PAGE) if newest_first else PAGE
     while low <= high:
-        page = recorder.records(network, low, high, size, desc=newest_first)
+        page = records(recorder, network, low, high, size, desc=newest_first)
         if page:
             yield page
         if len(page) < size:
