@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from eventsourcing.persistence import PersistenceError
 
 from ctilink.adapters.errors import UserError
+from ctilink.adapters.store.maintenance.index_builds import forget_networks_index
 from ctilink.adapters.store.maintenance.reindex import ensure_indexes
 from ctilink.adapters.store.persistence.schema import (
     SCHEMA_VERSION,
@@ -235,7 +236,7 @@ def open_service(
         if create and index:
             try:
                 if index_tables_missing(tables):  # dropped by hand: the mark alone is no proof
-                    opened.recorder.forget_networks_index()  # type: ignore[attr-defined]
+                    forget_networks_index(opened.recorder)  # type: ignore[arg-type]
                 ensure_indexes(opened, notes)  # a store from before the indexes gets them
             except BaseException:
                 opened.close()

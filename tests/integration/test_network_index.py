@@ -20,6 +20,11 @@ import psycopg
 import pytest
 
 from ctilink.adapters.cli.main import main
+from ctilink.adapters.store.maintenance.index_builds import (
+    finish_networks_build,
+    put_networks,
+    start_networks_build,
+)
 from ctilink.adapters.store.maintenance.verification import strays, verify
 from ctilink.adapters.store.queries.listing import folded_line, network_lines
 from ctilink.adapters.store.queries.log import heads
@@ -272,10 +277,10 @@ def test_of_two_builds_at_once_only_the_later_completes_the_index_and_a_dead_one
         recorder: Any = service.recorder
         whole, _ = network_lines(service, Filters())
 
-        recorder.start_networks_build("first")
-        recorder.put_networks(whole[:5])
-        recorder.start_networks_build("second")  # empties what the first wrote
-        assert not recorder.finish_networks_build("first")
+        start_networks_build(recorder, "first")
+        put_networks(recorder, whole[:5])
+        start_networks_build(recorder, "second")  # empties what the first wrote
+        assert not finish_networks_build(recorder, "first")
         assert not recorder.networks_complete()  # listings fold meanwhile: still whole
         assert network_lines(service, Filters())[0] == whole
         # The second build died here: nothing marks the index complete, and the

@@ -14,7 +14,7 @@ network_index.py.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ctilink.adapters.store.persistence.codec import stored_fingerprint
@@ -22,7 +22,6 @@ from ctilink.adapters.store.persistence.dialect import RecorderParts
 
 IdRow = tuple[str, str, int]  # network, event id, position
 Seen = dict[tuple[str, str], tuple[int, bytes]]  # (network, event id) -> (position, fp)
-BUILD_PAGE = 5000
 IDS_COMPLETE = "ids"
 STORE_IDENTITY = "store"  # the meta key of the store's own name
 
@@ -105,68 +104,3 @@ class IndexTables(RecorderParts):
         except Exception:  # a store from before the index, opened read-only: no table
             return False
         return bool(rows)
-
-    # --- building -------------------------------------------------------------------------
-
-    def build_ids(
-        self,
-        progress: Callable[[int], None],
-        *,
-        again: bool = False,
-    ) -> Build | None:
-        """Build the id index from the whole log, a page at a time (None: it was complete).
-
-        One transaction: writers wait, and a crash leaves the store as it was.
-        """
-        q, meta, ids = self.mark, self.table("ctilink_meta"), self.table("ctilink_ids")
-        with self.exclusive() as cursor:
-            cursor.execute(f"SELECT value FROM {meta} WHERE key = {q}", (IDS_COMPLETE,))
-            if self.fetch(cursor) and not again:
-                return None  # another process built it meanwhile
-            cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (IDS_COMPLETE,))
-            cursor.execute(f"DELETE FROM {ids}", ())
-            build = Build()
-            after: tuple[str, int] = ("", 0)
-            while True:
-                cursor.execute(
-                    "SELECT originator_id, originator_version, state FROM "
-                    f"{self.events_sql} WHERE (originator_id, originator_version) > ({q}, {q}) "
-                    f"ORDER BY originator_id, originator_version LIMIT {BUILD_PAGE}",
-                    after,
-                )
-                page = self.fetch(cursor)
-                if not page:
-                    break
-                rows: list[IdRow] = []
-                for network, position, state in page:
-                    try:
-                        event_id = stored_fingerprint(bytes(state))[0]
-                    except Exception:  # a damaged row: `verify` says which; index the rest
-                        build.unreadable += 1
-                        continue
-                    rows.append((network, event_id, int(position)))
-                self.insert_ids(cursor, rows)
-                build.indexed += len(rows)
-                after = (page[-1][0], int(page[-1][1]))
-                progress(build.indexed + build.unreadable)
-            cursor.execute(f"INSERT INTO {meta} VALUES ({q}, '1')", (IDS_COMPLETE,))
-        return build
-
-    def insert_ids(self, cursor: Any, rows: Sequence[IdRow]) -> None:
-        """Rows of a rebuild; an id twice in one network (damage) keeps its first position."""
-        q = self.mark
-        cursor.executemany(
-            f"INSERT INTO {self.table('ctilink_ids')} VALUES ({q}, {q}, {q}) "
-            "ON CONFLICT (network, event_id) DO NOTHING",
-            rows,
-        )
-
-
-class Build:
-    """What a build of the id index did."""
-
-    __slots__ = ("indexed", "unreadable")
-
-    def __init__(self) -> None:
-        self.indexed = 0
-        self.unreadable = 0  # rows that cannot be decoded (damage `verify` reports)

@@ -6,8 +6,8 @@
 - `ctilink_damaged`: the networks whose log could not be folded when the index
   was last built, so that listings still name them (`verify` says what is wrong).
 
-Builds (adapters/store/maintenance/reindex.py) run beside writers, a page at a time: a
-build takes a token in `ctilink_meta` when it starts and marks the index
+Builds (adapters/store/maintenance/index_builds.py) run beside writers, a page
+at a time: a build takes a token in `ctilink_meta` when it starts and marks the index
 complete only if it still holds the token when it ends, so of two builds at
 once only the later completes it, and a build that dies completes nothing.
 
@@ -63,11 +63,6 @@ class NetworkTables(RecorderParts):
             values = sorted(network_values(row) for row in rows)
             cursor.executemany(self.network_upsert, values)
 
-    def put_networks(self, rows: Sequence[Overview]) -> None:
-        """Set networks' lines in a transaction of their own (building the index)."""
-        if rows:
-            self.execute_many(self.network_upsert, sorted(network_values(row) for row in rows))
-
     @property
     def network_upsert(self) -> str:
         """Insert a network's line, or replace it by a later one (never by an earlier one)."""
@@ -81,49 +76,7 @@ class NetworkTables(RecorderParts):
             "WHERE excluded.position > ctilink_networks.position"
         )
 
-    def put_damaged(self, rows: Sequence[tuple[str, int, str]]) -> None:
-        """Name the networks whose logs could not be folded: (network, position, reason)."""
-        if rows:
-            q = self.mark
-            self.execute_many(
-                f"INSERT INTO {self.table('ctilink_damaged')} VALUES ({q}, {q}, {q}) "
-                "ON CONFLICT (network) DO UPDATE SET position = excluded.position, "
-                "reason = excluded.reason",
-                sorted(rows),
-            )
-
-    # --- building -------------------------------------------------------------------------
-
-    def start_networks_build(self, token: str) -> None:
-        """Take the build over: incomplete, emptied, the token this build's."""
-        q, meta = self.mark, self.table("ctilink_meta")
-        with self.exclusive() as cursor:
-            cursor.execute(
-                f"DELETE FROM {meta} WHERE key IN ({q}, {q})", (NETWORKS_COMPLETE, NETWORKS_BUILD)
-            )
-            cursor.execute(f"INSERT INTO {meta} VALUES ({q}, {q})", (NETWORKS_BUILD, token))
-            cursor.execute(f"DELETE FROM {self.table('ctilink_networks')}", ())
-            cursor.execute(f"DELETE FROM {self.table('ctilink_damaged')}", ())
-
-    def finish_networks_build(self, token: str) -> bool:
-        """Mark the index complete if this build still holds the token (False: superseded)."""
-        q, meta = self.mark, self.table("ctilink_meta")
-        with self.exclusive() as cursor:
-            cursor.execute(f"SELECT value FROM {meta} WHERE key = {q}", (NETWORKS_BUILD,))
-            held = self.fetch(cursor)
-            if not held or held[0][0] != token:
-                return False  # another build took over since, and completes it
-            cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (NETWORKS_BUILD,))
-            cursor.execute(f"INSERT INTO {meta} VALUES ({q}, '1')", (NETWORKS_COMPLETE,))
-        return True
-
-    def forget_networks_index(self) -> None:
-        """Mark the index incomplete (a table found missing): the next write-open builds it."""
-        q, meta = self.mark, self.table("ctilink_meta")
-        with self.exclusive() as cursor:
-            cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (NETWORKS_COMPLETE,))
-
-    # --- reading --------------------------------------------------------------------------
+    # --- whether it is complete (building, and the listings, ask) -------------------------
 
     def networks_complete(self) -> bool:
         """Whether the index was built over the whole log, and its tables are there."""

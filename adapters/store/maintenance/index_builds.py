@@ -1,0 +1,140 @@
+"""The indexes' builds, as transactions on the recorder: `reindex.py` runs them with progress.
+
+- The id index is built in one transaction that keeps writers out: a crash
+  leaves the store as it was.
+- The network index is built beside the writers: a build takes a token in
+  `ctilink_meta`, writes pages of lines, and marks the index complete only if
+  it still holds the token (persistence/network_index.py says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ctilink.adapters.store.persistence.codec import stored_fingerprint
+from ctilink.adapters.store.persistence.ids import IDS_COMPLETE, IdRow, IndexTables
+from ctilink.adapters.store.persistence.network_index import (
+    NETWORKS_BUILD,
+    NETWORKS_COMPLETE,
+    NetworkTables,
+    network_values,
+)
+from ctilink.projections.overview import Overview
+
+BUILD_PAGE = 5000  # log rows read at a time by a build of the id index
+
+
+def build_ids(
+    recorder: IndexTables,
+    progress: Callable[[int], None],
+    *,
+    again: bool = False,
+) -> Build | None:
+    """Build the id index from the whole log, a page at a time (None: it was complete).
+
+    One transaction: writers wait, and a crash leaves the store as it was.
+    """
+    q, meta, ids = recorder.mark, recorder.table("ctilink_meta"), recorder.table("ctilink_ids")
+    with recorder.exclusive() as cursor:
+        cursor.execute(f"SELECT value FROM {meta} WHERE key = {q}", (IDS_COMPLETE,))
+        if recorder.fetch(cursor) and not again:
+            return None  # another process built it meanwhile
+        cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (IDS_COMPLETE,))
+        cursor.execute(f"DELETE FROM {ids}", ())
+        build = Build()
+        after: tuple[str, int] = ("", 0)
+        while True:
+            cursor.execute(
+                "SELECT originator_id, originator_version, state FROM "
+                f"{recorder.events_sql} WHERE (originator_id, originator_version) > ({q}, {q}) "
+                f"ORDER BY originator_id, originator_version LIMIT {BUILD_PAGE}",
+                after,
+            )
+            page = recorder.fetch(cursor)
+            if not page:
+                break
+            rows: list[IdRow] = []
+            for network, position, state in page:
+                try:
+                    event_id = stored_fingerprint(bytes(state))[0]
+                except Exception:  # a damaged row: `verify` says which; index the rest
+                    build.unreadable += 1
+                    continue
+                rows.append((network, event_id, int(position)))
+            insert_ids(recorder, cursor, rows)
+            build.indexed += len(rows)
+            after = (page[-1][0], int(page[-1][1]))
+            progress(build.indexed + build.unreadable)
+        cursor.execute(f"INSERT INTO {meta} VALUES ({q}, '1')", (IDS_COMPLETE,))
+    return build
+
+
+def insert_ids(recorder: IndexTables, cursor: Any, rows: Sequence[IdRow]) -> None:
+    """Rows of a rebuild; an id twice in one network (damage) keeps its first position."""
+    q = recorder.mark
+    cursor.executemany(
+        f"INSERT INTO {recorder.table('ctilink_ids')} VALUES ({q}, {q}, {q}) "
+        "ON CONFLICT (network, event_id) DO NOTHING",
+        rows,
+    )
+
+
+class Build:
+    """What a build of the id index did."""
+
+    __slots__ = ("indexed", "unreadable")
+
+    def __init__(self) -> None:
+        self.indexed = 0
+        self.unreadable = 0  # rows that cannot be decoded (damage `verify` reports)
+
+
+def put_networks(recorder: NetworkTables, rows: Sequence[Overview]) -> None:
+    """Set networks' lines in a transaction of their own (building the index)."""
+    if rows:
+        recorder.execute_many(recorder.network_upsert, sorted(network_values(row) for row in rows))
+
+
+def put_damaged(recorder: NetworkTables, rows: Sequence[tuple[str, int, str]]) -> None:
+    """Name the networks whose logs could not be folded: (network, position, reason)."""
+    if rows:
+        q = recorder.mark
+        recorder.execute_many(
+            f"INSERT INTO {recorder.table('ctilink_damaged')} VALUES ({q}, {q}, {q}) "
+            "ON CONFLICT (network) DO UPDATE SET position = excluded.position, "
+            "reason = excluded.reason",
+            sorted(rows),
+        )
+
+
+def start_networks_build(recorder: NetworkTables, token: str) -> None:
+    """Take the build over: incomplete, emptied, the token this build's."""
+    q, meta = recorder.mark, recorder.table("ctilink_meta")
+    with recorder.exclusive() as cursor:
+        cursor.execute(
+            f"DELETE FROM {meta} WHERE key IN ({q}, {q})", (NETWORKS_COMPLETE, NETWORKS_BUILD)
+        )
+        cursor.execute(f"INSERT INTO {meta} VALUES ({q}, {q})", (NETWORKS_BUILD, token))
+        cursor.execute(f"DELETE FROM {recorder.table('ctilink_networks')}", ())
+        cursor.execute(f"DELETE FROM {recorder.table('ctilink_damaged')}", ())
+
+
+def finish_networks_build(recorder: NetworkTables, token: str) -> bool:
+    """Mark the index complete if this build still holds the token (False: superseded)."""
+    q, meta = recorder.mark, recorder.table("ctilink_meta")
+    with recorder.exclusive() as cursor:
+        cursor.execute(f"SELECT value FROM {meta} WHERE key = {q}", (NETWORKS_BUILD,))
+        held = recorder.fetch(cursor)
+        if not held or held[0][0] != token:
+            return False  # another build took over since, and completes it
+        cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (NETWORKS_BUILD,))
+        cursor.execute(f"INSERT INTO {meta} VALUES ({q}, '1')", (NETWORKS_COMPLETE,))
+    return True
+
+
+def forget_networks_index(recorder: NetworkTables) -> None:
+    """Mark the index incomplete (a table found missing): the next write-open builds it."""
+    q, meta = recorder.mark, recorder.table("ctilink_meta")
+    with recorder.exclusive() as cursor:
+        cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (NETWORKS_COMPLETE,))
