@@ -162,7 +162,7 @@ async def serve(config: ServeConfig) -> int:
         if config.http is not None:
             watched = (metrics, partitions, ingestor)
             jobs.append(await _console(config, location, nc, stack, listener, watched))
-        say("ready: consuming ctilink.in.* by partition, answering ctilink.api.*")
+        jobs.append(_ready_once(partitions, stop))  # /readyz agrees from that line on
         failure = await run_until_stopped(stop, *jobs)
         say("stopping" if failure is None else f"stopping after an error: {failure}")
     say("stopped")
@@ -373,6 +373,19 @@ def _partitions(ingestor: Any, nc: Any, committed: Any, stream_epoch: str) -> An
         return consumer
 
     return Partitions(PARTITIONS, consume, lambda: instances(nc), log=say)
+
+
+async def _ready_once(partitions: Any, stop: asyncio.Event) -> None:
+    """Say `ready:` once every partition is pulled (its first round done)."""
+    import asyncio
+
+    waiting = asyncio.ensure_future(partitions.started.wait())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    stopping.cancel()
+    if not stop.is_set():
+        say("ready: consuming ctilink.in.* by partition, answering ctilink.api.*")
 
 
 async def run_until_stopped(stop: asyncio.Event, *jobs: Awaitable[Any]) -> BaseException | None:

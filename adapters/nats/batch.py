@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from ctilink.adapters.nats import private
+from ctilink.adapters.nats import compat
 
 Headers = dict[str, str]
 # (subject, payload, reply subject or "", headers or None)
@@ -53,10 +53,10 @@ def _command(subject: str, payload: bytes, reply: str, headers: Headers | None) 
 
 
 async def publish_many(nc: Client, messages: Iterable[Outbound]) -> None:
-    """Like one nc.publish() per message, at a tenth of the cost per message (see private.py)."""
+    """Like one nc.publish() per message, at a tenth of the cost per message (see compat.py)."""
     # Whatever the fast path cannot vouch for goes through nc.publish(), which
     # raises what it should.
-    fast = private.ENABLED and nc.is_connected and not nc.is_draining_pubs
+    fast = compat.ENABLED and nc.is_connected and not nc.is_draining_pubs
     limit = nc.max_payload
     commands: list[bytes] = []
     for subject, payload, reply, headers in messages:
@@ -70,11 +70,11 @@ async def publish_many(nc: Client, messages: Iterable[Outbound]) -> None:
             commands.append(_command(subject, payload, reply, headers))
             continue
         if commands:
-            await private.write_commands(nc, commands)
+            await compat.write_commands(nc, commands)
             commands = []
         await nc.publish(subject, payload, reply=reply, headers=headers)
     if commands:
-        await private.write_commands(nc, commands)
+        await compat.write_commands(nc, commands)
 
 
 class PublishFailed(RuntimeError):

@@ -56,6 +56,7 @@ class Partitions:
         self.running: dict[int, Running] = {}
         self.rounds = 0  # supervision rounds done: after the first, every consumer started
         self.metadata: dict[str, str] = {}  # the micro service's: it shows what is held
+        self.started = asyncio.Event()  # set once every partition's consumer runs
 
     @property
     def held(self) -> list[int]:
@@ -97,6 +98,8 @@ class Partitions:
                 self.log(f"partition {partition}: cannot start its consumer ({first_line(error)})")
         self.log_share()
         self.rounds += 1
+        if self.pulling:
+            self.started.set()
 
     async def balance(self) -> None:
         """Step back from pins beyond a fair share, so that the others take them."""

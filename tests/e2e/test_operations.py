@@ -189,7 +189,11 @@ async def test_the_publishers_lag_rises_while_it_is_held_and_returns_to_zero(
         await nc.publish("ctilink.in.acme", scenario()[0])
         await eventually(lambda: publisher_caught_up(served.store))
         assert served.process is not None
-        (publisher,) = children(served.process.pid)
+        (publisher,) = [  # serve's children: the publisher, and its writer process
+            pid
+            for pid in children(served.process.pid)
+            if b"publish" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
         os.kill(publisher, signal.SIGSTOP)  # the publisher holds still; ingest goes on
         try:
             for line in scenario()[1:20]:

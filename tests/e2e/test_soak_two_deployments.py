@@ -73,9 +73,9 @@ class Deployment:
                 running = self.instances[n].process
                 if running is None or running.poll() is not None:
                     continue
-                ready = await asyncio.to_thread(_ready, port)
+                ready, said = await asyncio.to_thread(_readiness, port)
                 if ready is False:
-                    self.not_ready.append((n, f"{time.monotonic():.1f}"))
+                    self.not_ready.append((n, said))
             await asyncio.sleep(0.25)
         now = time.monotonic()
         for since in self.unconsumed_since.values():
@@ -152,7 +152,8 @@ async def test_two_deployments_on_one_server_decide_as_one_uninterrupted_run_eac
     await nc_a.close()
     await nc_b.close()
 
-    assert logs_and_heads(a.store) == expected_a
+    found_a = logs_and_heads(a.store)
+    assert found_a == expected_a
     assert logs_and_heads(b.store) == expected_b
     assert a.longest_unconsumed <= HELD_AGAIN_SECONDS, a.longest_unconsumed
     # B's one instance pulls each partition again as soon as a pull request expires: never
@@ -175,15 +176,21 @@ def _cut_connections(database: str) -> None:
         )
 
 
-def _ready(port: int) -> bool | None:
-    """Whether /readyz says ready (None: no answer, e.g. still starting)."""
+def _readiness(port: int) -> tuple[bool | None, str]:
+    """Whether /readyz says ready (None: no answer, e.g. still starting), and what it said."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as answer:
-            return bool(json.loads(answer.read())["ready"])
+            body = answer.read()
     except urllib.error.HTTPError as error:
-        return bool(json.loads(error.read() or b"{}").get("ready", False))
-    except OSError:
-        return None
+        body = error.read() or b"{}"
+    except OSError as error:
+        return None, str(error)
+    return bool(json.loads(body).get("ready", False)), body.decode()
+
+
+def _ready(port: int) -> bool | None:
+    """Whether /readyz says ready (None: no answer, e.g. still starting)."""
+    return _readiness(port)[0]
 
 
 def _free_port() -> int:

@@ -8,21 +8,21 @@ from __future__ import annotations
 import pytest
 from nats.aio.client import __version__ as NATS_PY_VERSION
 
-from ctilink.adapters.nats import private
+from ctilink.adapters.nats import compat
 from ctilink.adapters.nats.batch import BatchPublisher
 from ctilink.adapters.nats.streams import ensure_streams
 from tests.e2e.conftest import stream_messages
 
 
 def test_the_private_api_is_used_only_on_the_version_it_was_written_for() -> None:
-    assert NATS_PY_VERSION.startswith(private.WRITTEN_FOR) == private.ENABLED
+    assert NATS_PY_VERSION.startswith(compat.WRITTEN_FOR) == compat.ENABLED
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["private", "public"])
 async def test_a_batch_reaches_jetstream_once_with_its_ids_on_either_path(
     nc, monkeypatch: pytest.MonkeyPatch, fast: bool
 ) -> None:
-    monkeypatch.setattr(private, "ENABLED", fast and private.ENABLED)
+    monkeypatch.setattr(compat, "ENABLED", fast and compat.ENABLED)
     await ensure_streams(nc.jetstream(), 1)
     publisher = BatchPublisher(nc)
     await publisher.start()
