@@ -2,8 +2,8 @@
 
 One run: `ctilink serve` on a fresh store with its embedded nats-server; a raw
 NATS request/reply echo for the yardstick; then status requests one after
-another, first idle, then while a producer publishes events as fast as
-JetStream acknowledges them. Prints p50, p99 and max of each, in milliseconds.
+another, first idle, then while a producer (a process of its own) publishes
+events as fast as JetStream acknowledges them. Prints p50, p99 and max of each, in milliseconds.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import nats
 
 from bench.machine import describe
 from bench.workload import interleaved_lines
+from ctilink.adapters.nats.embedded import EmbeddedNats
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = 1000  # publishes in flight before waiting for their acks
@@ -48,11 +49,10 @@ async def timed(
     return samples
 
 
-async def flood(nc: nats.NATS, lines: list[bytes], done: asyncio.Event) -> tuple[float, float]:
-    """Publish every line as fast as JetStream acks them, then wait until the service has
-    decided them all (CTILINK_IN empty): the seconds each took."""
+async def flood(url: str, lines: list[bytes]) -> None:
+    """Publish every line as fast as JetStream acks them (the producer process's work)."""
+    nc = await nats.connect(url)
     js = nc.jetstream()
-    started = time.perf_counter()
     for start in range(0, len(lines), WINDOW):
         window = lines[start : start + WINDOW]
         futures = [
@@ -60,15 +60,38 @@ async def flood(nc: nats.NATS, lines: list[bytes], done: asyncio.Event) -> tuple
             for line in window
         ]
         await asyncio.gather(*futures)
+    await nc.close()
+
+
+async def producing(url: str, events: int, networks: int) -> tuple[float, float]:
+    """Run the producer as a process of its own, as producers are; wait until the service
+    has decided everything (CTILINK_IN empty): the seconds publishing and deciding took."""
+    # In the measuring process, a producer's bursts would hold up the measuring
+    # requests on the same event loop, and the figures would be the bench's own.
+    started = time.perf_counter()
+    producer = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.bench_query_load",
+        "--produce",
+        url,
+        "--events",
+        str(events),
+        "--networks",
+        str(networks),
+        cwd=ROOT,
+    )
+    assert await producer.wait() == 0
     published = time.perf_counter() - started
+    nc = await nats.connect(url)
+    js = nc.jetstream()
     while (await js.stream_info("CTILINK_IN")).state.messages:
         await asyncio.sleep(0.1)
-    decided = time.perf_counter() - started
-    done.set()
-    return published, decided
+    await nc.close()
+    return published, time.perf_counter() - started
 
 
-async def measure(url: str, lines: list[bytes], queries: int) -> None:
+async def measure(url: str, lines: list[bytes], queries: int, networks: int) -> None:
     """The yardstick, then idle and saturated status latencies."""
     nc = await nats.connect(url)
 
@@ -84,8 +107,11 @@ async def measure(url: str, lines: list[bytes], queries: int) -> None:
     raw = await timed(nc, "bench.echo", query, None, queries)
     idle = await timed(nc, "ctilink.api.status", query, None, queries)
     done = asyncio.Event()
-    flooding = asyncio.ensure_future(flood(nc, lines, done))
-    await asyncio.sleep(0.5)  # the service is busy ingesting by now
+    flooding = asyncio.ensure_future(producing(url, len(lines), networks))
+    flooding.add_done_callback(lambda _: done.set())
+    js = nc.jetstream()
+    while not done.is_set() and not (await js.stream_info("CTILINK_IN")).state.messages:
+        await asyncio.sleep(0.01)  # until the producer has started: the service is busy now
     busy = await timed(nc, "ctilink.api.status", query, done, 0)
     published, decided = await flooding
     print(f"raw NATS request (echo)        : {figures(raw)}")
@@ -107,10 +133,17 @@ def main() -> None:
     parser.add_argument("--networks", type=int, default=200)
     parser.add_argument("--queries", type=int, default=2_000)
     parser.add_argument("--port", type=int, default=14_555)
+    parser.add_argument("--produce", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     lines = interleaved_lines(args.events, args.networks, 10)
+    if args.produce:  # the producer process
+        asyncio.run(flood(args.produce, lines))
+        return
     print(f"machine: {describe()}")
     with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedNats(Path(tmp) / "nats", port=args.port)
+        server.start()
+        url = server.url
         log = Path(tmp) / "serve.log"
         with log.open("wb") as out:
             serve = subprocess.Popen(
@@ -121,8 +154,8 @@ def main() -> None:
                     "serve",
                     "--store",
                     str(Path(tmp) / "bench.db"),
-                    "--nats-port",
-                    str(args.port),
+                    "--nats",
+                    url,
                 ],
                 stdout=out,
                 stderr=out,
@@ -132,10 +165,11 @@ def main() -> None:
             while "ready:" not in log.read_text():
                 assert serve.poll() is None, log.read_text()
                 time.sleep(0.1)
-            asyncio.run(measure(f"nats://127.0.0.1:{args.port}", lines, args.queries))
+            asyncio.run(measure(url, lines, args.queries, args.networks))
         finally:
             serve.terminate()
             serve.wait(60)
+            server.stop()
 
 
 if __name__ == "__main__":

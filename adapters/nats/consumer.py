@@ -8,13 +8,15 @@ is left without a consumer while any instance runs, whatever else shares the
 store's database server or the NATS account.
 
 Order across a handover (I4): a new holder may be sent newer messages while the
-old holder's unacked ones wait for redelivery. So before deciding a batch that
-does not continue this client's own deliveries, the consumer asks the stream for
-the partition's oldest message; if that one is older than the batch, it resets
-the consumer to its ack floor and the messages come again in stream order
-(those the old holder had committed but not acked are recognised as decided,
-and acked at once). The store records each partition's last decided sequence
-with the events it led to (compare-and-set), so that no message is decided twice.
+old holder's unacked ones wait for redelivery. A batch is one unbroken run of
+first deliveries under one pin (`continues`); before deciding a batch that does
+not continue this client's own last one (a new pin, a reconnect, a reset, a
+redelivery), the consumer asks the stream for the partition's oldest message;
+if that one is older than the batch, it resets the consumer to its ack floor
+and the messages come again in stream order (those the old holder had
+committed but not acked are recognised as decided, and acked at once). The
+store records each partition's last decided sequence with the events it led to
+(compare-and-set), so that no message is decided twice, and none is skipped.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -64,12 +66,74 @@ def consumer_name(partition: int) -> str:
     return f"ctilink-p{partition}"
 
 
-def stream_sequence(reply: str) -> int:
-    """A delivered message's stream sequence, from its ack subject (both of its layouts)."""
+class Sequence(NamedTuple):
+    """Where a delivered message stands: in the stream, in the consumer's deliveries, and whose."""
+
+    stream: int
+    consumer: int  # numbered again from 1 after a reset
+    delivered: int  # how many times it was delivered (1 again after a reset)
+    pin: str | None  # the pinned client's id it was delivered to (Nats-Pin-Id)
+
+
+def sequences(reply: str) -> tuple[int, int, int]:
+    """A delivered message's stream and consumer sequences and delivery count."""
     # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>,
     # or with a domain and an account hash after ACK (and a token more at the end).
     tokens = reply.split(".")
-    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+    at = 5 if len(tokens) == 9 else 7
+    return int(tokens[at]), int(tokens[at + 1]), int(tokens[at - 1])
+
+
+def sequence(msg: Msg) -> Sequence:
+    """A delivered message's place, and the pin it was delivered under."""
+    pin = msg.headers.get("Nats-Pin-Id") if msg.headers else None
+    return Sequence(*sequences(msg.reply), pin)
+
+
+def stream_sequence(reply: str) -> int:
+    """A delivered message's stream sequence, from its ack subject (both of its layouts)."""
+    return sequences(reply)[0]
+
+
+def continues(before: Sequence, after: Sequence) -> bool:
+    """Whether `after` is the consumer's very next delivery after `before`, with no gap.
+
+    One pinned client is sent every delivery of its pin's tenure, in order, and
+    first deliveries go in stream order: so the next consumer sequence of the
+    same pin, a first delivery of a later message, leaves nothing unacked
+    between the two. A reset numbers deliveries again from 1 (it breaks the run),
+    and a redelivery after an ack wait runs out may come before older messages
+    that wait for theirs (so it never continues a run, nor is continued).
+    """
+    return (
+        before.pin is not None
+        and after.pin == before.pin
+        and after.consumer == before.consumer + 1
+        and after.stream > before.stream
+        and before.delivered == 1
+        and after.delivered == 1
+    )
+
+
+def unbroken(messages: collections.deque[Msg], limit: int) -> list[Msg]:
+    """Take up to `limit` messages that the consumer delivered one after another, in order.
+
+    Messages of several pull requests wait together; between two of them the
+    consumer may have served another client, been reset, or redelivered an older
+    message. Deciding across such a break would record the later sequence as
+    decided with unacked messages before it, and those would be taken for
+    decided when they came again (I4). So a batch stops at the break, and what
+    follows it is checked against the stream as a batch of its own.
+    """
+    taken = [messages.popleft()]
+    last = sequence(taken[0])
+    while messages and len(taken) < limit:
+        following = sequence(messages[0])
+        if not continues(last, following):
+            break
+        taken.append(messages.popleft())
+        last = following
+    return taken
 
 
 class Delivery:
@@ -160,7 +224,7 @@ class PartitionConsumer:
         self.wake = asyncio.Event()
         self.reconnects = 0
         self.pin: str | None = None  # the server's Nats-Pin-Id while this client is pinned
-        self.last_delivery: int | None = None  # consumer sequence of the last message taken
+        self.last_delivery: Sequence | None = None  # the last message taken
         self.reset_at = -RESET_PAUSE
         self.reset_due = False  # a reset is owed once RESET_PAUSE has passed
         self.missing = False  # the consumer was deleted: make it again
@@ -287,20 +351,19 @@ class PartitionConsumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=0.25)
                 continue
-            count = min(len(self.arrived), self.batch)
-            batch = [self.arrived.popleft() for _ in range(count)]
+            batch = unbroken(self.arrived, self.batch)
             with contextlib.suppress(Exception):  # the next batch comes while this one commits
                 await self._pull()
             await self.handle(batch, stop)
 
     async def handle(self, batch: list[Msg], stop: asyncio.Event) -> None:
         """Decide one batch in stream order, commit its position with it, then ack it all."""
-        first = batch[0].metadata.sequence
-        follows = self.last_delivery is not None and first.consumer == self.last_delivery + 1
+        first = sequence(batch[0])
+        follows = self.last_delivery is not None and continues(self.last_delivery, first)
         if not follows and not await self._next_in_order(first.stream):
             await self._put_back_in_order()
             return
-        self.last_delivery = batch[-1].metadata.sequence.consumer
+        self.last_delivery = sequence(batch[-1])
         source = self.source
         deliveries = [Delivery(msg.subject, msg.data, msg.reply, source) for msg in batch]
         committed = await self._ingest_when_stored(deliveries, stop)

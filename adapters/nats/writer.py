@@ -43,12 +43,17 @@ def _serve(store: str, pipe: Connection, parent: int) -> None:
     from ctilink.adapters import bootstrap
     from ctilink.adapters.nats.ingestor import resolved
     from ctilink.adapters.ops.metrics import source_kind
+    from ctilink.adapters.store.selection import StoreAway
 
     # Batches make many short-lived objects and few cycles: collect seldom, and
     # never again what was made before the first batch.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    service = bootstrap.service(store)
+    service = None
+    try:  # opened ahead of the first batch; if it cannot be, that batch says why
+        service = bootstrap.service(store)
+    except Exception:
+        service = None
     try:
         while True:
             try:
@@ -58,10 +63,12 @@ def _serve(store: str, pipe: Connection, parent: int) -> None:
             if items is None:
                 return
             try:
+                if service is None:
+                    service = bootstrap.service(store)
                 arrivals = resolved(items)
                 outcomes = service.ingest(arrivals)
                 answer: tuple[Any, ...] = ("ok", [source_kind(a) for a in arrivals], outcomes)
-            except (OperationalError, InterfaceError) as error:
+            except (OperationalError, InterfaceError, StoreAway) as error:
                 answer = (AWAY, str(error))
             except IntegrityError as error:
                 answer = (CONFLICT, str(error))
@@ -72,7 +79,8 @@ def _serve(store: str, pipe: Connection, parent: int) -> None:
             except ConnectionError:  # the parent is gone: what was committed stays
                 return
     finally:
-        service.close()
+        if service is not None:
+            service.close()
 
 
 class Writer:

@@ -249,7 +249,9 @@ def open_service(
                 f"store {redact(location)!r} lacks tables of this ctilink, and this role may not "
                 f"make them ({reason}): run `ctilink migrate --store URL` as their owner"
             ) from None
-        raise StoreError(f"store {redact(location)!r} cannot be opened: {reason}") from None
+        away = postgres and any(sign in reason.lower() for sign in AWAY_SIGNS)
+        kind = StoreAway if away else StoreError  # a cut mid-open is waited out too
+        raise kind(f"store {redact(location)!r} cannot be opened: {reason}") from None
 
 
 def tables_of(location: str) -> tuple[set[str], int]:

@@ -151,6 +151,9 @@ async def test_a_holder_that_stops_mid_batch_loses_the_partition_and_order_is_ke
 
     assert store.logged == sent  # once each, in the order sent
     assert new.pinned and not old.pinned
+    # Each delivery names the pin it was sent under: runs of one pin are decided
+    # without asking the stream (consumer.continues).
+    assert new.last_delivery is not None and new.last_delivery.pin is not None
     assert any("resetting" in line for line in said), said
     assert (await producer.stream_info("CTILINK_IN")).state.messages == 0  # all acked
     for client in clients:

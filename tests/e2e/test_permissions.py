@@ -153,6 +153,9 @@ def test_stream_definitions_in_infra_match_what_the_service_creates():
         assert written["duplicate_window"] == int(config.duplicate_window * 1e9)
         transform = config.subject_transform
         assert written.get("subject_transform") == (transform and transform.as_dict())
+        # CTILINK_OUT keeps 30 days by default (--out-max-age); CTILINK_IN, what is unacked.
+        assert written.get("max_age", 0) == int((config.max_age or 0) * 1e9)
+        assert written.get("allow_direct", False) == bool(config.allow_direct)
 
 
 def test_serve_with_credentials_the_server_refuses_stops_at_once_in_one_line(
