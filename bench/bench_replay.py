@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,16 @@ from ctilink.adapters.cli.as_of import position_at
 from ctilink.adapters.ingest.lines import BATCH_LINES, LineReport, ingest
 from ctilink.adapters.store.persistence.codec import StoredRecord
 from ctilink.adapters.store.queries.log import network_heads
-from ctilink.adapters.store.queries.log_reader import logged_messages
+from ctilink.adapters.store.queries.log_reader import (
+    logged_messages,
+    position_recorded_by,
+    recorded_times,
+)
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain.application import NetworkService
 from ctilink.domain.network import recorded_at
 from ctilink.domain.state import evolve, install
-from ctilink.projections.changes import compare, replay
+from ctilink.projections.changes import compare, position_at_time, replay
 from ctilink.projections.status import status
 
 BIG = "big"
@@ -237,6 +241,19 @@ def measure(path: Path, calls: int, sample: int) -> None:
         print(
             f"  --at-time lookup of position {depth:,}'s time "
             f"({head - depth:,} positions after it): p50 {t50:6.1f} ms, p99 {t99:6.1f} ms"
+        )
+    if head:  # the worst case of a scan: a moment before the first event reads the whole log
+        (first_event,) = fresh.events.get(BIG, gt=0, lte=1)
+        early = recorded_at(first_event)
+        early -= timedelta(days=1)
+        by_index, _ = latency(lambda: position_recorded_by(fresh, BIG, early), calls)
+        by_scan, _ = latency(
+            lambda: position_at_time(recorded_times(fresh, BIG), early), max(3, calls // 100)
+        )
+        print(
+            f"  --at-time before the first of {head:,} positions: index p50 {by_index:6.2f} ms; "
+            f"a scan of the log (as before the index) {by_scan:8.1f} ms = "
+            f"{by_scan / by_index:,.0f}x"
         )
     fresh.close()
 

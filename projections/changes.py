@@ -325,3 +325,21 @@ def position_at_time(newest_first: Iterable[tuple[int, datetime]], moment: datet
         if recorded <= moment:
             return position
     return None
+
+
+def time_index(oldest_first: Iterable[tuple[int, datetime]]) -> list[tuple[datetime, int]]:
+    """The positions `position_at_time` can answer, as (recorded time, position), time ascending.
+
+    A position can be an answer only if every later position was recorded later
+    (else that later one wins for any moment it could answer): these are the
+    strict suffix minima of the times, and their times grow with their
+    positions. So the answer for a moment is the entry with the latest time at
+    or before it, one lookup in a table keyed by time, and appending position p
+    at time t drops the entries at t or later and adds (t, p).
+    """
+    chain: list[tuple[datetime, int]] = []
+    for position, recorded in oldest_first:
+        while chain and chain[-1][0] >= recorded:
+            chain.pop()
+        chain.append((recorded, position))
+    return chain

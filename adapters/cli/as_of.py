@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 import msgspec
 
 from ctilink.adapters.errors import UserError
-from ctilink.adapters.store.queries.log_reader import recorded_times
+from ctilink.adapters.store.queries.log_reader import position_recorded_by
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
-from ctilink.projections.changes import position_at_time
 
 
 class HistoryError(UserError):
@@ -33,7 +32,7 @@ def rfc3339(text: str) -> datetime:
 def position_at(service: NetworkService, network: str, moment: datetime) -> int:
     """The highest position recorded at or before `moment` (HistoryError: none is)."""
     service.head(network)  # unknown network -> exit 2
-    found = position_at_time(recorded_times(service, network), moment)
+    found = position_recorded_by(service, network, moment)
     if found is None:
         raise HistoryError(
             f"network {network!r} has no event recorded at or before {moment.isoformat()}"
@@ -48,8 +47,7 @@ def first_of_range(service: NetworkService, network: str, since: int | datetime 
         return 1
     if isinstance(since, int):
         return since
-    before = next((p for p, t in recorded_times(service, network) if t < since), 0)
-    return before + 1
+    return (position_recorded_by(service, network, since, before=True) or 0) + 1
 
 
 def last_of_range(
@@ -59,7 +57,7 @@ def last_of_range(
     for a time the one `--at-time` would show (0 when no event was recorded by then)."""
     if until is None or isinstance(until, int):
         return until
-    return position_at_time(recorded_times(service, network), until) or 0
+    return position_recorded_by(service, network, until) or 0
 
 
 def as_of(service: NetworkService, args: argparse.Namespace) -> int | None:

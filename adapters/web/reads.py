@@ -16,7 +16,7 @@ from typing import Any, get_args
 import msgspec
 
 from ctilink.adapters.store.queries.listing import each_line
-from ctilink.adapters.store.queries.log_reader import recorded_times
+from ctilink.adapters.store.queries.log_reader import position_recorded_by
 from ctilink.adapters.store.queries.networks import SORTS, Filters
 from ctilink.adapters.text import cut
 from ctilink.adapters.web.search import any_holds, networks_holding
@@ -31,7 +31,6 @@ from ctilink.projections.changes import (
     audit,
     compare,
     diff,
-    position_at_time,
 )
 from ctilink.projections.directory import PersonalEntry, SystemEntry, directory
 from ctilink.projections.log import LogEntry, entry, fields
@@ -144,7 +143,7 @@ def _position(service: NetworkService, name: str, query: dict[str, str], head: i
         raise BadQuery("at and at-time: ask for one of them, not both")
     if at_time:
         when = moment(at_time, "at-time")
-        found = position_at_time(recorded_times(service, name), when)
+        found = position_recorded_by(service, name, when)
         if found is None:
             raise BadQuery(f"at-time: nothing was recorded at or before {when.isoformat()}")
         return found

@@ -2,6 +2,7 @@
 
 - The id index is built in one transaction that keeps writers out: a crash
   leaves the store as it was.
+- The time index likewise, in one transaction of its own.
 - The network index is built beside the writers: a build takes a token in
   `ctilink_meta`, writes pages of lines, and marks the index complete only if
   it still holds the token (persistence/network_index.py says why).
@@ -20,6 +21,8 @@ from ctilink.adapters.store.persistence.network_index import (
     NetworkTables,
     network_values,
 )
+from ctilink.adapters.store.persistence.times import TIMES_COMPLETE, time_rows
+from ctilink.adapters.store.queries.log_reader import recorded_time
 from ctilink.projections.overview import Overview
 
 BUILD_PAGE = 5000  # log rows read at a time by a build of the id index
@@ -67,6 +70,52 @@ def build_ids(
             after = (page[-1][0], int(page[-1][1]))
             progress(build.indexed + build.unreadable)
         cursor.execute(f"INSERT INTO {meta} VALUES ({q}, '1')", (IDS_COMPLETE,))
+    return build
+
+
+def build_times(
+    recorder: Any,
+    progress: Callable[[int], None],
+    *,
+    again: bool = False,
+) -> Build | None:
+    """Build the time index from the whole log (None: it was complete); one transaction."""
+    q, meta = recorder.mark, recorder.table("ctilink_meta")
+    times = recorder.table("ctilink_times")
+    with recorder.exclusive() as cursor:
+        cursor.execute(f"SELECT value FROM {meta} WHERE key = {q}", (TIMES_COMPLETE,))
+        if recorder.fetch(cursor) and not again:
+            return None  # another process built it meanwhile
+        cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (TIMES_COMPLETE,))
+        cursor.execute(f"DELETE FROM {times}", ())
+        build = Build()
+        insert = f"INSERT INTO {times} VALUES ({q}, {q}, {q})"
+        network, recorded = "", []  # the network being read, its (position, time) so far
+        after: tuple[str, int] = ("", 0)
+        while True:
+            cursor.execute(
+                "SELECT originator_id, originator_version, state FROM "
+                f"{recorder.events_sql} WHERE (originator_id, originator_version) > ({q}, {q}) "
+                f"ORDER BY originator_id, originator_version LIMIT {BUILD_PAGE}",
+                after,
+            )
+            page = recorder.fetch(cursor)
+            for name, position, state in page:
+                if name != network:
+                    cursor.executemany(insert, time_rows(network, recorded))
+                    network, recorded = name, []
+                try:
+                    recorded.append((int(position), recorded_time(bytes(state))))
+                except Exception:  # a damaged row: `verify` says which; index the rest
+                    build.unreadable += 1
+                    continue
+                build.indexed += 1
+            if not page:
+                break
+            after = (page[-1][0], int(page[-1][1]))
+            progress(build.indexed + build.unreadable)
+        cursor.executemany(insert, time_rows(network, recorded))
+        cursor.execute(f"INSERT INTO {meta} VALUES ({q}, '1')", (TIMES_COMPLETE,))
     return build
 
 

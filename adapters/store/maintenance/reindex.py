@@ -1,11 +1,12 @@
 """Build the store's indexes: once, when a store written before them is first opened to write.
 
 A store from an earlier ctilink lacks `ctilink_ids` (I3 would have nothing to
-look up) or `ctilink_networks` (the listings would fold every log). Opening it
+look up), `ctilink_times` (a time question would scan the log) or
+`ctilink_networks` (the listings would fold every log). Opening it
 for writing builds what is missing, showing progress on a terminal and one
-line before and after otherwise; `ctilink reindex` builds both again on purpose.
+line before and after otherwise; `ctilink reindex` builds them all again on purpose.
 
-- The id index is built in one transaction (writers wait; a crash leaves the
+- The id and time indexes are each built in one transaction (writers wait; a crash leaves the
   store as it was).
 - The network index is built a page of networks at a time, beside the writers:
   a line only ever moves to a later position, so a writer's line is never put
@@ -25,6 +26,7 @@ import msgspec
 from ctilink.adapters.progress import Progress
 from ctilink.adapters.store.maintenance import index_builds
 from ctilink.adapters.store.persistence.codec import first_line
+from ctilink.adapters.store.persistence.times import TIMES_COMPLETE
 from ctilink.adapters.store.queries.listing import folded_line
 from ctilink.adapters.store.queries.log import network_heads
 from ctilink.domain.application import NetworkService
@@ -49,14 +51,17 @@ def ensure_indexes(service: NetworkService, stream: TextIO | None = None) -> Non
     recorder: Any = service.recorder
     if not recorder.index_complete():
         build_ids(service, stream, again=False)
+    if not recorder.index_complete(TIMES_COMPLETE):
+        build_times(service, stream, again=False)
     if not recorder.networks_complete():
         build_networks(service, stream)
 
 
 def reindex(service: NetworkService, stream: TextIO | None = None) -> Reindexed:
-    """Build both indexes again from the whole log."""
+    """Build every index again from the whole log."""
     started = time.perf_counter()
     ids = build_ids(service, stream, again=True)
+    build_times(service, stream, again=True)
     lines = build_networks(service, stream)
     assert ids is not None  # `again` always builds
     return Reindexed(
@@ -72,15 +77,34 @@ def build_ids(
     service: NetworkService, stream: TextIO | None = None, *, again: bool = True
 ) -> Reindexed | None:
     """(Re)build the id index over the whole log, with progress on `stream` (stderr)."""
+    return _build_over_log(service, stream, ("id", "ids"), index_builds.build_ids, again)
+
+
+def build_times(
+    service: NetworkService, stream: TextIO | None = None, *, again: bool = True
+) -> Reindexed | None:
+    """(Re)build the time index over the whole log, with progress on `stream` (stderr)."""
+    return _build_over_log(service, stream, ("time", "times"), index_builds.build_times, again)
+
+
+def _build_over_log(
+    service: NetworkService,
+    stream: TextIO | None,
+    names: tuple[str, str],
+    build_with: Any,
+    again: bool,
+) -> Reindexed | None:
+    """Run one index's build over every row of the log, showing progress (None: done already)."""
+    kind, noun = names
     stream = sys.stderr if stream is None else stream
     recorder: Any = service.recorder
     total = recorder.max_notification_id() or 0
-    bar = Progress.maybe("indexing ids", total, stream)
+    bar = Progress.maybe(f"indexing {kind}s", total, stream)
     if bar is None and total:
-        print(f"ctilink: building the id index over {total:,} events", file=stream, flush=True)
+        print(f"ctilink: building the {kind} index over {total:,} events", file=stream, flush=True)
     started = time.perf_counter()
     try:
-        build = index_builds.build_ids(recorder, bar.update if bar else _quiet, again=again)
+        build = build_with(recorder, bar.update if bar else _quiet, again=again)
     finally:
         if bar is not None:
             bar.close()
@@ -90,7 +114,7 @@ def build_ids(
     if total:
         damaged = f"; {done.unreadable} rows unreadable (see ctilink verify)"
         print(
-            f"ctilink: id index built: {done.indexed:,} ids in {done.seconds:.1f} s"
+            f"ctilink: {kind} index built: {done.indexed:,} {noun} in {done.seconds:.1f} s"
             + (damaged if done.unreadable else ""),
             file=stream,
             flush=True,

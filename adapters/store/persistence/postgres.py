@@ -21,11 +21,14 @@ from psycopg.sql import SQL, Identifier
 from ctilink.adapters.store.persistence.ids import IdRow, IndexTables
 from ctilink.adapters.store.persistence.inbound import InboundTables, OutcomeChunk
 from ctilink.adapters.store.persistence.network_index import NetworkTables
+from ctilink.adapters.store.persistence.times import TimeRow, TimeTables
 from ctilink.domain.arrivals import Rejection
 from ctilink.projections.overview import Overview
 
 
-class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApplicationRecorder):
+class BatchInsertRecorder(
+    InboundTables, IndexTables, TimeTables, NetworkTables, PostgresApplicationRecorder
+):
     """Inserts a batch's events, snapshots and inbound records in one transaction."""
 
     mark = "%s"
@@ -37,6 +40,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
             SQL(statement)  # type: ignore[arg-type]
             for statement in [
                 *self.index_statements(),
+                *self.time_statements(),
                 *self.network_statements(binary=' COLLATE "C"'),
                 *self.inbound_statements("BIGSERIAL PRIMARY KEY", "BYTEA", "TIMESTAMPTZ"),
             ]
@@ -79,6 +83,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
         rejections: Sequence[Rejection] = (),
         journal: OutcomeChunk | None = None,
         ids: Sequence[IdRow] = (),
+        times: Sequence[TimeRow] = (),
         networks: Sequence[Overview] = (),
         **_: Any,
     ) -> Sequence[int] | None:
@@ -105,6 +110,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, PostgresApp
             # Under the same table lock: rejections, too, get their ids in commit order.
             self.write_inbound(cursor, sources or {}, rejections, journal)
             self.write_ids(cursor, ids)
+            self.write_times(cursor, times)
             self.write_networks(cursor, networks)
         return None
 

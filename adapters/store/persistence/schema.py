@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = 1  # what this ctilink writes; `migrate` brings older stores to it
+SCHEMA_VERSION = 2  # what this ctilink writes; `migrate` brings older stores to it
 VERSION_KEY = "schema"  # its key in ctilink_meta
 
 # Every table, as PostgreSQL names them (SQLite: stored_events, stored_snapshots, tracking).
@@ -23,6 +23,7 @@ TABLES = (
     "ctilink_snapshots",
     "ctilink_tracking",
     "ctilink_ids",
+    "ctilink_times",
     "ctilink_meta",
     "ctilink_networks",
     "ctilink_damaged",

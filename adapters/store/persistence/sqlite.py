@@ -15,11 +15,14 @@ from ctilink.adapters.store.persistence.compat import check_durable
 from ctilink.adapters.store.persistence.ids import IdRow, IndexTables
 from ctilink.adapters.store.persistence.inbound import InboundTables, OutcomeChunk
 from ctilink.adapters.store.persistence.network_index import NetworkTables
+from ctilink.adapters.store.persistence.times import TimeRow, TimeTables
 from ctilink.domain.arrivals import Rejection
 from ctilink.projections.overview import Overview
 
 
-class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteApplicationRecorder):
+class BatchInsertRecorder(
+    InboundTables, IndexTables, TimeTables, NetworkTables, SQLiteApplicationRecorder
+):
     """Inserts a batch's events, snapshots and inbound records in one transaction."""
 
     durable = True  # its connections sync every commit (else each write checks: compat.py)
@@ -30,6 +33,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteAppli
             *super().construct_create_table_statements(),
             *self.inbound_statements("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT"),
             *self.index_statements(" WITHOUT ROWID"),
+            *self.time_statements(" WITHOUT ROWID"),
             *self.network_statements(" WITHOUT ROWID"),
         ]
 
@@ -42,6 +46,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteAppli
         rejections: Sequence[Rejection] = (),
         journal: OutcomeChunk | None = None,
         ids: Sequence[IdRow] = (),
+        times: Sequence[TimeRow] = (),
         networks: Sequence[Overview] = (),
         **_: Any,
     ) -> Sequence[int] | None:
@@ -53,6 +58,7 @@ class BatchInsertRecorder(InboundTables, IndexTables, NetworkTables, SQLiteAppli
             # event to collect rowids, which nothing here uses (readers page by rowid).
             c.executemany(self.insert_events_statement, _rows(stored_events))
             self.write_ids(c, ids)
+            self.write_times(c, times)
             self.write_networks(c, networks)
             if snapshots:  # same transaction: a batch costs one sync of the log, not two
                 c.executemany(SNAPSHOT_INSERT, _rows(snapshots))

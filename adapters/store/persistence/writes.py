@@ -21,6 +21,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
+from ctilink.adapters.store.persistence.times import time_rows
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.domain.arrivals import Arrival
@@ -149,6 +150,13 @@ class StoreWrites:
             "rejections": batch.rejections,
             "journal": batch.journal,
             "ids": [(net, event_id, pos) for (net, event_id), (pos, _) in batch.ids.items()],
+            "times": [
+                row
+                for name, n in batch.changed.items()
+                for row in time_rows(
+                    name, ((e.originator_version, recorded_at(e)) for e in n.pending_events)
+                )
+            ],
             # Each changed network's line of the listings.
             "networks": [
                 overview(n.state, n.version, recorded_at(n.pending_events[-1]))

@@ -1,9 +1,9 @@
 """Reading a network's stored rows fast: decoding only what replay and time lookups use.
 
 `service.log` builds an eventsourcing domain event per position (about 65,000
-a second here); replay and the time lookup read the stored rows themselves and
-decode only what they use: twice to five times as fast. The structs below read
-the first slots of codec.StoredRecord, [received, event, ...];
+a second here); replay and the time lookup (until the time index is built)
+read the stored rows themselves and decode only what they use: twice to five
+times as fast. The structs below read the first slots of codec.StoredRecord, [received, event, ...];
 tests/integration/test_history.py checks them against `service.log`.
 """
 
@@ -16,11 +16,13 @@ from typing import Any
 import msgspec
 
 from ctilink.adapters.store.persistence.codec import KNOWN_TOPICS, first_line
+from ctilink.adapters.store.persistence.times import TIMES_COMPLETE
 from ctilink.adapters.store.queries.log import records
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
 from ctilink.domain.errors import DamagedLog
 from ctilink.domain.network import Installed, Recorded
+from ctilink.projections.changes import position_at_time
 
 PAGE = 5000
 FIRST_PAGE = 100  # newest first
@@ -43,6 +45,12 @@ class _Times(msgspec.Struct, array_like=True):
 
 _decode_logged = msgspec.json.Decoder(_Logged).decode
 _decode_times = msgspec.json.Decoder(_Times).decode
+
+
+def recorded_time(record: bytes) -> datetime:
+    """A stored record's recorded time: the event's `at`, else when it was received."""
+    times = _decode_times(record)
+    return times.message.at or times.received
 
 
 def pages(
@@ -83,9 +91,25 @@ def recorded_times(service: NetworkService, network: str) -> Iterator[tuple[int,
     expected: int | None = None  # the last position, whatever it is
     for page in pages(service, network, None, newest_first=True):
         for position, topic, record in page:
-            times = _read(network, position, expected or position, topic, _decode_times, record)
-            yield position, times.message.at or times.received
+            at = _read(network, position, expected or position, topic, recorded_time, record)
+            yield position, at
             expected = position - 1
+
+
+def position_recorded_by(
+    service: NetworkService, network: str, moment: datetime, *, before: bool = False
+) -> int | None:
+    """The last position recorded at or before `moment` (strictly before, if `before`).
+
+    One lookup in the time index (persistence/times.py); a store whose index is
+    not built yet is read from its last position down, as `position_at_time` says.
+    """
+    recorder: Any = service.recorder
+    if recorder.index_complete(TIMES_COMPLETE):
+        return recorder.position_by_time(network, moment, before=before)
+    if before:
+        return next((p for p, at in recorded_times(service, network) if at < moment), None)
+    return position_at_time(recorded_times(service, network), moment)
 
 
 def _read(
