@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ctilink.adapters.store.persistence.codec import stored_fingerprint
@@ -25,7 +26,7 @@ from ctilink.adapters.store.persistence.times import TIMES_COMPLETE, time_rows
 from ctilink.adapters.store.queries.log_reader import recorded_time
 from ctilink.projections.overview import Overview
 
-BUILD_PAGE = 5000  # log rows read at a time by a build of the id index
+BUILD_PAGE = 5000  # log rows read at a time by a build of the id or time index
 
 
 def build_ids(
@@ -38,25 +39,11 @@ def build_ids(
 
     One transaction: writers wait, and a crash leaves the store as it was.
     """
-    q, meta, ids = recorder.mark, recorder.table("ctilink_meta"), recorder.table("ctilink_ids")
-    with recorder.exclusive() as cursor:
-        cursor.execute(f"SELECT value FROM {meta} WHERE key = {q}", (IDS_COMPLETE,))
-        if recorder.fetch(cursor) and not again:
-            return None  # another process built it meanwhile
-        cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (IDS_COMPLETE,))
-        cursor.execute(f"DELETE FROM {ids}", ())
+    with _rebuilding(recorder, IDS_COMPLETE, "ctilink_ids", again) as cursor:
+        if cursor is None:
+            return None
         build = Build()
-        after: tuple[str, int] = ("", 0)
-        while True:
-            cursor.execute(
-                "SELECT originator_id, originator_version, state FROM "
-                f"{recorder.events_sql} WHERE (originator_id, originator_version) > ({q}, {q}) "
-                f"ORDER BY originator_id, originator_version LIMIT {BUILD_PAGE}",
-                after,
-            )
-            page = recorder.fetch(cursor)
-            if not page:
-                break
+        for page in _log_pages(recorder, cursor):
             rows: list[IdRow] = []
             for network, position, state in page:
                 try:
@@ -67,9 +54,7 @@ def build_ids(
                 rows.append((network, event_id, int(position)))
             insert_ids(recorder, cursor, rows)
             build.indexed += len(rows)
-            after = (page[-1][0], int(page[-1][1]))
             progress(build.indexed + build.unreadable)
-        cursor.execute(f"INSERT INTO {meta} VALUES ({q}, '1')", (IDS_COMPLETE,))
     return build
 
 
@@ -80,28 +65,16 @@ def build_times(
     again: bool = False,
 ) -> Build | None:
     """Build the time index from the whole log (None: it was complete); one transaction."""
-    q, meta = recorder.mark, recorder.table("ctilink_meta")
-    times = recorder.table("ctilink_times")
-    with recorder.exclusive() as cursor:
-        cursor.execute(f"SELECT value FROM {meta} WHERE key = {q}", (TIMES_COMPLETE,))
-        if recorder.fetch(cursor) and not again:
-            return None  # another process built it meanwhile
-        cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (TIMES_COMPLETE,))
-        cursor.execute(f"DELETE FROM {times}", ())
+    with _rebuilding(recorder, TIMES_COMPLETE, "ctilink_times", again) as cursor:
+        if cursor is None:
+            return None
         build = Build()
-        insert = f"INSERT INTO {times} VALUES ({q}, {q}, {q})"
+        q = recorder.mark
+        insert = f"INSERT INTO {recorder.table('ctilink_times')} VALUES ({q}, {q}, {q})"
         network, recorded = "", []  # the network being read, its (position, time) so far
-        after: tuple[str, int] = ("", 0)
-        while True:
-            cursor.execute(
-                "SELECT originator_id, originator_version, state FROM "
-                f"{recorder.events_sql} WHERE (originator_id, originator_version) > ({q}, {q}) "
-                f"ORDER BY originator_id, originator_version LIMIT {BUILD_PAGE}",
-                after,
-            )
-            page = recorder.fetch(cursor)
+        for page in _log_pages(recorder, cursor):
             for name, position, state in page:
-                if name != network:
+                if name != network:  # a network's rows are all read: its chain is known
                     cursor.executemany(insert, time_rows(network, recorded))
                     network, recorded = name, []
                 try:
@@ -110,13 +83,43 @@ def build_times(
                     build.unreadable += 1
                     continue
                 build.indexed += 1
-            if not page:
-                break
-            after = (page[-1][0], int(page[-1][1]))
             progress(build.indexed + build.unreadable)
         cursor.executemany(insert, time_rows(network, recorded))
-        cursor.execute(f"INSERT INTO {meta} VALUES ({q}, '1')", (TIMES_COMPLETE,))
     return build
+
+
+@contextmanager
+def _rebuilding(recorder: Any, mark: str, table: str, again: bool) -> Iterator[Any]:
+    """A transaction that keeps writers out, with the index emptied and unmarked until it
+    ends, then marked complete; None instead of a cursor: it is complete, and not `again`."""
+    q, meta = recorder.mark, recorder.table("ctilink_meta")
+    with recorder.exclusive() as cursor:
+        cursor.execute(f"SELECT value FROM {meta} WHERE key = {q}", (mark,))
+        if recorder.fetch(cursor) and not again:
+            yield None  # another process built it meanwhile
+            return
+        cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (mark,))
+        cursor.execute(f"DELETE FROM {recorder.table(table)}", ())
+        yield cursor
+        cursor.execute(f"INSERT INTO {meta} VALUES ({q}, '1')", (mark,))
+
+
+def _log_pages(recorder: Any, cursor: Any) -> Iterator[list[Any]]:
+    """The whole log as pages of rows (network, position, stored record), in key order."""
+    q = recorder.mark
+    after: tuple[str, int] = ("", 0)
+    while True:
+        cursor.execute(
+            "SELECT originator_id, originator_version, state FROM "
+            f"{recorder.events_sql} WHERE (originator_id, originator_version) > ({q}, {q}) "
+            f"ORDER BY originator_id, originator_version LIMIT {BUILD_PAGE}",
+            after,
+        )
+        page = recorder.fetch(cursor)
+        if not page:
+            return
+        yield page
+        after = (page[-1][0], int(page[-1][1]))
 
 
 def insert_ids(recorder: IndexTables, cursor: Any, rows: Sequence[IdRow]) -> None:
