@@ -99,9 +99,12 @@ async def test_three_instances_with_a_kill_and_a_database_restart_lose_and_doubl
     assert inbound.state.messages == 0  # every inbound message acked (work queue)
 
     logs = [instance.log.read_text() for instance in instances]
-    # The inbound work was shared: more than one instance consumed partitions.
+    # The inbound work was shared out: more than one instance consumed partitions, or
+    # one that held more than its share stepped back so that the others could (which
+    # of the two a run shows depends on when the server pinned whom, and on the kill).
     consuming = [log for log in logs if "pinned on partitions [" in log]
-    assert len(consuming) >= 2, logs
+    balanced = any("stepping back from partitions" in log for log in logs)
+    assert consuming and (len(consuming) >= 2 or balanced), logs
     # The restart was felt: it ended the sessions that held the roles, and the
     # instances shared the partitions out again once PostgreSQL was back.
     assert any("role lost" in log for log in logs), logs
