@@ -21,7 +21,7 @@ from psycopg.sql import SQL, Identifier
 from ctilink.adapters.store.persistence.ids import IdRow, IndexTables
 from ctilink.adapters.store.persistence.inbound import InboundTables, OutcomeChunk
 from ctilink.adapters.store.persistence.network_index import NetworkTables
-from ctilink.adapters.store.persistence.times import TimeRow, TimeTables
+from ctilink.adapters.store.persistence.times import TimeRow, TimeTables, earliest_times
 from ctilink.domain.arrivals import Rejection
 from ctilink.projections.overview import Overview
 
@@ -61,6 +61,13 @@ class BatchInsertRecorder(
             "COPY {}.{} (originator_id, originator_version, topic, state) "
             "FROM STDIN (FORMAT BINARY)"
         ).format(schema, table)
+        self.times_copy = SQL(
+            "COPY {}.ctilink_times (network, time, position) FROM STDIN (FORMAT BINARY)"
+        ).format(schema)
+        self.times_delete = SQL(
+            "DELETE FROM {}.ctilink_times AS t USING unnest(%s::text[], %s::int8[]) "
+            "AS d (network, time) WHERE t.network = d.network AND t.time >= d.time"
+        ).format(schema)
         ids = Identifier("ctilink_ids")
         self.lookup_statement = SQL(
             "SELECT i.network, i.event_id, i.position, e.state "
@@ -150,6 +157,17 @@ class BatchInsertRecorder(
                 copy.set_types(["text", "text", "int8"])
                 for row in sorted(rows):
                     copy.write_row(row)
+
+    def write_times(self, cursor: Any, rows: Sequence[TimeRow]) -> None:
+        """The batch's chains: one DELETE for every network's superseded entries, then COPY."""
+        if not rows:
+            return
+        earliest = earliest_times(rows)
+        cursor.execute(self.times_delete, (list(earliest), list(earliest.values())))
+        with cursor.copy(self.times_copy) as copy:
+            copy.set_types(["text", "int8", "int8"])
+            for row in sorted(rows):
+                copy.write_row(row)
 
     @contextmanager
     def exclusive(self) -> Iterator[Any]:

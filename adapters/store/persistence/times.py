@@ -35,6 +35,14 @@ def time_rows(network: str, oldest_first: Iterable[tuple[int, datetime]]) -> lis
     return [(network, micros(at), position) for at, position in time_index(oldest_first)]
 
 
+def earliest_times(rows: Sequence[TimeRow]) -> dict[str, int]:
+    """Each network's earliest time among a batch's chains (the first of its chain)."""
+    earliest: dict[str, int] = {}
+    for network, time, _ in rows:
+        earliest.setdefault(network, time)
+    return earliest
+
+
 class TimeTables(RecorderParts):
     """Create, write and read the time index; the recorder supplies names and placeholders."""
 
@@ -51,9 +59,7 @@ class TimeTables(RecorderParts):
         if not rows:
             return
         q, times = self.mark, self.table("ctilink_times")
-        earliest: dict[str, int] = {}
-        for network, time, _ in rows:
-            earliest.setdefault(network, time)
+        earliest = earliest_times(rows)
         # The batch's positions come after every entry there: those recorded at its
         # earliest time or later can no longer answer anything.
         cursor.executemany(
