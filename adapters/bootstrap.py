@@ -262,14 +262,16 @@ async def publish(store: str | None, url: str, options: dict[str, Any]) -> int:
     """The publisher process: CTILINK_OUT from the store's log until SIGTERM or orphaned."""
     import asyncio
 
-    from ctilink.adapters.lifetime import die_with_parent
+    from ctilink.adapters.lifetime import die_with_parent, yield_cores
     from ctilink.adapters.nats.connection import connect_or_stop, leave
     from ctilink.adapters.nats.leading import publish_while_leading
     from ctilink.adapters.nats.publisher import Publisher
-    from ctilink.adapters.nats.publisher_process import stop_when_orphaned
+    from ctilink.adapters.nats.publisher_process import PARENT_ENV, stop_when_orphaned
     from ctilink.adapters.nats.streams import ensure_streams
 
     die_with_parent()
+    if PARENT_ENV in os.environ:  # started by serve: its queries come first
+        yield_cores()
     async with AsyncExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
         opened = await when_available(lambda: open_store(resolve(store)), stop)

@@ -22,3 +22,15 @@ def die_with_parent(parent: int | None = None) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if parent is not None and os.getppid() != parent:
         os._exit(1)
+
+
+# Added to the niceness of serve's helpers (the writer, the publisher): the
+# serving process's queries, a few milliseconds each, never queue behind their
+# bulk work for a core (docs/architecture.md, processes).
+HELPER_NICENESS = 10
+
+
+def yield_cores() -> None:
+    """Run at a lower scheduling priority than the serving process that started this one."""
+    with contextlib.suppress(OSError):
+        os.nice(HELPER_NICENESS)

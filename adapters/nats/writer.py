@@ -21,7 +21,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
-from ctilink.adapters.lifetime import die_with_parent
+from ctilink.adapters.lifetime import die_with_parent, yield_cores
 from ctilink.domain.decision import Outcome
 
 # What the child says went wrong, by kind, so that the parent raises what its
@@ -45,6 +45,7 @@ def _serve(store: str, pipe: Connection, parent: int) -> None:
     from ctilink.adapters.ops.metrics import source_kind
     from ctilink.adapters.store.selection import StoreAway
 
+    yield_cores()
     # Batches make many short-lived objects and few cycles: collect seldom, and
     # never again what was made before the first batch.
     gc.freeze()
