@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ctilink.adapters.cli.main import main
-from ctilink.adapters.store.persistence.times import TIMES_COMPLETE
+from ctilink.adapters.store.maintenance.verification import verify
+from ctilink.adapters.store.persistence.times import TIMES_COMPLETE, micros
 from ctilink.adapters.store.queries import log_reader
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain.application import NetworkService
@@ -144,3 +145,39 @@ def test_reindex_builds_the_time_index_again(
         moment = datetime(2024, 3, 4, 10, tzinfo=UTC)
         assert log_reader.position_recorded_by(service, "acme", moment) == 1
     assert "time index built: 1 times" in capsys.readouterr().err
+
+
+TEN_THIRTY = micros(datetime(2024, 3, 4, 10, 30, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "position", "says"),
+    [
+        ("DELETE FROM {t} WHERE position = 4", 4, "lacks position 4"),
+        ("UPDATE {t} SET time = time + 1 WHERE position = 4", 4, "holds position 4 at another"),
+        (f"INSERT INTO {{t}} VALUES ('acme', {TEN_THIRTY}, 3)", 3, "position 3, which cannot"),
+    ],
+)
+def test_verify_finds_a_time_index_that_differs_from_the_log_and_reindex_mends_it(
+    store_path: str, tamper: str, position: int, says: str
+) -> None:
+    with closing(open_service(store_path)) as service:
+        Harness(service).given(
+            installed(at="2024-03-04T10:00:00Z"),
+            ev("portal_restarted", at="2024-03-04T10:20:00Z"),
+            ev("portal_restarted", at="2024-03-04T10:30:00Z"),
+            ev("portal_restarted", at="2024-03-04T10:10:00Z"),  # back in time: 2 and 3 go (I4)
+            ev("portal_restarted", at="2024-03-04T10:40:00Z"),
+        )
+        assert verify(service, "acme").ok
+        recorder: Any = service.recorder
+        assert [p for _, p in recorder.time_entries("acme")] == [5, 4, 1]
+        recorder.execute(tamper.format(t=recorder.table("ctilink_times")), ())
+        verdict = verify(service, "acme")
+    assert verdict.problem is not None
+    assert (verdict.problem.kind, verdict.problem.position) == ("index", position), verdict
+    assert says in verdict.problem.message, verdict.problem.message
+    assert "ctilink reindex" in verdict.problem.message
+    assert main(["reindex", "--store", store_path]) == 0
+    with closing(open_service(store_path, create=False)) as service:
+        assert verify(service, "acme").ok

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctilink.adapters.store.persistence.times import micros
+from ctilink.adapters.store.persistence.times import chain_newest_first, micros
 from ctilink.projections.changes import position_at_time, time_index
 
 START = datetime(2024, 3, 4, tzinfo=UTC)
@@ -77,3 +77,11 @@ def test_micros_keeps_the_order_of_instants_across_offsets_and_years() -> None:
     assert micros(plus_two) == micros(datetime(2024, 3, 4, 12, 25, tzinfo=UTC))
     first, last = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
     assert micros(first) < micros(START) < micros(last) < 2**63
+
+
+@given(minutes)
+def test_the_chain_read_from_the_end_is_the_chain_verify_expects(offsets: list[int]) -> None:
+    """`verify` derives the entries newest first in O(1) memory: the same entries."""
+    log = logged(offsets)
+    ascending = [(micros(at), p) for at, p in time_index(log)]
+    assert list(chain_newest_first(reversed(log))) == ascending[::-1]

@@ -8,6 +8,7 @@ verification.py).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
@@ -15,7 +16,9 @@ from typing import Any, Literal
 import msgspec
 
 from ctilink.adapters.store.persistence.codec import first_line
+from ctilink.adapters.store.persistence.times import TIMES_COMPLETE, chain_newest_first
 from ctilink.adapters.store.queries.log import id_count
+from ctilink.adapters.store.queries.log_reader import recorded_times
 from ctilink.adapters.store.queries.networks import network_line
 from ctilink.domain import messages as m
 from ctilink.domain.application import NetworkService
@@ -58,6 +61,7 @@ class Walk:
         self.index = recorder if recorder.index_complete() else None
         self.unchecked: list[tuple[str, int, bytes]] = []  # (id, position, fp) to look up
         self.lines = recorder if recorder.networks_complete() else None
+        self.times = recorder if recorder.index_complete(TIMES_COMPLETE) else None
         self.recorded: datetime | None = None  # the last position's time
 
     def run(self) -> Problem | None:
@@ -77,7 +81,7 @@ class Walk:
                 "truncated",
                 f"a snapshot exists at position {beyond} but the log ends at {self.position}",
             )
-        return problem or self._count_index() or self._check_line()
+        return problem or self._count_index() or self._check_line() or self._check_times()
 
     def against(self, position: int, digest: bytes) -> Problem | None:
         """Compare the log, found intact, with a head kept elsewhere."""
@@ -242,6 +246,28 @@ class Walk:
             ]
             reason = "the network index's line differs: " + "; ".join(differ)
         return Problem(self.position, "index", f"{reason} (ctilink reindex rebuilds it)")
+
+    def _check_times(self) -> Problem | None:
+        """The time index holds exactly the positions a time question can answer, at their
+        recorded times: its entries against the log read again from the end, side by side."""
+        if self.times is None:
+            return None
+        expected = chain_newest_first(recorded_times(self.service, self.name))
+        held = self.times.time_entries(self.name)
+        for want, have in itertools.zip_longest(expected, held):
+            if want == have:
+                continue
+            # Both run from the latest time down: the later of the two is the odd one.
+            if want is not None and (have is None or (have[1] != want[1] and want[0] > have[0])):
+                position, reason = want[1], f"the time index lacks position {want[1]}"
+            elif have is not None and (want is None or have[1] != want[1]):
+                position = have[1]
+                reason = f"the time index holds position {position}, which cannot answer"
+            else:
+                position = have[1]
+                reason = f"the time index holds position {position} at another time"
+            return Problem(position, "index", f"{reason} (ctilink reindex rebuilds it)")
+        return None
 
     def _count_index(self) -> Problem | None:
         """The index holds no more ids for the network than it has positions."""

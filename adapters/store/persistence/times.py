@@ -12,7 +12,7 @@ complete (`ctilink_meta`), the lookups scan as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,3 +76,29 @@ class TimeTables(RecorderParts):
             (network, micros(moment)),
         )
         return int(rows[0][0]) if rows else None
+
+    def time_entries(self, network: str, page: int = 5000) -> Iterator[tuple[int, int]]:
+        """The network's entries (time, position), latest time first, a page per query."""
+        q, times = self.mark, self.table("ctilink_times")
+        below = 2**63 - 1
+        while True:
+            rows = self.query(
+                f"SELECT time, position FROM {times} WHERE network = {q} AND time < {q} "
+                f"ORDER BY time DESC LIMIT {int(page)}",
+                (network, below),
+            )
+            yield from ((int(time), int(position)) for time, position in rows)
+            if len(rows) < page:
+                return
+            below = int(rows[-1][0])
+
+
+def chain_newest_first(newest_first: Iterable[tuple[int, datetime]]) -> Iterator[tuple[int, int]]:
+    """What a network's entries must be, latest time first, from its log read from the end:
+    a position is kept when it was recorded before every later one (O(1) memory)."""
+    earliest_later: int | None = None
+    for position, at in newest_first:
+        time = micros(at)
+        if earliest_later is None or time < earliest_later:
+            earliest_later = time
+            yield time, position
