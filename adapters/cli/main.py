@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "verify": ("integrity", "recompute the hash chains; exit 1 when any differs; a summary line"),
     "head": ("integrity", "the network's last position and its chain hash"),
-    "reindex": ("integrity", "build the id and network indexes again from the log"),
+    "reindex": ("integrity", "build the id, time and network indexes again from the log"),
     "migrate": ("migrate", "make the store's tables or bring them to this version, as their owner"),
     "export": ("export", "the log as JSON Lines that `ingest` reads back"),
     "diagram": ("diagram", "the mode state machine as Mermaid, from the domain's table"),

@@ -403,7 +403,11 @@ class PartitionConsumer:
             return
         self.reset_due, self.reset_at = False, time.monotonic()
         self.log(f"partition {self.partition}: older messages were still undelivered; resetting")
-        await self.js.reset_consumer(self.stream, self.durable)
+        try:
+            await self.js.reset_consumer(self.stream, self.durable)
+        except BaseException:
+            self.reset_due = True  # not done: the next round tries again
+            raise
 
     def step_back(self, seconds: float) -> None:
         """Let another instance hold this partition: stop pulling a while, then give up the pin."""

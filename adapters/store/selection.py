@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from eventsourcing.persistence import PersistenceError
 
 from ctilink.adapters.errors import UserError
-from ctilink.adapters.store.maintenance.index_builds import forget_networks_index
+from ctilink.adapters.store.maintenance.index_builds import forget_index
 from ctilink.adapters.store.maintenance.reindex import ensure_indexes
 from ctilink.adapters.store.persistence.schema import (
     SCHEMA_VERSION,
@@ -25,6 +25,7 @@ from ctilink.adapters.store.persistence.schema import (
     mark_current,
     version_of,
 )
+from ctilink.adapters.store.persistence.times import TIMES_COMPLETE
 from ctilink.adapters.store.persistence.writes import StoreWrites
 from ctilink.domain.application import NetworkService
 
@@ -235,8 +236,11 @@ def open_service(
                 raise
         if create and index:
             try:
-                if index_tables_missing(tables):  # dropped by hand: the mark alone is no proof
-                    forget_networks_index(opened.recorder)  # type: ignore[arg-type]
+                # A table dropped by hand: its mark alone is no proof.
+                if index_tables_missing(tables):
+                    forget_index(opened.recorder)
+                if "stored_events" in tables and "ctilink_times" not in tables:
+                    forget_index(opened.recorder, TIMES_COMPLETE)
                 ensure_indexes(opened, notes)  # a store from before the indexes gets them
             except BaseException:
                 opened.close()

@@ -181,3 +181,36 @@ def test_verify_finds_a_time_index_that_differs_from_the_log_and_reindex_mends_i
     assert main(["reindex", "--store", store_path]) == 0
     with closing(open_service(store_path, create=False)) as service:
         assert verify(service, "acme").ok
+
+
+def test_a_log_that_went_on_without_the_index_is_answered_by_the_scan(store_path: str) -> None:
+    """As when an earlier ctilink (no time index) wrote after this one: never a stale answer."""
+    with closing(open_service(store_path)) as service:
+        Harness(service).given(
+            installed(at="2024-03-04T10:00:00Z"), ev("portal_restarted", at="2024-03-04T10:30:00Z")
+        )
+        recorder: Any = service.recorder
+        before_it = datetime(2024, 3, 4, 10, 15, tzinfo=UTC)
+        assert recorder.position_by_time("acme", before_it, before=False) == (1, True)
+        # Position 3 at 10:10, written with no index row (and position 2's entry kept).
+        Harness(service).given(ev("portal_restarted", at="2024-03-04T10:10:00Z"))
+        recorder.execute(f"DELETE FROM {recorder.table('ctilink_times')} WHERE position = 3", ())
+        recorder.execute(
+            f"INSERT INTO {recorder.table('ctilink_times')} VALUES ('acme', {TEN_THIRTY}, 2)", ()
+        )
+        assert recorder.position_by_time("acme", before_it, before=False) == (1, False)
+        assert log_reader.position_recorded_by(service, "acme", before_it) == 3  # the scan's
+
+
+def test_a_time_table_dropped_by_hand_is_built_again_on_write_open(
+    store_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with closing(open_service(store_path)) as service:
+        Harness(service).given(installed(at="2024-03-04T10:00:00Z"))
+        recorder: Any = service.recorder
+        recorder.execute(f"DROP TABLE {recorder.table('ctilink_times')}", ())
+    capsys.readouterr()
+    with closing(open_service(store_path)) as service:  # the mark alone is no proof
+        moment = datetime(2024, 3, 4, 10, 5, tzinfo=UTC)
+        assert service.recorder.position_by_time("acme", moment, before=False) == (1, True)  # type: ignore[attr-defined]
+    assert "time index built: 1 times" in capsys.readouterr().err

@@ -185,8 +185,8 @@ def finish_networks_build(recorder: NetworkTables, token: str) -> bool:
     return True
 
 
-def forget_networks_index(recorder: NetworkTables) -> None:
-    """Mark the index incomplete (a table found missing): the next write-open builds it."""
+def forget_index(recorder: Any, mark: str = NETWORKS_COMPLETE) -> None:
+    """Mark an index incomplete (a table found missing): this write-open builds it."""
     q, meta = recorder.mark, recorder.table("ctilink_meta")
     with recorder.exclusive() as cursor:
-        cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (NETWORKS_COMPLETE,))
+        cursor.execute(f"DELETE FROM {meta} WHERE key = {q}", (mark,))

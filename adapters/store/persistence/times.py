@@ -7,7 +7,8 @@ entry with the latest time at or before it. A batch keeps it in the events'
 own transaction: per network, the entries at or after the batch's earliest
 time go, and the batch's own chain comes in. A store written before the index
 gets it built on first open for writing, or by `ctilink reindex`; until it is
-complete (`ctilink_meta`), the lookups scan as before.
+complete (`ctilink_meta`), and for a network whose log is ahead of its entries
+(written by an earlier ctilink), the lookups scan as before.
 """
 
 from __future__ import annotations
@@ -67,15 +68,25 @@ class TimeTables(RecorderParts):
         )
         cursor.executemany(f"INSERT INTO {times} VALUES ({q}, {q}, {q})", sorted(rows))
 
-    def position_by_time(self, network: str, moment: datetime, *, before: bool) -> int | None:
-        """The last position recorded at or before `moment` (strictly before, if `before`)."""
-        q = self.mark
+    def position_by_time(
+        self, network: str, moment: datetime, *, before: bool
+    ) -> tuple[int | None, bool]:
+        """The last position recorded at or before `moment` (strictly before, if `before`),
+        and whether the index has the network's last position (else it cannot answer)."""
+        q, times = self.mark, self.table("ctilink_times")
+        # One statement, one snapshot: the answer, the last entry, the log's head. The
+        # last position is always an entry; a log ahead of it was written by something
+        # that kept no index (an earlier ctilink, a restore): the caller reads the log.
         rows = self.query(
-            f"SELECT position FROM {self.table('ctilink_times')} WHERE network = {q} "
-            f"AND time {'<' if before else '<='} {q} ORDER BY time DESC LIMIT 1",
-            (network, micros(moment)),
+            f"SELECT (SELECT position FROM {times} WHERE network = {q} "
+            f"AND time {'<' if before else '<='} {q} ORDER BY time DESC LIMIT 1), "
+            f"(SELECT position FROM {times} WHERE network = {q} ORDER BY time DESC LIMIT 1), "
+            f"(SELECT MAX(originator_version) FROM {self.events_sql} "
+            f"WHERE originator_id = {q})",
+            (network, micros(moment), network, network),
         )
-        return int(rows[0][0]) if rows else None
+        found, last, head = rows[0]
+        return (None if found is None else int(found)), last == head
 
     def time_entries(self, network: str, page: int = 5000) -> Iterator[tuple[int, int]]:
         """The network's entries (time, position), latest time first, a page per query."""

@@ -102,11 +102,14 @@ def position_recorded_by(
     """The last position recorded at or before `moment` (strictly before, if `before`).
 
     One lookup in the time index (persistence/times.py); a store whose index is
-    not built yet is read from its last position down, as `position_at_time` says.
+    not built yet, or a network whose log went on without it, is read from its
+    last position down, as `position_at_time` says.
     """
     recorder: Any = service.recorder
     if recorder.index_complete(TIMES_COMPLETE):
-        return recorder.position_by_time(network, moment, before=before)
+        found, current = recorder.position_by_time(network, moment, before=before)
+        if current:
+            return found  # type: ignore[no-any-return]
     if before:
         return next((p for p, at in recorded_times(service, network) if at < moment), None)
     return position_at_time(recorded_times(service, network), moment)
