@@ -24,6 +24,7 @@ from ctilink.adapters.store.persistence.times import TIMES_COMPLETE, micros
 from ctilink.adapters.store.queries import log_reader
 from ctilink.adapters.store.selection import open_service
 from ctilink.domain.application import NetworkService
+from ctilink.domain.errors import DamagedLog
 from ctilink.projections.changes import position_at_time
 from tests.support import Harness, ev, installed
 
@@ -214,3 +215,26 @@ def test_a_time_table_dropped_by_hand_is_built_again_on_write_open(
         moment = datetime(2024, 3, 4, 10, 5, tzinfo=UTC)
         assert service.recorder.position_by_time("acme", moment, before=False) == (1, True)  # type: ignore[attr-defined]
     assert "time index built: 1 times" in capsys.readouterr().err
+
+
+def test_a_network_with_an_unreadable_row_gets_no_entries_so_its_damage_is_met(
+    store_path: str,
+) -> None:
+    with closing(open_service(store_path)) as service:
+        Harness(service).given(
+            installed(at="2024-03-04T10:00:00Z"),
+            ev("portal_restarted", at="2024-03-04T10:10:00Z"),
+            ev("portal_restarted", at="2024-03-04T10:20:00Z"),
+        )
+        recorder: Any = service.recorder
+        q = recorder.mark
+        recorder.execute(
+            f"UPDATE {recorder.events_sql} SET state = {q} "
+            f"WHERE originator_id = 'acme' AND originator_version = 3",
+            (b"not a record",),
+        )
+    assert main(["reindex", "--store", store_path]) == 0
+    with closing(open_service(store_path, create=False)) as service:
+        with pytest.raises(DamagedLog) as damage:
+            log_reader.position_recorded_by(service, "acme", datetime(2024, 3, 4, 11, tzinfo=UTC))
+        assert damage.value.position == 3

@@ -71,20 +71,27 @@ def build_times(
         build = Build()
         q = recorder.mark
         insert = f"INSERT INTO {recorder.table('ctilink_times')} VALUES ({q}, {q}, {q})"
-        network, recorded = "", []  # the network being read, its (position, time) so far
+        # The network being read and its (position, time) so far; None once a row of it
+        # cannot be read: it gets no entries, so its time questions read the log and
+        # meet the damage there, as `verify` does.
+        network: str = ""
+        recorded: list[tuple[int, Any]] | None = []
         for page in _log_pages(recorder, cursor):
             for name, position, state in page:
                 if name != network:  # a network's rows are all read: its chain is known
-                    cursor.executemany(insert, time_rows(network, recorded))
+                    cursor.executemany(insert, time_rows(network, recorded or []))
                     network, recorded = name, []
                 try:
-                    recorded.append((int(position), recorded_time(bytes(state))))
-                except Exception:  # a damaged row: `verify` says which; index the rest
+                    at = recorded_time(bytes(state))
+                except Exception:  # a damaged row
                     build.unreadable += 1
+                    recorded = None
                     continue
+                if recorded is not None:
+                    recorded.append((int(position), at))
                 build.indexed += 1
             progress(build.indexed + build.unreadable)
-        cursor.executemany(insert, time_rows(network, recorded))
+        cursor.executemany(insert, time_rows(network, recorded or []))
     return build
 
 
