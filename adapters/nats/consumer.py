@@ -225,6 +225,9 @@ class PartitionConsumer:
         self.reconnects = 0
         self.pin: str | None = None  # the server's Nats-Pin-Id while this client is pinned
         self.last_delivery: Sequence | None = None  # the last message taken
+        # The last stream sequence this client committed and acked: messages up to it
+        # that the stream still holds are decided (their acks are on their way).
+        self.decided_through = 0
         self.reset_at = -RESET_PAUSE
         self.reset_due = False  # a reset is owed once RESET_PAUSE has passed
         self.missing = False  # the consumer was deleted: make it again
@@ -372,6 +375,7 @@ class PartitionConsumer:
         again = sum(outcome.outcome == "decided" for outcome in committed)
         if again:
             self.log(f"partition {self.partition}: {again} messages decided before came again")
+        self.decided_through = max(self.decided_through, sequence(batch[-1]).stream)
         self.committed()
         # What msg.ack() sends for each, as one write.
         await publish_many(self.nc, ((msg.reply, ACK, "", None) for msg in batch))
@@ -381,8 +385,11 @@ class PartitionConsumer:
         # Deliveries that do not follow this client's last one: a new pin, a
         # reconnect, a reset, or another client served meanwhile. A work queue
         # keeps only what is unacked: an older message was delivered elsewhere.
+        # Asked from past what this client decided: the server may not have taken
+        # the acks just sent, and those messages must not look undecided.
+        after = self.decided_through + 1 if self.decided_through < first else 1
         try:
-            oldest = await self.js.get_msg(self.stream, seq=1, next=True, subject=self.subject)
+            oldest = await self.js.get_msg(self.stream, seq=after, next=True, subject=self.subject)
         except NotFoundError:
             return True
         return (oldest.seq or 0) >= first

@@ -14,6 +14,7 @@ import collections
 from typing import Any
 
 from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
 
 from ctilink.adapters.nats import compat
 from ctilink.adapters.nats.consumer import (
@@ -161,3 +162,60 @@ def test_the_run_after_a_break_is_checked_against_the_stream_and_not_decided_pas
     assert consumer.reset_due or stream.resets == 1  # delivered again from the ack floor
     assert list(consumer.arrived) == []
     assert consumer.nc.acks == 2  # the decided run only
+
+
+class Holding:
+    """A stream that still holds the messages whose acks it has not taken yet."""
+
+    def __init__(self, *held: int) -> None:
+        self.held, self.resets = set(held), 0
+
+    async def get_msg(self, stream: str, *, seq: int, **_: Any) -> Any:
+        after = [s for s in self.held if s >= seq]
+        if not after:
+            raise NotFoundError
+        return type("Raw", (), {"seq": min(after)})()
+
+    async def reset_consumer(self, stream: str, name: str) -> None:
+        self.resets += 1
+
+
+def test_messages_just_acked_do_not_look_undecided_to_the_order_check(monkeypatch) -> None:
+    """The server may answer before it took the acks just sent: no needless reset (I4)."""
+    monkeypatch.setattr(compat, "ENABLED", False)
+    stream = Holding(10, 11, 12, 13)  # 10 and 11 decided and acked, the acks not yet taken
+    ingestor = Recording()
+    consumer = PartitionConsumer(
+        ingestor, Connection(stream), lambda: None, partition=0, source="s"
+    )  # type: ignore[arg-type]
+    consumer.arrived = waiting(delivered(10, 1), delivered(11, 2))
+
+    async def then_another_pin() -> None:
+        stop = asyncio.Event()
+        await consumer.handle(unbroken(consumer.arrived, 1000), stop)
+        consumer.arrived.extend([delivered(12, 1, pin="pin-2"), delivered(13, 2, pin="pin-2")])
+        await consumer.handle(unbroken(consumer.arrived, 1000), stop)
+
+    asyncio.run(then_another_pin())
+    assert ingestor.batches == [[10, 11], [12, 13]]
+    assert stream.resets == 0 and not consumer.reset_due
+
+
+def test_an_older_message_held_elsewhere_is_still_seen_past_what_was_decided(monkeypatch) -> None:
+    monkeypatch.setattr(compat, "ENABLED", False)
+    stream = Holding(10, 11, 12, 15)  # 12 went to another instance and is unacked there
+    ingestor = Recording()
+    consumer = PartitionConsumer(
+        ingestor, Connection(stream), lambda: None, partition=0, source="s"
+    )  # type: ignore[arg-type]
+    consumer.arrived = waiting(delivered(10, 1), delivered(11, 2))
+
+    async def then_a_gap() -> None:
+        stop = asyncio.Event()
+        await consumer.handle(unbroken(consumer.arrived, 1000), stop)
+        consumer.arrived.append(delivered(15, 1, pin="pin-2"))
+        await consumer.handle(unbroken(consumer.arrived, 1000), stop)
+
+    asyncio.run(then_a_gap())
+    assert ingestor.batches == [[10, 11]]  # never 15 before 12
+    assert consumer.reset_due or stream.resets == 1
