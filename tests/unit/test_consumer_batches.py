@@ -138,15 +138,21 @@ class Connection:
         self.acks += 1
 
 
+def consuming(stream: Any) -> tuple[PartitionConsumer, Recording]:
+    """A partition's consumer on a stand-in stream, and what it was given to decide."""
+    ingestor = Recording()
+    consumer = PartitionConsumer(
+        ingestor, Connection(stream), lambda: None, partition=0, source="s"
+    )  # type: ignore[arg-type]
+    return consumer, ingestor
+
+
 def test_the_run_after_a_break_is_checked_against_the_stream_and_not_decided_past_a_gap(
     monkeypatch,
 ) -> None:
     monkeypatch.setattr(compat, "ENABLED", False)  # acks as plain publishes
     stream = Stream(oldest=10)
-    ingestor = Recording()
-    consumer = PartitionConsumer(
-        ingestor, Connection(stream), lambda: None, partition=0, source="s"
-    )  # type: ignore[arg-type]
+    consumer, ingestor = consuming(stream)
     consumer.arrived = waiting(
         delivered(10, 1), delivered(11, 2), delivered(15, 6), delivered(16, 7)
     )
@@ -184,10 +190,7 @@ def test_messages_just_acked_do_not_look_undecided_to_the_order_check(monkeypatc
     """The server may answer before it took the acks just sent: no needless reset (I4)."""
     monkeypatch.setattr(compat, "ENABLED", False)
     stream = Holding(10, 11, 12, 13)  # 10 and 11 decided and acked, the acks not yet taken
-    ingestor = Recording()
-    consumer = PartitionConsumer(
-        ingestor, Connection(stream), lambda: None, partition=0, source="s"
-    )  # type: ignore[arg-type]
+    consumer, ingestor = consuming(stream)
     consumer.arrived = waiting(delivered(10, 1), delivered(11, 2))
 
     async def then_another_pin() -> None:
@@ -204,10 +207,7 @@ def test_messages_just_acked_do_not_look_undecided_to_the_order_check(monkeypatc
 def test_an_older_message_held_elsewhere_is_still_seen_past_what_was_decided(monkeypatch) -> None:
     monkeypatch.setattr(compat, "ENABLED", False)
     stream = Holding(10, 11, 12, 15)  # 12 went to another instance and is unacked there
-    ingestor = Recording()
-    consumer = PartitionConsumer(
-        ingestor, Connection(stream), lambda: None, partition=0, source="s"
-    )  # type: ignore[arg-type]
+    consumer, ingestor = consuming(stream)
     consumer.arrived = waiting(delivered(10, 1), delivered(11, 2))
 
     async def then_a_gap() -> None:
