@@ -49,10 +49,17 @@ class Filters(msgspec.Struct, frozen=True):
         )
 
 
-def list_networks(recorder: RecorderParts, filters: Filters) -> list[Overview]:
-    """The networks' lines that pass the filters, sorted by name (ValueError: a bad row)."""
+def list_networks(
+    recorder: RecorderParts, filters: Filters, holding: str | None = None
+) -> list[Overview]:
+    """The networks' lines that pass the filters, sorted by name (ValueError: a bad row);
+    with `holding`, only those whose name holds that text, in any case."""
     q = recorder.mark
     where, params = ["1 = 1"], []
+    if holding is not None:
+        # Names hold only [A-Za-z0-9_-]: `_` is the one character LIKE needs escaped.
+        where.append(f"lower(network) LIKE {q} ESCAPE '!'")
+        params.append("%" + holding.lower().replace("_", "!_") + "%")
     if filters.after is not None:
         where.append(f"network > {q}")
         params.append(filters.after)
